@@ -1,0 +1,552 @@
+//! The wire events of PROTOCOL.md §1: typed, validated, and written back out unchanged.
+//!
+//! Parsing goes through a borrowed `WireEvent` (serde, `deny_unknown_fields`) and then
+//! `validate`, which applies the rules serde cannot say (id alphabet, exactly one
+//! target, per-type fields). Every failure is a [`Rejection`] that names the field.
+
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Largest timestamp accepted: 2^53 − 1, the largest integer a JavaScript player can send exactly.
+pub const MAX_TS: i64 = 9_007_199_254_740_991;
+/// Longest free-text field (`player`, `code`, `platform`).
+pub const MAX_TEXT_LEN: usize = 128;
+/// Largest `count` one `chat` event may fold.
+pub const MAX_CHAT_COUNT: i64 = 10_000;
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+            /// Parses the wire spelling.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// `type` of an event. The first nine are playback types (they need a `session`).
+    EventKind {
+        Viewstart = "viewstart",
+        Playing = "playing",
+        Pause = "pause",
+        RebufferStart = "rebuffer_start",
+        RebufferEnd = "rebuffer_end",
+        Seek = "seek",
+        Heartbeat = "heartbeat",
+        Error = "error",
+        Viewend = "viewend",
+        Follow = "follow",
+        Chat = "chat",
+        Like = "like",
+        Share = "share",
+        Clickthrough = "clickthrough",
+    }
+);
+
+impl EventKind {
+    /// Playback types belong to a view session and need `session`.
+    pub fn is_playback(self) -> bool {
+        !matches!(
+            self,
+            EventKind::Follow
+                | EventKind::Chat
+                | EventKind::Like
+                | EventKind::Share
+                | EventKind::Clickthrough
+        )
+    }
+}
+
+wire_enum!(
+    /// `state` carried by a `heartbeat`.
+    PlayerState { Starting = "starting", Playing = "playing", Paused = "paused", Rebuffering = "rebuffering" }
+);
+
+wire_enum!(
+    /// `device` class of the viewer.
+    Device { Desktop = "desktop", Mobile = "mobile", Tablet = "tablet", Tv = "tv", Other = "other" }
+);
+
+wire_enum!(
+    /// What is being watched: the field that names it on the wire.
+    TargetKind { Stream = "stream", Vod = "vod", Clip = "clip" }
+);
+
+/// The one thing an event is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub id: Id,
+}
+
+/// A validated event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub ts: i64,
+    pub viewer: Id,
+    pub channel: Id,
+    pub target: Target,
+    pub session: Option<Id>,
+    pub pos: Option<f64>,
+    pub state: Option<PlayerState>,
+    pub bitrate_kbps: Option<u32>,
+    pub device: Option<Device>,
+    pub country: Option<Id>,
+    pub player: Option<Box<str>>,
+    pub embed: Option<bool>,
+    pub code: Option<Box<str>>,
+    pub count: Option<u32>,
+    pub platform: Option<Box<str>>,
+}
+
+impl Event {
+    /// Messages this event stands for (`count` of a `chat`, default 1).
+    pub fn chat_messages(&self) -> u32 {
+        if self.kind == EventKind::Chat {
+            self.count.unwrap_or(1)
+        } else {
+            0
+        }
+    }
+
+    /// The event as one line of wire JSON (the NDJSON trace format of `pulse replay`).
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and numbers into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why an event or a frame was refused: a low-cardinality class for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    NotJson,
+    NotAnEvent,
+    MissingField,
+    UnknownField,
+    InvalidType,
+    InvalidValue,
+    BatchTooLarge,
+    BinaryFrame,
+    FrameTooLarge,
+    BodyTooLarge,
+    RateLimited,
+}
+
+impl RejectReason {
+    pub const ALL: &'static [RejectReason] = &[
+        RejectReason::NotJson,
+        RejectReason::NotAnEvent,
+        RejectReason::MissingField,
+        RejectReason::UnknownField,
+        RejectReason::InvalidType,
+        RejectReason::InvalidValue,
+        RejectReason::BatchTooLarge,
+        RejectReason::BinaryFrame,
+        RejectReason::FrameTooLarge,
+        RejectReason::BodyTooLarge,
+        RejectReason::RateLimited,
+    ];
+
+    /// Label value used in `pulse_ingest_events_rejected_total{reason=…}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NotJson => "not_json",
+            RejectReason::NotAnEvent => "not_an_event",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::UnknownField => "unknown_field",
+            RejectReason::InvalidType => "invalid_type",
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::BatchTooLarge => "batch_too_large",
+            RejectReason::BinaryFrame => "binary_frame",
+            RejectReason::FrameTooLarge => "frame_too_large",
+            RejectReason::BodyTooLarge => "body_too_large",
+            RejectReason::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// One refused event (or frame) with a message that names the field and what came.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
+        Rejection { reason, message: message.into() }
+    }
+
+    fn field(field: &str, reason: RejectReason, what: impl fmt::Display) -> Self {
+        Rejection::new(reason, format!("field `{field}`: {what}"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    ts: i64,
+    #[serde(borrow)]
+    viewer: Cow<'a, str>,
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    vod: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    clip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pos: Option<f64>,
+    #[serde(borrow, default)]
+    state: Option<Cow<'a, str>>,
+    #[serde(default)]
+    bitrate_kbps: Option<i64>,
+    #[serde(borrow, default)]
+    device: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    player: Option<Cow<'a, str>>,
+    #[serde(default)]
+    embed: Option<bool>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+    #[serde(default)]
+    count: Option<i64>,
+    #[serde(borrow, default)]
+    platform: Option<Cow<'a, str>>,
+}
+
+/// Every field name of the wire event, in the order of PROTOCOL.md §1.
+pub const WIRE_FIELDS: &[&str] = &[
+    "type", "ts", "viewer", "channel", "stream", "vod", "clip", "session", "pos", "state",
+    "bitrate_kbps", "device", "country", "player", "embed", "code", "count", "platform",
+];
+
+/// Parses and validates one event from its JSON text.
+pub fn parse_event(json: &str) -> Result<Event, Rejection> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let wire: WireEvent<'_> = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
+    de.end().map_err(|e| Rejection::new(RejectReason::NotJson, format!("trailing characters after the event: {e}")))?;
+    validate(wire)
+}
+
+fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> Rejection {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let text = strip_position(&inner.to_string());
+    use serde_json::error::Category;
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::new(RejectReason::NotJson, format!("not JSON: {text}"))
+        }
+        Category::Data => {
+            if text.starts_with("unknown field") {
+                Rejection::new(RejectReason::UnknownField, text)
+            } else if text.starts_with("missing field") {
+                Rejection::new(RejectReason::MissingField, text)
+            } else if text.contains("struct WireEvent") {
+                let got = text.split(", expected").next().unwrap_or(&text).trim_start_matches("invalid type: ");
+                Rejection::new(RejectReason::NotAnEvent, format!("expected an event object, got {got}"))
+            } else if text.starts_with("invalid type") {
+                Rejection::field(&path, RejectReason::InvalidType, text)
+            } else {
+                Rejection::field(&path, RejectReason::InvalidValue, text)
+            }
+        }
+    }
+}
+
+fn strip_position(s: &str) -> String {
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn id(field: &str, value: &str) -> Result<Id, Rejection> {
+    Id::parse(value).map_err(|e| Rejection::field(field, RejectReason::InvalidValue, e))
+}
+
+fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Rejection> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() || v.chars().count() > MAX_TEXT_LEN || v.chars().any(char::is_control) => {
+            Err(Rejection::field(
+                field,
+                RejectReason::InvalidValue,
+                format!("expected 1 to {MAX_TEXT_LEN} printable characters, got {} characters", v.chars().count()),
+            ))
+        }
+        Some(v) => Ok(Some(v.into_owned().into_boxed_str())),
+    }
+}
+
+fn only_on(field: &str, present: bool, kind: EventKind, allowed: EventKind) -> Result<(), Rejection> {
+    if present && kind != allowed {
+        return Err(Rejection::field(
+            field,
+            RejectReason::InvalidValue,
+            format!("only allowed on `{allowed}` events, got it on `{kind}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
+    let kind = EventKind::parse(&w.kind).ok_or_else(|| {
+        Rejection::field(
+            "type",
+            RejectReason::InvalidValue,
+            format!("expected one of {}, got {:?}", names(EventKind::ALL.iter().map(|k| k.as_str())), w.kind),
+        )
+    })?;
+    if !(0..=MAX_TS).contains(&w.ts) {
+        return Err(Rejection::field(
+            "ts",
+            RejectReason::InvalidValue,
+            format!("expected epoch milliseconds from 0 to {MAX_TS}, got {}", w.ts),
+        ));
+    }
+    let viewer = id("viewer", &w.viewer)?;
+    let channel = id("channel", &w.channel)?;
+    let target = match (w.stream, w.vod, w.clip) {
+        (Some(s), None, None) => Target { kind: TargetKind::Stream, id: id("stream", &s)? },
+        (None, Some(v), None) => Target { kind: TargetKind::Vod, id: id("vod", &v)? },
+        (None, None, Some(c)) => Target { kind: TargetKind::Clip, id: id("clip", &c)? },
+        (s, v, c) => {
+            let n = [s.is_some(), v.is_some(), c.is_some()].iter().filter(|p| **p).count();
+            return Err(Rejection::new(
+                if n == 0 { RejectReason::MissingField } else { RejectReason::InvalidValue },
+                format!("fields `stream`/`vod`/`clip`: expected exactly one, got {n}"),
+            ));
+        }
+    };
+    let session = match w.session {
+        Some(s) => Some(id("session", &s)?),
+        None if kind.is_playback() => {
+            return Err(Rejection::new(
+                RejectReason::MissingField,
+                format!("missing field `session` (required on playback event `{kind}`)"),
+            ));
+        }
+        None => None,
+    };
+    if let Some(p) = w.pos
+        && !(p.is_finite() && p >= 0.0)
+    {
+        return Err(Rejection::field("pos", RejectReason::InvalidValue, format!("expected seconds ≥ 0, got {p}")));
+    }
+    only_on("state", w.state.is_some(), kind, EventKind::Heartbeat)?;
+    let state = match w.state {
+        Some(s) => Some(PlayerState::parse(&s).ok_or_else(|| {
+            Rejection::field(
+                "state",
+                RejectReason::InvalidValue,
+                format!("expected one of {}, got {s:?}", names(PlayerState::ALL.iter().map(|k| k.as_str()))),
+            )
+        })?),
+        None => None,
+    };
+    let bitrate_kbps = match w.bitrate_kbps {
+        Some(b) if !(0..=1_000_000).contains(&b) => {
+            return Err(Rejection::field(
+                "bitrate_kbps",
+                RejectReason::InvalidValue,
+                format!("expected 0 to 1000000 kbps, got {b}"),
+            ));
+        }
+        Some(b) => Some(b as u32),
+        None => None,
+    };
+    let device = match w.device {
+        Some(d) => Some(Device::parse(&d).ok_or_else(|| {
+            Rejection::field(
+                "device",
+                RejectReason::InvalidValue,
+                format!("expected one of {}, got {d:?}", names(Device::ALL.iter().map(|k| k.as_str()))),
+            )
+        })?),
+        None => None,
+    };
+    let country = match w.country {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(Id::new_unchecked(&c)),
+        Some(c) => {
+            return Err(Rejection::field(
+                "country",
+                RejectReason::InvalidValue,
+                format!("expected an ISO 3166-1 alpha-2 code such as \"US\", got {c:?}"),
+            ));
+        }
+        None => None,
+    };
+    let player = text("player", w.player)?;
+    let code = text("code", w.code)?;
+    if kind == EventKind::Error && code.is_none() {
+        return Err(Rejection::new(RejectReason::MissingField, "missing field `code` (required on `error` events)"));
+    }
+    only_on("count", w.count.is_some(), kind, EventKind::Chat)?;
+    let count = match w.count {
+        Some(c) if !(1..=MAX_CHAT_COUNT).contains(&c) => {
+            return Err(Rejection::field(
+                "count",
+                RejectReason::InvalidValue,
+                format!("expected 1 to {MAX_CHAT_COUNT} messages, got {c}"),
+            ));
+        }
+        Some(c) => Some(c as u32),
+        None => None,
+    };
+    only_on("platform", w.platform.is_some(), kind, EventKind::Share)?;
+    let platform = text("platform", w.platform)?;
+    Ok(Event {
+        kind,
+        ts: w.ts,
+        viewer,
+        channel,
+        target,
+        session,
+        pos: w.pos,
+        state,
+        bitrate_kbps,
+        device,
+        country,
+        player,
+        embed: w.embed,
+        code,
+        count,
+        platform,
+    })
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(", ")
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", &self.kind)?;
+        m.serialize_entry("ts", &self.ts)?;
+        m.serialize_entry("viewer", &self.viewer)?;
+        m.serialize_entry("channel", &self.channel)?;
+        m.serialize_entry(self.target.kind.as_str(), &self.target.id)?;
+        if let Some(v) = &self.session {
+            m.serialize_entry("session", v)?;
+        }
+        if let Some(v) = &self.pos {
+            m.serialize_entry("pos", v)?;
+        }
+        if let Some(v) = &self.state {
+            m.serialize_entry("state", v)?;
+        }
+        if let Some(v) = &self.bitrate_kbps {
+            m.serialize_entry("bitrate_kbps", v)?;
+        }
+        if let Some(v) = &self.device {
+            m.serialize_entry("device", v)?;
+        }
+        if let Some(v) = &self.country {
+            m.serialize_entry("country", v)?;
+        }
+        if let Some(v) = &self.player {
+            m.serialize_entry("player", v)?;
+        }
+        if let Some(v) = &self.embed {
+            m.serialize_entry("embed", v)?;
+        }
+        if let Some(v) = &self.code {
+            m.serialize_entry("code", v)?;
+        }
+        if let Some(v) = &self.count {
+            m.serialize_entry("count", v)?;
+        }
+        if let Some(v) = &self.platform {
+            m.serialize_entry("platform", v)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"type":"heartbeat","ts":1764000000000,"viewer":"v1","channel":"c1","stream":"s1","session":"x1","state":"playing","pos":12.5,"device":"mobile","country":"DE","embed":false}"#;
+
+    #[test]
+    fn parses_and_writes_back_the_same_event() {
+        let e = parse_event(OK).unwrap();
+        assert_eq!(e.kind, EventKind::Heartbeat);
+        assert_eq!(e.target.kind, TargetKind::Stream);
+        assert_eq!(e.state, Some(PlayerState::Playing));
+        assert_eq!(parse_event(&e.to_json()).unwrap(), e);
+    }
+
+    fn reject(json: &str) -> Rejection {
+        parse_event(json).unwrap_err()
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let r = reject(r#"{"type":"viewstart","ts":"x","viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        assert_eq!(r.reason, RejectReason::InvalidType);
+        assert!(r.message.contains("`ts`"), "{r}");
+        let r = reject(r#"{"type":"viewstart","viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        assert_eq!(r.reason, RejectReason::MissingField);
+        assert!(r.message.contains("`ts`"), "{r}");
+        let r = reject(r#"{"type":"viewstart","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","foo":1}"#);
+        assert_eq!(r.reason, RejectReason::UnknownField);
+        assert!(r.message.contains("`foo`"), "{r}");
+        let long = "v".repeat(65);
+        let r = reject(&format!(r#"{{"type":"chat","ts":1,"viewer":"{long}","channel":"c","stream":"s"}}"#));
+        assert!(r.message.contains("`viewer`") && r.message.contains("65"), "{r}");
+        let r = reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","vod":"x"}"#);
+        assert!(r.message.contains("exactly one"), "{r}");
+        let r = reject(r#"{"type":"playing","ts":1,"viewer":"v","channel":"c","stream":"s"}"#);
+        assert!(r.message.contains("`session`"), "{r}");
+        let r = reject(r#"{"type":"playing","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","state":"playing"}"#);
+        assert!(r.message.contains("`state`"), "{r}");
+        let r = reject(r#"{"type":"error","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        assert!(r.message.contains("`code`"), "{r}");
+        let r = reject(r#"{"type":"zap","ts":1,"viewer":"v","channel":"c","stream":"s"}"#);
+        assert!(r.message.contains("`type`") && r.message.contains("zap"), "{r}");
+        let r = reject(r#"{"type":"chat","ts":-5,"viewer":"v","channel":"c","stream":"s"}"#);
+        assert!(r.message.contains("`ts`"), "{r}");
+        let r = reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","count":0}"#);
+        assert!(r.message.contains("`count`"), "{r}");
+        let r = reject(r#"[1,2]"#);
+        assert_eq!(r.reason, RejectReason::NotAnEvent);
+        let r = reject(r#"{"type":"#);
+        assert_eq!(r.reason, RejectReason::NotJson);
+    }
+}

@@ -1,0 +1,93 @@
+//! `Id`: the opaque identifier of PROTOCOL.md (1 to 64 characters from `[A-Za-z0-9_.:-]`).
+
+use compact_str::CompactString;
+use serde::Serialize;
+use std::fmt;
+
+/// Longest id the wire accepts.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A validated id. Ids of up to 24 bytes live inline (no allocation).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Id(CompactString);
+
+impl Id {
+    /// Checks `s` against the id rule; the error says what was expected and what came.
+    pub fn parse(s: &str) -> Result<Id, String> {
+        if s.is_empty() {
+            return Err("expected an id of 1 to 64 characters, got an empty string".into());
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(format!(
+                "expected an id of 1 to 64 characters, got {} characters",
+                s.chars().count()
+            ));
+        }
+        if let Some(bad) = s.chars().find(|c| !is_id_char(*c)) {
+            return Err(format!(
+                "expected only characters from [A-Za-z0-9_.:-], got {bad:?}"
+            ));
+        }
+        Ok(Id(CompactString::new(s)))
+    }
+
+    /// Builds an id the caller has already checked (tests, the simulator, stored rows).
+    /// Panics in debug builds if the rule is broken.
+    pub fn new_unchecked(s: &str) -> Id {
+        debug_assert!(Id::parse(s).is_ok(), "invalid id {s:?}");
+        Id(CompactString::new(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl AsRef<str> for Id {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Id::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_documented_alphabet() {
+        assert!(Id::parse("a-Z_0.9:x").is_ok());
+        assert!(Id::parse(&"x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        assert!(Id::parse("").unwrap_err().contains("empty"));
+        assert!(Id::parse(&"x".repeat(65)).unwrap_err().contains("65 characters"));
+        assert!(Id::parse("a b").unwrap_err().contains("' '"));
+        assert!(Id::parse("é").is_err());
+    }
+}

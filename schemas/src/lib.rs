@@ -1,0 +1,40 @@
+//! pulse-schemas: the shared vocabulary of Pulse.
+//!
+//! Modules:
+//! - [`id`]: `Id`, the opaque 1–64 character identifier of PROTOCOL.md, stored inline
+//!   (`compact_str`) so the hot path does not allocate for typical ids.
+//! - [`event`]: the typed wire events of PROTOCOL.md §1 and their validation. Each
+//!   refusal is a [`Rejection`] with a low-cardinality [`RejectReason`] (for metrics)
+//!   and a message that names the field, what was expected and what came.
+//! - [`frame`]: WebSocket frames and `POST` bodies (one event, an array, a `seq`
+//!   envelope, NDJSON); the valid events of a batch are kept.
+//! - [`tables`]: the analytics tables as rows and Arrow schemas (one definition each).
+//!
+//! Design choices made here:
+//! - **Unknown fields are refused** (`deny_unknown_fields`): a typo such as `sesion`
+//!   would otherwise silently turn a playback event into a broken one. New fields
+//!   are added to this crate and to `beacon.schema.json` together (a test keeps
+//!   them in step), so servers learn a field before players send it.
+//! - Fields documented as belonging to one type (`state` on `heartbeat`, `count` on
+//!   `chat`, `platform` on `share`) are refused on other types; `code` is required
+//!   on `error`. `null` is read as "absent".
+//! - `ts` must be an integer from 0 to 2^53 − 1. Timestamps far from now (1970,
+//!   2100) are *not* refused here: clock-skew correction in ingest handles them,
+//!   and `pulse replay` takes a trace's times as the truth.
+//! - Free-text fields (`player`, `code`, `platform`) are 1–128 printable characters;
+//!   `country` is two upper-case letters; `bitrate_kbps` 0–1 000 000; chat `count`
+//!   1–10 000; `pos` finite and ≥ 0.
+//! - Table counters are `Int64` and times epoch-ms `Int64`, so the Parquet files read
+//!   the same in DataFusion, Polars and DuckDB, and map one-to-one onto ClickHouse.
+
+pub mod event;
+pub mod frame;
+pub mod id;
+pub mod tables;
+
+pub use event::{
+    Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
+};
+pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
+pub use id::Id;
+pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};
