@@ -253,6 +253,16 @@ pub const WIRE_FIELDS: &[&str] = &[
 
 /// Parses and validates one event from its JSON text.
 pub fn parse_event(json: &str) -> Result<Event, Rejection> {
+    // serde would read a struct from a JSON array too; the wire says object.
+    if !json.trim_start().starts_with('{') {
+        let got: String = json.trim().chars().take(40).collect();
+        let reason = if serde_json::from_str::<serde::de::IgnoredAny>(json).is_ok() {
+            RejectReason::NotAnEvent
+        } else {
+            RejectReason::NotJson
+        };
+        return Err(Rejection::new(reason, format!("expected an event object, got {got:?}")));
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     let wire: WireEvent<'_> = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
     de.end().map_err(|e| Rejection::new(RejectReason::NotJson, format!("trailing characters after the event: {e}")))?;
