@@ -9,6 +9,8 @@
 //! - [`frame`]: WebSocket frames and `POST` bodies (one event, an array, a `seq`
 //!   envelope, NDJSON); the valid events of a batch are kept.
 //! - [`tables`]: the analytics tables as rows and Arrow schemas (one definition each).
+//! - [`embedded`]: the in-memory half of the embedded store, one consistent
+//!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
 //! Design choices made here:
 //! - **Unknown fields are refused** (`deny_unknown_fields`): a typo such as `sesion`
@@ -27,6 +29,7 @@
 //! - Table counters are `Int64` and times epoch-ms `Int64`, so the Parquet files read
 //!   the same in DataFusion, Polars and DuckDB, and map one-to-one onto ClickHouse.
 
+pub mod embedded;
 pub mod event;
 pub mod frame;
 pub mod id;
@@ -35,6 +38,7 @@ pub mod tables;
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
 };
+pub use embedded::{EmbeddedTables, TablesView};
 pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
 pub use id::Id;
 pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};

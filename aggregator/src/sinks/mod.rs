@@ -1,0 +1,23 @@
+//! Sinks: where closed windows go. One file per store (`embedded.rs` now,
+//! `clickhouse.rs` on the scale path).
+
+use pulse_schemas::{ClosedWindows, TickRow, ViewerMinuteRow};
+
+pub mod embedded;
+
+/// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
+#[derive(Clone, Debug, Default)]
+pub struct Provisional {
+    pub ticks: Vec<TickRow>,
+    pub viewer_minutes: Vec<ViewerMinuteRow>,
+}
+
+/// A store writer, called from the aggregator's own thread once per flush (about
+/// every second). Blocking I/O is fine here: it never runs on a tokio worker.
+pub trait WindowSink: Send {
+    /// Makes `closed` durable (or spools it) and publishes `provisional`.
+    fn write(&mut self, closed: &ClosedWindows, provisional: &Provisional) -> Result<(), crate::AggregatorError>;
+
+    /// Final flush on graceful shutdown: everything accepted is durable when this returns.
+    fn shutdown(&mut self) -> Result<(), crate::AggregatorError>;
+}
