@@ -41,6 +41,12 @@ macro_rules! wire_enum {
                 s.serialize_str(self.as_str())
             }
         }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <Cow<'de, str>>::deserialize(d)?;
+                $name::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown {} {s:?}", stringify!($name))))
+            }
+        }
     };
 }
 
@@ -94,7 +100,7 @@ wire_enum!(
 );
 
 /// The one thing an event is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Target {
     pub kind: TargetKind,
     pub id: Id,

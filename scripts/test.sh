@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of Pulse, the way CI does. Installs what the tests need when it
+# is missing (nothing beyond the Rust toolchain for now), then: formatting, clippy
+# with warnings as errors, and the whole test suite (unit, property, end-to-end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Two cores: keep the build from starving the end-to-end tests' servers.
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+# Benchmarks are built (so they keep compiling) but not run here: speed is measured
+# by `cargo bench` and `pulse loadgen`, recorded in load-tests/RESULTS.md.
+cargo test --workspace --all-targets --locked

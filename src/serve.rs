@@ -1,0 +1,100 @@
+//! `pulse serve`: every role in one process.
+
+use crate::config::Config;
+use anyhow::Context;
+use pulse_aggregator::runtime::{self, Clock, RunOptions};
+use pulse_aggregator::sinks::embedded::EmbeddedSink;
+use pulse_ingest::IngestState;
+use pulse_query::QueryState;
+use pulse_schemas::{EmbeddedTables, Id};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Where the aggregator keeps its state across a graceful restart.
+pub fn snapshot_path(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("aggregator.snapshot.json")
+}
+
+/// The aggregator settings with the top-level keys (node, tick, lateness) applied.
+pub fn aggregator_config(cfg: &Config) -> anyhow::Result<pulse_aggregator::AggregatorConfig> {
+    let mut a = cfg.aggregator.clone();
+    a.node_id = Id::parse(&cfg.node_id).map_err(|e| anyhow::anyhow!("node_id: {e}"))?;
+    a.tick_ms = cfg.tick_ms;
+    a.allowed_lateness_ms = cfg.allowed_lateness_ms;
+    Ok(a)
+}
+
+/// Opens the embedded store under `cfg.data_dir`.
+pub fn open_store(cfg: &Config) -> anyhow::Result<(std::sync::Arc<EmbeddedTables>, EmbeddedSink)> {
+    let tables = EmbeddedTables::new();
+    let mut store_cfg = cfg.embedded.clone();
+    store_cfg.data_dir = cfg.data_dir.clone();
+    let node = Id::parse(&cfg.node_id).map_err(|e| anyhow::anyhow!("node_id: {e}"))?;
+    let sink = EmbeddedSink::open(store_cfg, node, tables.clone())
+        .with_context(|| format!("opening the embedded store in {}", cfg.data_dir.display()))?;
+    Ok((tables, sink))
+}
+
+/// Serves ingest + aggregator + query on `listener` until `shutdown` is cancelled,
+/// then shuts down in order and returns once every task and thread has stopped.
+pub async fn run(listener: TcpListener, cfg: Config, shutdown: CancellationToken, clock: Clock) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let (tables, sink) = open_store(&cfg)?;
+    let agg_cfg = aggregator_config(&cfg)?;
+    let (tx, rx) = runtime::channel(&agg_cfg);
+    let agg_stop = CancellationToken::new();
+    let aggregator = runtime::spawn(
+        agg_cfg,
+        rx,
+        sink,
+        RunOptions { clock: clock.clone(), shutdown: agg_stop.clone(), snapshot_path: Some(snapshot_path(&cfg)) },
+    )
+    .context("starting the aggregator")?;
+
+    let http_stop = shutdown.child_token();
+    let ingest = IngestState::with_clock(cfg.ingest.clone(), tx, clock.clone())
+        .context("ingest configuration")?
+        .with_shutdown(http_stop.clone());
+    let query = QueryState::new(tables, cfg.query.clone(), cfg.tick_ms);
+    query.set_ready(true);
+    let app = pulse_ingest::router(ingest).merge(pulse_query::router(query.clone()));
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { http_stop.cancelled().await });
+    let served = server.await.context("HTTP server");
+    query.set_ready(false);
+
+    // Every socket task has been told to stop; the aggregator drains what they sent.
+    agg_stop.cancel();
+    let report = tokio::task::spawn_blocking(move || aggregator.join())
+        .await
+        .context("joining the aggregator")?
+        .map_err(|_| anyhow::anyhow!("the aggregator thread panicked"))?
+        .context("aggregator")?;
+    tracing::info!(flushes = report.flushes, stats = ?report.stats, "aggregator stopped; everything flushed");
+    served
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
