@@ -1,8 +1,78 @@
-//! pulse-aggregator (being written).
+//! pulse-aggregator: view sessions, event-time windows and HDR histograms
+//! (METRICS.md §1–§2), and the sinks that store the windows.
+//!
+//! Modules:
+//! - [`session`]: the view-session state machine (`ViewSession`), pure.
+//! - [`window`]: tick accumulators (`TickWindow` → `TickRow`) and viewer-minute
+//!   accumulators (`MinuteWindow` → `ViewerMinuteRow`); time split at tick boundaries.
+//! - [`target`]: one target's open sessions and windows; what each event counts for.
+//! - [`tombstones`]: the bounded set of recently ended sessions (orphan detection).
+//! - [`histogram`]: startup-time HDR histograms, V2 serialization, [`decode_hist`] /
+//!   [`merge_hists`] for readers.
+//! - [`engine`]: [`Aggregator`], the deterministic core (`push`, `advance`,
+//!   `provisional`, `finish`, `stats`); [`snapshot`]: its save/restore.
+//! - [`config`]: [`AggregatorConfig`] with the documented defaults.
+//! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`].
+//! - [`metrics`]: `pulse_aggregator_*` Prometheus metrics.
+//! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]; the embedded store).
+//!
+//! Design choices:
+//! - **Event time, deterministic.** The core has no clock and no I/O. Events wait in a
+//!   pending buffer until the watermark `W` passes them, then are committed in one total
+//!   order: `(ts, fixed rank of the event type, target, session, viewer, every other
+//!   field)`. So any arrival order within the allowed lateness gives the same rows, and
+//!   row lists are sorted before they leave the core.
+//! - **Watermark.** Live: `W = max(W, min(max event ts, now) − allowed_lateness)`, and
+//!   `max(W, now − allowed_lateness)` after a flush interval without events, so windows
+//!   close when traffic stops. Replay: `W = max ts so far − allowed_lateness`, checked
+//!   event by event, then `finish()`. An event with `ts < W` on arrival is late:
+//!   counted (`late`), dropped.
+//! - **Closing rule.** The watch time between two events of a session is known only
+//!   when the later one arrives or the 30 s timeout passes; so a tick `[t, t + tick)`
+//!   (and a viewer minute) is closed — its row written once, final — when
+//!   `W ≥ end + session_timeout`. `ClosedWindows::closed_through` says up to where.
+//!   Rows are written only for windows with something nonzero. Open windows are shown
+//!   each flush as provisional rows, computed on a scratch copy by the same code.
+//! - **Viewers** are sampled at each tick end `T` (every event before `T` applied):
+//!   sessions alive, with an event in `[T − 30 s, T)`, not paused, not rebuffering for
+//!   more than 5 min. A session silent for more than 30 s ends at its last event.
+//! - **What is counted where.** Every committed event counts in its tick's `events`
+//!   and its viewer's minute, orphans included. Orphans (events of an ended session)
+//!   start nothing and are counted in `orphans`. Late events and events dropped by a
+//!   bound count nowhere but in their drop counter (`late`, `dropped_*`). Engagement
+//!   events (chat, follow, like, share, clickthrough) never touch sessions.
+//! - **Bounds** (all in [`AggregatorConfig`]): pending events (newest dropped when
+//!   full), open sessions, targets, open viewer-minutes, tombstones (by count and
+//!   time); the input channel is bounded in batches (ingest waits when it is full).
+//! - **Shutdown.** On SIGTERM (the cancellation token) the live loop drains the
+//!   channel, flushes, calls `sink.shutdown()` and writes a snapshot of the whole state
+//!   (open sessions and windows, pending events, watermark); the next start restores it
+//!   and renames it `*.loaded`, so nothing is lost. A `kill -9` loses what only lives in
+//!   memory: the open (not yet closed) windows and the pending events; sessions that
+//!   were open then resume as "first seen mid-way" (not counted as new views). Closed
+//!   windows are the sink's to make durable (the embedded sink's WAL: at most the last
+//!   flush interval).
 
 use pulse_schemas::Event;
 
+pub mod config;
+pub mod engine;
+pub mod histogram;
+pub mod metrics;
+pub mod runtime;
+pub mod session;
 pub mod sinks;
+pub mod snapshot;
+pub mod target;
+pub mod tombstones;
+pub mod window;
+
+pub use config::AggregatorConfig;
+pub use engine::{Admission, Aggregator, AggregatorStats, event_order};
+pub use histogram::{decode_hist, encode_startups, merge_hists, merge_into};
+pub use runtime::{Clock, RunOptions, RunReport, channel, replay, run, spawn, system_clock};
+pub use session::{SessionState, ViewSession};
+pub use sinks::{Provisional, WindowSink};
 
 /// The bounded hand-off from ingest to the aggregator: one message is one accepted
 /// batch (at most `MAX_BATCH_EVENTS` events). The channel's capacity in batches is
@@ -15,9 +85,19 @@ pub type EventReceiver = tokio::sync::mpsc::Receiver<Vec<Event>>;
 #[derive(Debug, thiserror::Error)]
 pub enum AggregatorError {
     #[error("store I/O on {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Arrow/Parquet: {0}")]
     Arrow(String),
     #[error("snapshot {path}: {message}")]
     Snapshot { path: String, message: String },
+    #[error("startup histogram: {0}")]
+    Histogram(String),
+    #[error("aggregator configuration: {0}")]
+    Config(String),
+    #[error("aggregator runtime: {0}")]
+    Runtime(String),
 }

@@ -1,1 +1,136 @@
-//! placeholder
+//! pulse-query: the analytics HTTP API over the embedded store (issue 2 scope).
+//!
+//! Modules:
+//! - [`config`]: `QueryConfig` (bounds: points per series, export rows, timeout, body size).
+//! - [`store`]: the `AnalyticsStore` trait — the few reads every metric needs (per-tick
+//!   totals summed across nodes, live ranges, distinct viewer counts, merged startup
+//!   histograms) — so a ClickHouse reader can later give the same answers;
+//!   [`store::embedded`] answers them with DataFusion over one `TablesView`.
+//! - [`summary`]: the metric formulas (pure) and the stream summary.
+//! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
+//!   gathering of their inputs from a store.
+//! - [`export`]: RFC 4180 CSV, streamed chunk by chunk.
+//! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
+//!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
+//!
+//! Design choices:
+//! - **One consistent view per request.** A handler takes one snapshot of the embedded
+//!   tables (Parquet files ∪ recent batches ∪ provisional batches of open windows) and
+//!   runs all its reads on it. A DataFusion `SessionContext` is built once per published
+//!   `TablesView::version` and shared by the requests that see that version, because
+//!   dashboards poll the series route and re-registering tables per poll is wasted work.
+//! - **Sum across nodes first, then average/max.** Every store read groups by tick (or
+//!   bucket), never by node; formulas are applied to those totals in Rust, so the same
+//!   code serves the summary, the series and the export, and is unit-tested without I/O.
+//! - **Live range without lifecycle records.** Until a later issue adds LIVE/ENDED
+//!   records, `status` is `UNKNOWN` and a target's live range runs from the tick holding
+//!   its first event to the tick holding its last (`duration_s` = end of that last tick −
+//!   start of the first). Average concurrent divides by the number of live ticks in the
+//!   window, ticks without a row counting as 0 viewers; peak is the max over the same
+//!   ticks. A channel's viewers are the per-tick sum over its streams, averaged over the
+//!   ticks in which any of them is live; its other metrics cover all its targets.
+//! - **Counts as integers, rates as unrounded floats**; ratios with a zero denominator
+//!   are 0; startup percentiles are 0 when nothing started (never null).
+//! - **Final flags.** A bucket is `final` once its end ≤ `closed_through`. Provisional rows
+//!   count in open buckets; a provisional row of an already closed window is ignored so
+//!   nothing is counted twice.
+//! - **Distinct viewers are per minute** (`viewer_minutes`): unique viewers, new followers
+//!   and conversion need a step ≥ 1 min (400 otherwise) and are exact over any range.
+//! - **Everything bounded**: points per series, rows and metrics per export, body size,
+//!   time per request (503 `timeout`); the series is dense so its size is known before
+//!   the store is read. Request ids are validated (`Id::parse`) and bound as SQL
+//!   parameters, never spliced into SQL text.
+
+pub mod config;
+pub mod error;
+pub mod export;
+pub mod metrics;
+pub mod routes;
+pub mod series;
+pub mod store;
+pub mod summary;
+
+pub use config::QueryConfig;
+pub use error::QueryError;
+pub use routes::router;
+
+use pulse_schemas::EmbeddedTables;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use store::embedded::{EmbeddedSnapshot, EmbeddedStore};
+
+/// Shared state of the query routes (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct QueryState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tables: Arc<EmbeddedTables>,
+    store: EmbeddedStore,
+    config: QueryConfig,
+    ready: Arc<AtomicBool>,
+    tick_ms: i64,
+}
+
+impl QueryState {
+    /// State over the embedded tables; `tick_ms` is the aggregator's tick (default 5000).
+    /// Not ready until [`QueryState::set_ready`] is called.
+    pub fn new(tables: Arc<EmbeddedTables>, config: QueryConfig, tick_ms: i64) -> QueryState {
+        let store = EmbeddedStore::new(tables.clone(), config.target_partitions);
+        QueryState {
+            inner: Arc::new(Inner {
+                tables,
+                store,
+                config,
+                ready: Arc::new(AtomicBool::new(false)),
+                tick_ms: tick_ms.max(1),
+            }),
+        }
+    }
+
+    /// Marks the service ready (store open, aggregator running) or not; `/readyz` follows.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// The readiness flag itself, for a task that flips it.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        self.inner.ready.clone()
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.inner.config
+    }
+
+    pub fn tick_ms(&self) -> i64 {
+        self.inner.tick_ms
+    }
+
+    pub fn tables(&self) -> &Arc<EmbeddedTables> {
+        &self.inner.tables
+    }
+
+    /// One consistent view of the store for one request.
+    pub fn snapshot(&self) -> Result<Arc<EmbeddedSnapshot>, QueryError> {
+        self.inner.store.snapshot()
+    }
+
+    /// Runs a store read under the configured timeout.
+    pub async fn with_timeout<T>(
+        &self,
+        fut: impl Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        let ms = self.inner.config.query_timeout_ms;
+        tokio::time::timeout(Duration::from_millis(ms), fut)
+            .await
+            .map_err(|_| QueryError::Timeout(ms))?
+    }
+}

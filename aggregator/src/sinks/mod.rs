@@ -1,9 +1,10 @@
-//! Sinks: where closed windows go. One file per store (`embedded.rs` now,
-//! `clickhouse.rs` on the scale path).
+//! Sinks: where closed windows go. One file per store (`embedded.rs` now, with its
+//! file layout, WAL and Parquet parts in `embedded_files.rs`; `clickhouse.rs` on the scale path).
 
 use pulse_schemas::{ClosedWindows, TickRow, ViewerMinuteRow};
 
 pub mod embedded;
+mod embedded_files;
 
 /// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
 #[derive(Clone, Debug, Default)]
@@ -16,7 +17,11 @@ pub struct Provisional {
 /// every second). Blocking I/O is fine here: it never runs on a tokio worker.
 pub trait WindowSink: Send {
     /// Makes `closed` durable (or spools it) and publishes `provisional`.
-    fn write(&mut self, closed: &ClosedWindows, provisional: &Provisional) -> Result<(), crate::AggregatorError>;
+    fn write(
+        &mut self,
+        closed: &ClosedWindows,
+        provisional: &Provisional,
+    ) -> Result<(), crate::AggregatorError>;
 
     /// Final flush on graceful shutdown: everything accepted is durable when this returns.
     fn shutdown(&mut self) -> Result<(), crate::AggregatorError>;

@@ -1,0 +1,104 @@
+//! `AggregatorConfig`: the aggregator's settings, with the documented defaults.
+
+use pulse_schemas::Id;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the aggregator (the `[aggregator]` part of the TOML file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    /// Id written into every row (`node`); readers sum across nodes. Default `"local"`.
+    pub node_id: Id,
+    /// Tick length in ms, ticks aligned to the epoch. Default 5000.
+    pub tick_ms: i64,
+    /// How far behind the newest event time an event may arrive and still count.
+    /// The watermark is (newest event time, or now when idle) minus this. Default 10000.
+    pub allowed_lateness_ms: i64,
+    /// A session silent for longer than this has ended at its last event. Default 30000.
+    pub session_timeout_ms: i64,
+    /// Events waiting for the watermark (about 250 bytes each); when full, the newest
+    /// are dropped and counted (`dropped_events_total{reason="pending_full"}`). Default 2 000 000.
+    pub max_pending_events: usize,
+    /// Open view sessions; events that would start one more are dropped and counted
+    /// (`reason="max_sessions"`). Default 1 000 000.
+    pub max_sessions: usize,
+    /// Targets (streams, VODs, clips) with open windows or sessions; events of one more
+    /// are dropped and counted (`reason="max_targets"`). Default 200 000.
+    pub max_targets: usize,
+    /// Open (viewer, target, minute) entries; an event that would open one more is still
+    /// counted in its tick but not in `viewer_minutes` (`reason="max_viewer_minutes"`).
+    /// Default 4 000 000.
+    pub max_viewer_minutes: usize,
+    /// Ended session ids remembered to recognise orphan events; the oldest are evicted
+    /// beyond this. Default 1 000 000.
+    pub max_tombstones: usize,
+    /// How long after its end an ended session still turns its events into orphans
+    /// (later, such an event starts a session "first seen mid-way"). Default 3 600 000 (1 h).
+    pub tombstone_ttl_ms: i64,
+    /// How often the live loop advances the watermark and writes to the sink. Default 1000.
+    pub flush_interval_ms: u64,
+    /// Capacity of the ingest → aggregator channel, in batches (each ≤ 1000 events);
+    /// a full channel makes ingest wait. Default 1024.
+    pub channel_capacity_batches: usize,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            node_id: Id::new_unchecked("local"),
+            tick_ms: 5_000,
+            allowed_lateness_ms: 10_000,
+            session_timeout_ms: 30_000,
+            max_pending_events: 2_000_000,
+            max_sessions: 1_000_000,
+            max_targets: 200_000,
+            max_viewer_minutes: 4_000_000,
+            max_tombstones: 1_000_000,
+            tombstone_ttl_ms: 3_600_000,
+            flush_interval_ms: 1_000,
+            channel_capacity_batches: 1_024,
+        }
+    }
+}
+
+impl AggregatorConfig {
+    /// Checks the values that would make windows meaningless.
+    pub fn validate(&self) -> Result<(), crate::AggregatorError> {
+        let bad = |m: &str| Err(crate::AggregatorError::Config(m.to_string()));
+        if self.tick_ms <= 0 || 60_000 % self.tick_ms != 0 {
+            return bad("tick_ms must be > 0 and divide 60000 (chart buckets are multiples of the tick)");
+        }
+        if self.allowed_lateness_ms < 0 {
+            return bad("allowed_lateness_ms must be ≥ 0");
+        }
+        if self.session_timeout_ms <= 0 {
+            return bad("session_timeout_ms must be > 0");
+        }
+        if self.tombstone_ttl_ms < 0 {
+            return bad("tombstone_ttl_ms must be ≥ 0");
+        }
+        if self.flush_interval_ms == 0 {
+            return bad("flush_interval_ms must be > 0");
+        }
+        if self.channel_capacity_batches == 0 {
+            return bad("channel_capacity_batches must be > 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let c: AggregatorConfig = serde_json::from_str(r#"{"tick_ms":1000}"#).unwrap();
+        assert_eq!(c.tick_ms, 1000);
+        assert_eq!(c.session_timeout_ms, 30_000);
+        assert!(c.validate().is_ok());
+        assert!(serde_json::from_str::<AggregatorConfig>(r#"{"tick":1}"#).is_err());
+        let c = AggregatorConfig { tick_ms: 7000, ..Default::default() };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,376 @@
+//! `Aggregator`: the deterministic event-time core. No I/O, no clock: the caller
+//! pushes events and moves the watermark; the same calls give the same rows.
+//!
+//! - `push` buffers an event (or counts it late / dropped);
+//! - `advance(W)` commits the buffered events with `ts < W` in the total order of
+//!   [`event_order`], samples every tick end `T ≤ W`, expires silent sessions and
+//!   returns the windows closed at `W`;
+//! - `provisional(now)` runs the same code on a scratch copy to show open windows;
+//! - `finish()` commits everything and closes every window (end of a replay).
+
+use crate::config::AggregatorConfig;
+use crate::sinks::Provisional;
+use crate::target::{Counters, Env, Params, TargetState};
+use crate::tombstones::{Graves, Overlay, Tombstones};
+use crate::window::{Bound, MINUTE_MS, window_start};
+use pulse_schemas::{ClosedWindows, Event, EventKind, Target};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// Rank of an event type among events of the same millisecond: a session starts
+/// before it plays, plays before it stalls or pauses, and ends last.
+pub fn kind_rank(kind: EventKind) -> u8 {
+    match kind {
+        EventKind::Viewstart => 0,
+        EventKind::Playing => 1,
+        EventKind::RebufferEnd => 2,
+        EventKind::Seek => 3,
+        EventKind::Heartbeat => 4,
+        EventKind::RebufferStart => 5,
+        EventKind::Pause => 6,
+        EventKind::Follow => 7,
+        EventKind::Chat => 8,
+        EventKind::Like => 9,
+        EventKind::Share => 10,
+        EventKind::Clickthrough => 11,
+        EventKind::Error => 12,
+        EventKind::Viewend => 13,
+    }
+}
+
+/// The total order events are committed in: time, type rank, target, session, viewer,
+/// then every remaining field, so two events compare equal only when they are equal.
+pub fn event_order(a: &Event, b: &Event) -> Ordering {
+    a.ts.cmp(&b.ts)
+        .then_with(|| kind_rank(a.kind).cmp(&kind_rank(b.kind)))
+        .then_with(|| a.target.cmp(&b.target))
+        .then_with(|| a.session.cmp(&b.session))
+        .then_with(|| a.viewer.cmp(&b.viewer))
+        .then_with(|| rest_order(a, b))
+}
+
+fn rest_order(a: &Event, b: &Event) -> Ordering {
+    a.channel
+        .cmp(&b.channel)
+        .then_with(|| a.state.cmp(&b.state))
+        .then_with(|| a.count.cmp(&b.count))
+        .then_with(|| a.embed.cmp(&b.embed))
+        .then_with(|| a.device.cmp(&b.device))
+        .then_with(|| a.country.cmp(&b.country))
+        .then_with(|| a.player.cmp(&b.player))
+        .then_with(|| a.code.cmp(&b.code))
+        .then_with(|| a.platform.cmp(&b.platform))
+        .then_with(|| a.bitrate_kbps.cmp(&b.bitrate_kbps))
+        .then_with(|| match (a.pos, b.pos) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        })
+}
+
+/// What `push` did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Buffered until the watermark passes it.
+    Accepted,
+    /// `ts` below the watermark: counted in `late`, dropped.
+    Late,
+    /// The pending buffer is full: counted in `dropped_pending_full`, dropped.
+    Dropped,
+}
+
+/// Counters and sizes of the aggregator (cumulative since it was created or restored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregatorStats {
+    /// Events pushed (accepted, late and dropped).
+    pub events: u64,
+    pub late: u64,
+    pub orphans: u64,
+    pub dropped_pending_full: u64,
+    pub dropped_max_sessions: u64,
+    pub dropped_max_targets: u64,
+    /// Events counted in their tick but not in `viewer_minutes`.
+    pub dropped_viewer_minutes: u64,
+    pub tombstones_evicted: u64,
+    pub pending: usize,
+    pub sessions: usize,
+    pub tombstones: usize,
+    pub targets: usize,
+    pub viewer_minutes: usize,
+    pub watermark: i64,
+}
+
+/// The committed state: cloned for provisional rows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Core {
+    #[serde(with = "targets_as_list")]
+    pub targets: foldhash::HashMap<Target, TargetState>,
+    pub env: Env,
+    /// Next tick end to sample; `None` while no target is open.
+    pub next_sample: Option<i64>,
+    pub max_targets: usize,
+}
+
+impl Core {
+    fn new(cfg: &AggregatorConfig) -> Self {
+        Core {
+            targets: Default::default(),
+            env: Env {
+                params: Params {
+                    node: cfg.node_id.clone(),
+                    tick_ms: cfg.tick_ms,
+                    timeout_ms: cfg.session_timeout_ms,
+                },
+                sessions: Bound { open: 0, max: cfg.max_sessions },
+                viewer_minutes: Bound { open: 0, max: cfg.max_viewer_minutes },
+                counters: Counters::default(),
+            },
+            next_sample: None,
+            max_targets: cfg.max_targets,
+        }
+    }
+
+    /// Commits one event: first samples every tick end at or before its time.
+    fn commit<G: Graves>(&mut self, e: &Event, graves: &mut G, out: &mut ClosedWindows) {
+        self.sample_through(e.ts, graves, out);
+        let tick = self.env.params.tick_ms;
+        let state = match self.targets.get_mut(&e.target) {
+            Some(s) => s,
+            None => {
+                if self.targets.len() >= self.max_targets {
+                    self.env.counters.dropped_max_targets += 1;
+                    return;
+                }
+                self.targets
+                    .entry(e.target.clone())
+                    .or_insert_with(|| TargetState::new(e.target.clone(), e.channel.clone(), tick))
+            }
+        };
+        if self.next_sample.is_none() {
+            self.next_sample = Some(window_start(e.ts, tick) + tick);
+        }
+        state.apply(e, &mut self.env, graves, out);
+    }
+
+    /// Samples every tick end `T ≤ limit` not sampled yet (all events before `T` are
+    /// committed), closing what each sample makes final.
+    fn sample_through<G: Graves>(&mut self, limit: i64, graves: &mut G, out: &mut ClosedWindows) {
+        while let Some(t) = self.next_sample {
+            if t > limit {
+                break;
+            }
+            if self.targets.is_empty() {
+                self.next_sample = None;
+                break;
+            }
+            let close_before = t - self.env.params.timeout_ms;
+            for state in self.targets.values_mut() {
+                state.sample(t, &mut self.env, graves, out);
+                state.close(close_before, &mut self.env, out);
+            }
+            self.targets.retain(|_, s| !s.is_idle());
+            self.next_sample = Some(t + self.env.params.tick_ms);
+        }
+    }
+
+    fn close(&mut self, close_before: i64, out: &mut ClosedWindows) {
+        for state in self.targets.values_mut() {
+            state.close(close_before, &mut self.env, out);
+        }
+        self.targets.retain(|_, s| !s.is_idle());
+    }
+}
+
+/// The aggregator. See the crate documentation for the rules.
+#[derive(Clone, Debug)]
+pub struct Aggregator {
+    pub(crate) cfg: AggregatorConfig,
+    /// Events below it are late; everything below it is committed after `advance`.
+    pub(crate) watermark: i64,
+    /// Highest event time accepted (0 before any).
+    pub(crate) max_ts: i64,
+    pub(crate) pending: Vec<Event>,
+    pub(crate) core: Core,
+    pub(crate) graves: Tombstones,
+    pub(crate) events: u64,
+    pub(crate) late: u64,
+    pub(crate) dropped_pending_full: u64,
+}
+
+impl Aggregator {
+    pub fn new(cfg: AggregatorConfig) -> Self {
+        Aggregator {
+            core: Core::new(&cfg),
+            graves: Tombstones::new(cfg.tombstone_ttl_ms, cfg.max_tombstones),
+            cfg,
+            watermark: 0,
+            max_ts: 0,
+            pending: Vec::new(),
+            events: 0,
+            late: 0,
+            dropped_pending_full: 0,
+        }
+    }
+
+    pub fn config(&self) -> &AggregatorConfig {
+        &self.cfg
+    }
+
+    /// Current watermark: events with `ts` below it are late.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// Highest event time accepted so far (0 before any).
+    pub fn max_event_ts(&self) -> i64 {
+        self.max_ts
+    }
+
+    /// Events waiting for the watermark.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Buffers one event until the watermark passes it.
+    pub fn push(&mut self, e: Event) -> Admission {
+        self.events += 1;
+        if e.ts < self.watermark {
+            self.late += 1;
+            return Admission::Late;
+        }
+        if self.pending.len() >= self.cfg.max_pending_events {
+            self.dropped_pending_full += 1;
+            return Admission::Dropped;
+        }
+        self.max_ts = self.max_ts.max(e.ts);
+        self.pending.push(e);
+        Admission::Accepted
+    }
+
+    /// Raises the watermark without committing (commits happen at the next `advance`).
+    /// Used by replay so that lateness is judged event by event.
+    pub fn raise_watermark(&mut self, watermark: i64) {
+        self.watermark = self.watermark.max(watermark);
+    }
+
+    fn sort_pending(&mut self) {
+        // Mostly sorted already (the unsorted tail is recent arrivals): driftsort finds the runs.
+        if !self.pending.is_sorted_by(|a, b| event_order(a, b) != Ordering::Greater) {
+            self.pending.sort_by(event_order);
+        }
+    }
+
+    /// Moves the watermark to `watermark` (never back), commits every pending event
+    /// before it in the total order, samples tick ends, and returns the closed windows.
+    pub fn advance(&mut self, watermark: i64) -> ClosedWindows {
+        let w = self.watermark.max(watermark);
+        self.watermark = w;
+        let mut out = ClosedWindows::default();
+        self.sort_pending();
+        let n = self.pending.partition_point(|e| e.ts < w);
+        for e in self.pending.drain(..n) {
+            self.core.commit(&e, &mut self.graves, &mut out);
+        }
+        self.core.sample_through(w, &mut self.graves, &mut out);
+        self.core.close(w - self.cfg.session_timeout_ms, &mut out);
+        self.graves.expire(w);
+        self.finalize(&mut out);
+        out
+    }
+
+    fn finalize(&self, out: &mut ClosedWindows) {
+        out.closed_through = window_start(self.watermark - self.cfg.session_timeout_ms, self.cfg.tick_ms);
+        sort_rows(&mut out.ticks, &mut out.viewer_minutes);
+        out.sessions.sort_by(|a, b| {
+            (a.end_ts, a.kind, &a.target, &a.session).cmp(&(b.end_ts, b.kind, &b.target, &b.session))
+        });
+    }
+
+    /// Rows of the windows not closed yet, as they would be if the watermark were
+    /// `max(W, now + 1)`: computed on a scratch copy with the same code as `advance`,
+    /// including pending events up to `now`.
+    pub fn provisional(&mut self, now: i64) -> Provisional {
+        self.sort_pending();
+        let w = self.watermark.max(now.saturating_add(1));
+        let mut core = self.core.clone();
+        let mut graves = Overlay::new(&self.graves);
+        let mut closed = ClosedWindows::default();
+        let n = self.pending.partition_point(|e| e.ts < w);
+        for e in &self.pending[..n] {
+            core.commit(e, &mut graves, &mut closed);
+        }
+        core.sample_through(w, &mut graves, &mut closed);
+        let mut p = Provisional { ticks: closed.ticks, viewer_minutes: closed.viewer_minutes };
+        for state in core.targets.values() {
+            state.dump(&core.env, &mut p.ticks, &mut p.viewer_minutes);
+        }
+        sort_rows(&mut p.ticks, &mut p.viewer_minutes);
+        p
+    }
+
+    /// End of input: commits every pending event, ends every session (by timeout at
+    /// its last event) and closes every window.
+    pub fn finish(&mut self) -> ClosedWindows {
+        let p = &self.core.env.params;
+        let end = self.max_ts.max(self.watermark)
+            + 2 * p.timeout_ms
+            + MINUTE_MS.max(p.tick_ms)
+            + p.tick_ms
+            + self.cfg.allowed_lateness_ms;
+        let mut out = self.advance(end);
+        // Nothing should be left open; make sure of it.
+        let mut rest = ClosedWindows::default();
+        for state in self.core.targets.values_mut() {
+            state.expire_all(&mut self.core.env, &mut self.graves, &mut rest);
+            state.close(i64::MAX, &mut self.core.env, &mut rest);
+        }
+        self.core.targets.clear();
+        self.core.next_sample = None;
+        out.ticks.append(&mut rest.ticks);
+        out.sessions.append(&mut rest.sessions);
+        out.viewer_minutes.append(&mut rest.viewer_minutes);
+        self.finalize(&mut out);
+        out
+    }
+
+    pub fn stats(&self) -> AggregatorStats {
+        let c = &self.core.env.counters;
+        AggregatorStats {
+            events: self.events,
+            late: self.late,
+            orphans: c.orphans,
+            dropped_pending_full: self.dropped_pending_full,
+            dropped_max_sessions: c.dropped_max_sessions,
+            dropped_max_targets: c.dropped_max_targets,
+            dropped_viewer_minutes: c.dropped_viewer_minutes,
+            tombstones_evicted: self.graves.evicted,
+            pending: self.pending.len(),
+            sessions: self.core.env.sessions.open,
+            tombstones: self.graves.len(),
+            targets: self.core.targets.len(),
+            viewer_minutes: self.core.env.viewer_minutes.open,
+            watermark: self.watermark,
+        }
+    }
+}
+
+fn sort_rows(ticks: &mut [pulse_schemas::TickRow], minutes: &mut [pulse_schemas::ViewerMinuteRow]) {
+    ticks.sort_by(|a, b| (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target)));
+    minutes.sort_by(|a, b| (a.minute, a.kind, &a.target, &a.viewer).cmp(&(b.minute, b.kind, &b.target, &b.viewer)));
+}
+
+/// JSON maps need string keys: targets are written as a list of their states.
+mod targets_as_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    type Map = foldhash::HashMap<Target, TargetState>;
+
+    pub fn serialize<S: Serializer>(map: &Map, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
+        let list: Vec<TargetState> = Vec::deserialize(d)?;
+        Ok(list.into_iter().map(|s| (s.target.clone(), s)).collect())
+    }
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics of the aggregator, registered once in
+//! `prometheus::default_registry()` (served at `/metrics` by the query crate).
+//!
+//! The core keeps plain counters ([`AggregatorStats`]); the live loop and replay move
+//! them into these metrics with [`Metrics::record`], by difference with the last seen
+//! values, so the core stays free of global state.
+
+use crate::engine::AggregatorStats;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use std::sync::LazyLock;
+
+/// The aggregator's metrics.
+pub struct Metrics {
+    pub events_total: IntCounter,
+    pub late_events_total: IntCounter,
+    pub orphan_events_total: IntCounter,
+    /// `reason`: `pending_full`, `max_sessions`, `max_targets`, `max_viewer_minutes`.
+    pub dropped_events_total: IntCounterVec,
+    pub pending_events: IntGauge,
+    pub open_sessions: IntGauge,
+    pub input_queue_depth: IntGauge,
+    pub flush_seconds: Histogram,
+    pub watermark_ms: IntGauge,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+    // A second registration (two aggregators in one test process) is harmless.
+    let _ = prometheus::default_registry().register(Box::new(c.clone()));
+    c
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    register(IntCounter::new(name, help).expect("valid metric name"))
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    register(IntGauge::new(name, help).expect("valid metric name"))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    events_total: counter("pulse_aggregator_events_total", "Events handed to the aggregator."),
+    late_events_total: counter(
+        "pulse_aggregator_late_events_total",
+        "Events older than the watermark on arrival (counted, dropped).",
+    ),
+    orphan_events_total: counter(
+        "pulse_aggregator_orphan_events_total",
+        "Playback events of sessions that had already ended.",
+    ),
+    dropped_events_total: register(
+        IntCounterVec::new(
+            Opts::new("pulse_aggregator_dropped_events_total", "Events dropped by a bound, by reason."),
+            &["reason"],
+        )
+        .expect("valid metric name"),
+    ),
+    pending_events: gauge("pulse_aggregator_pending_events", "Events waiting for the watermark."),
+    open_sessions: gauge("pulse_aggregator_open_sessions", "Open view sessions."),
+    input_queue_depth: gauge(
+        "pulse_aggregator_input_queue_depth",
+        "Batches waiting in the ingest → aggregator channel.",
+    ),
+    flush_seconds: register(
+        Histogram::with_opts(
+            HistogramOpts::new("pulse_aggregator_flush_seconds", "Time of one flush (advance + provisional + sink write).")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("valid metric name"),
+    ),
+    watermark_ms: gauge("pulse_aggregator_watermark_ms", "Current watermark (epoch ms)."),
+});
+
+impl Metrics {
+    /// The process-wide metrics (registered on first use).
+    pub fn get() -> &'static Metrics {
+        &METRICS
+    }
+
+    /// Adds what changed between two readings of the core's stats and sets the gauges.
+    pub fn record(&self, before: &AggregatorStats, now: &AggregatorStats) {
+        let d = |a: u64, b: u64| b.saturating_sub(a);
+        self.events_total.inc_by(d(before.events, now.events));
+        self.late_events_total.inc_by(d(before.late, now.late));
+        self.orphan_events_total.inc_by(d(before.orphans, now.orphans));
+        for (reason, a, b) in [
+            ("pending_full", before.dropped_pending_full, now.dropped_pending_full),
+            ("max_sessions", before.dropped_max_sessions, now.dropped_max_sessions),
+            ("max_targets", before.dropped_max_targets, now.dropped_max_targets),
+            ("max_viewer_minutes", before.dropped_viewer_minutes, now.dropped_viewer_minutes),
+        ] {
+            let n = d(a, b);
+            if n > 0 {
+                self.dropped_events_total.with_label_values(&[reason]).inc_by(n);
+            }
+        }
+        self.pending_events.set(now.pending as i64);
+        self.open_sessions.set(now.sessions as i64);
+        self.watermark_ms.set(now.watermark);
+    }
+}

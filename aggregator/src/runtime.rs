@@ -1,0 +1,251 @@
+//! The live loop and the replay entry point: the only places with a clock, a channel
+//! and a sink. Both drive the same [`Aggregator`] calls, so a replay of a trace gives
+//! the numbers the live system gave for the same events.
+//!
+//! Live ([`spawn`] / [`run`]): on its own OS thread (blocking sink I/O never stalls a
+//! tokio worker), it receives batches from the bounded channel and, every flush
+//! interval, moves the watermark to `max(W, min(max event ts, now) − lateness)` — or to
+//! `now − lateness` when no event came during the interval, so windows close when
+//! traffic stops — then `advance`, `provisional(now)` and `sink.write`. On shutdown it
+//! drains the channel, flushes once more, calls `sink.shutdown()` and writes a state
+//! snapshot that the next start restores.
+//!
+//! Replay ([`replay`]): pushes the trace in order, the watermark following
+//! `max ts − lateness` event by event, advances every [`REPLAY_ADVANCE_EVERY`] events,
+//! then `finish()`.
+
+use crate::engine::{Aggregator, AggregatorStats};
+use crate::metrics::Metrics;
+use crate::sinks::{Provisional, WindowSink};
+use crate::{AggregatorConfig, AggregatorError, EventReceiver, EventSender};
+use pulse_schemas::{ClosedWindows, Event};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Wall clock in epoch ms, injected so tests can drive time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock (UTC epoch ms).
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_millis())
+}
+
+/// The bounded ingest → aggregator channel (`channel_capacity_batches` batches).
+pub fn channel(cfg: &AggregatorConfig) -> (EventSender, EventReceiver) {
+    tokio::sync::mpsc::channel(cfg.channel_capacity_batches.max(1))
+}
+
+/// Replay advances (and writes to the sink) every this many events.
+pub const REPLAY_ADVANCE_EVERY: usize = 65_536;
+
+/// Batches taken from the channel without blocking before the loop looks at the clock.
+const DRAIN_BURST: usize = 256;
+
+/// What the live loop needs besides the channel and the sink.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub clock: Clock,
+    pub shutdown: CancellationToken,
+    /// State snapshot written on shutdown and restored (then renamed `*.loaded`) on start.
+    pub snapshot_path: Option<PathBuf>,
+}
+
+/// How a live run went.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub stats: AggregatorStats,
+    pub flushes: u64,
+    /// The state came from a snapshot.
+    pub restored: bool,
+}
+
+impl<S: WindowSink + ?Sized> WindowSink for Box<S> {
+    fn write(&mut self, closed: &ClosedWindows, provisional: &Provisional) -> Result<(), AggregatorError> {
+        (**self).write(closed, provisional)
+    }
+
+    fn shutdown(&mut self) -> Result<(), AggregatorError> {
+        (**self).shutdown()
+    }
+}
+
+/// Starts the live loop on its own OS thread; join the handle after cancelling
+/// `opts.shutdown`. Must be called from inside a tokio runtime (whose timer it uses).
+pub fn spawn<S: WindowSink + 'static>(
+    cfg: AggregatorConfig,
+    rx: EventReceiver,
+    sink: S,
+    opts: RunOptions,
+) -> Result<std::thread::JoinHandle<Result<RunReport, AggregatorError>>, AggregatorError> {
+    cfg.validate()?;
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|e| AggregatorError::Runtime(format!("spawn needs a tokio runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("pulse-aggregator".into())
+        .spawn(move || run(&handle, cfg, rx, sink, opts))
+        .map_err(|e| AggregatorError::Io { path: "<thread>".into(), source: e })
+}
+
+enum Wake {
+    Batch(Vec<Event>),
+    Timer,
+    Stop,
+}
+
+/// The live loop (blocking; [`spawn`] runs it on a thread of its own).
+pub fn run<S: WindowSink>(
+    handle: &tokio::runtime::Handle,
+    cfg: AggregatorConfig,
+    mut rx: EventReceiver,
+    mut sink: S,
+    opts: RunOptions,
+) -> Result<RunReport, AggregatorError> {
+    cfg.validate()?;
+    let mut report = RunReport::default();
+    let mut agg = match &opts.snapshot_path {
+        Some(path) => match Aggregator::load_snapshot(cfg.clone(), path) {
+            Ok(Some(agg)) => {
+                report.restored = true;
+                tracing::info!(path = %path.display(), watermark = agg.watermark(), "aggregator state restored");
+                agg
+            }
+            Ok(None) => Aggregator::new(cfg.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "aggregator snapshot not usable; starting empty");
+                Aggregator::new(cfg.clone())
+            }
+        },
+        None => Aggregator::new(cfg.clone()),
+    };
+    let mut live = Live { metrics: Metrics::get(), last: agg.stats(), received: false, clock: opts.clock.clone() };
+    let every = Duration::from_millis(cfg.flush_interval_ms);
+    let mut next_flush = Instant::now() + every;
+    loop {
+        let wait = next_flush.saturating_duration_since(Instant::now());
+        let wake = if wait.is_zero() {
+            Wake::Timer
+        } else {
+            handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = opts.shutdown.cancelled() => Wake::Stop,
+                    r = tokio::time::timeout(wait, rx.recv()) => match r {
+                        Ok(Some(batch)) => Wake::Batch(batch),
+                        Ok(None) => Wake::Stop,
+                        Err(_) => Wake::Timer,
+                    },
+                }
+            })
+        };
+        match wake {
+            Wake::Stop => break,
+            Wake::Timer => {}
+            Wake::Batch(batch) => {
+                live.take(&mut agg, batch);
+                for _ in 0..DRAIN_BURST {
+                    match rx.try_recv() {
+                        Ok(batch) => live.take(&mut agg, batch),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        live.metrics.input_queue_depth.set(rx.len() as i64);
+        if Instant::now() >= next_flush {
+            live.flush(&mut agg, &mut sink);
+            report.flushes += 1;
+            next_flush = Instant::now() + every;
+        }
+    }
+    // Shutdown: take what ingest already handed over, flush, make it durable, snapshot.
+    rx.close();
+    while let Ok(batch) = rx.try_recv() {
+        live.take(&mut agg, batch);
+    }
+    live.flush(&mut agg, &mut sink);
+    report.flushes += 1;
+    let shut = sink.shutdown();
+    if let Some(path) = &opts.snapshot_path {
+        agg.save_snapshot(path)?;
+        tracing::info!(path = %path.display(), pending = agg.stats().pending, "aggregator state saved");
+    }
+    shut?;
+    report.stats = agg.stats();
+    Ok(report)
+}
+
+struct Live {
+    metrics: &'static Metrics,
+    last: AggregatorStats,
+    /// An event arrived since the last flush.
+    received: bool,
+    clock: Clock,
+}
+
+impl Live {
+    fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
+        self.received |= !batch.is_empty();
+        for e in batch {
+            agg.push(e);
+        }
+    }
+
+    fn flush<S: WindowSink>(&mut self, agg: &mut Aggregator, sink: &mut S) {
+        let started = Instant::now();
+        let now = (self.clock)();
+        let lateness = agg.config().allowed_lateness_ms;
+        let mut w = agg.max_event_ts().min(now) - lateness;
+        if !self.received {
+            w = w.max(now - lateness);
+        }
+        self.received = false;
+        let closed = agg.advance(w);
+        let provisional = agg.provisional(now);
+        if let Err(e) = sink.write(&closed, &provisional) {
+            tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len(),
+                "sink write failed");
+        }
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        let now_stats = agg.stats();
+        self.metrics.record(&self.last, &now_stats);
+        self.last = now_stats;
+    }
+}
+
+/// Replays a trace into `sink` with the live code path: push every event (lateness
+/// judged against `max ts so far − allowed_lateness`), advance every
+/// [`REPLAY_ADVANCE_EVERY`] events, then `finish()`, write, and `sink.shutdown()`.
+/// The same trace gives the same rows every time.
+pub fn replay<S: WindowSink + ?Sized>(
+    cfg: &AggregatorConfig,
+    events: impl IntoIterator<Item = Event>,
+    sink: &mut S,
+) -> Result<AggregatorStats, AggregatorError> {
+    cfg.validate()?;
+    let metrics = Metrics::get();
+    let mut agg = Aggregator::new(cfg.clone());
+    let mut last = agg.stats();
+    let none = Provisional::default();
+    let mut since = 0usize;
+    for e in events {
+        agg.push(e);
+        agg.raise_watermark(agg.max_event_ts() - cfg.allowed_lateness_ms);
+        since += 1;
+        if since >= REPLAY_ADVANCE_EVERY || agg.pending_len() >= cfg.max_pending_events / 2 {
+            since = 0;
+            let closed = agg.advance(agg.watermark());
+            sink.write(&closed, &none)?;
+            let now = agg.stats();
+            metrics.record(&last, &now);
+            last = now;
+        }
+    }
+    let closed = agg.finish();
+    sink.write(&closed, &none)?;
+    sink.shutdown()?;
+    let now = agg.stats();
+    metrics.record(&last, &now);
+    Ok(now)
+}

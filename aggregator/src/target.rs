@@ -1,0 +1,234 @@
+//! The state of one target (a stream, VOD or clip): its open view sessions and its open
+//! tick and viewer-minute windows. Events come in the committed total order (see
+//! engine.rs); every number here is a function of that order only.
+//!
+//! What an event counts for:
+//! - every committed event counts in `events` of its tick and in its viewer's minute,
+//!   orphans included (they are events of the target; they only start nothing);
+//! - a playback event drives its session ([`crate::session`]) and the session's [`Step`]
+//!   is booked into ticks (watch/rebuffer time split at tick boundaries, views, embed
+//!   views, startups, rebuffer count, failures);
+//! - an event dropped by a bound (`max_sessions`) counts nowhere.
+
+use crate::session::{Step, ViewSession};
+use crate::tombstones::Graves;
+use crate::window::{Bound, MinuteWindow, TickWindow};
+use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target, TickRow, ViewerMinuteRow};
+use serde::{Deserialize, Serialize};
+
+/// The fixed parameters the windows need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub node: Id,
+    pub tick_ms: i64,
+    pub timeout_ms: i64,
+}
+
+/// Counters kept by the committed state (a scratch copy's changes are thrown away).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub orphans: u64,
+    pub dropped_max_sessions: u64,
+    pub dropped_max_targets: u64,
+    pub dropped_viewer_minutes: u64,
+}
+
+/// What every target shares: parameters, global bounds, counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Env {
+    pub params: Params,
+    pub sessions: Bound,
+    pub viewer_minutes: Bound,
+    pub counters: Counters,
+}
+
+/// Open sessions and windows of one target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub target: Target,
+    /// Channel of the first event seen for the target (written on every row).
+    pub channel: Id,
+    pub sessions: foldhash::HashMap<Id, ViewSession>,
+    pub ticks: TickWindow,
+    pub minutes: MinuteWindow,
+}
+
+impl TargetState {
+    pub fn new(target: Target, channel: Id, tick_ms: i64) -> Self {
+        TargetState {
+            target,
+            channel,
+            sessions: Default::default(),
+            ticks: TickWindow::new(tick_ms),
+            minutes: MinuteWindow::default(),
+        }
+    }
+
+    /// No open session and no open window: the target can be forgotten.
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty() && self.ticks.is_empty() && self.minutes.is_empty()
+    }
+
+    /// Applies one committed event of this target.
+    pub fn apply<G: Graves>(&mut self, e: &Event, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+        let mut step = Step::default();
+        if e.kind.is_playback()
+            && let Some(session) = &e.session
+        {
+            match self.drive_session(e, session, env, graves, out) {
+                Some(s) => step = s,
+                None => return, // dropped by max_sessions
+            }
+        }
+        if let Some(iv) = step.interval {
+            self.ticks.add_interval(iv);
+        }
+        let acc = self.ticks.at(e.ts);
+        acc.events += 1;
+        let chat = i64::from(e.chat_messages());
+        match e.kind {
+            EventKind::Chat => acc.chat_messages += chat,
+            EventKind::Follow => acc.follows += 1,
+            EventKind::Like => acc.likes += 1,
+            EventKind::Share => acc.shares += 1,
+            EventKind::Clickthrough => acc.clickthroughs += 1,
+            _ => {}
+        }
+        acc.views += i64::from(step.view);
+        acc.embed_views += i64::from(step.embed_view);
+        acc.rebuffer_count += i64::from(step.rebuffer_started);
+        acc.failures += i64::from(step.failed);
+        if let Some(ms) = step.startup_ms {
+            acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
+        }
+        match self.minutes.entry(e.ts, &e.viewer, &mut env.viewer_minutes) {
+            Some(vm) => {
+                vm.events += 1;
+                vm.followed |= e.kind == EventKind::Follow;
+                vm.chat_messages += chat;
+            }
+            None => env.counters.dropped_viewer_minutes += 1,
+        }
+    }
+
+    /// Runs the session state machine; `None` when the event is dropped by `max_sessions`.
+    fn drive_session<G: Graves>(
+        &mut self,
+        e: &Event,
+        session: &Id,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) -> Option<Step> {
+        let timeout = env.params.timeout_ms;
+        let step = match self.sessions.get_mut(session) {
+            Some(s) if s.timed_out_at(e.ts, timeout) => {
+                // Silent for longer than the timeout: it ended at its last event, and
+                // this event belongs to an ended session.
+                s.expire();
+                self.end_session(session, env, graves, out);
+                env.counters.orphans += 1;
+                return Some(Step { orphan: true, ..Step::default() });
+            }
+            Some(s) => s.apply(e),
+            None if graves.ended(&self.target, session, e.ts) => {
+                env.counters.orphans += 1;
+                return Some(Step { orphan: true, ..Step::default() });
+            }
+            None => {
+                if !env.sessions.take() {
+                    env.counters.dropped_max_sessions += 1;
+                    return None;
+                }
+                let (s, step) = ViewSession::begin(session.clone(), e);
+                self.sessions.insert(session.clone(), s);
+                step
+            }
+        };
+        if step.ended.is_some() {
+            self.end_session(session, env, graves, out);
+        }
+        Some(step)
+    }
+
+    fn end_session<G: Graves>(&mut self, session: &Id, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+        if let Some(s) = self.sessions.remove(session) {
+            env.sessions.release(1);
+            out.sessions.push(self.session_row(&s, env));
+            graves.bury(&self.target, session, s.end.map_or(s.last_ts, |(end, _)| end));
+        }
+    }
+
+    fn session_row(&self, s: &ViewSession, env: &Env) -> SessionRow {
+        s.to_row(&env.params.node, self.target.kind, &self.target.id, &self.channel)
+    }
+
+    /// The concurrency sample at tick end `t` (every event before `t` applied): expires
+    /// sessions silent for longer than the timeout, and books the viewers into the tick
+    /// `[t − tick, t)`.
+    pub fn sample<G: Graves>(&mut self, t: i64, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+        let timeout = env.params.timeout_ms;
+        let mut viewers = 0i64;
+        let mut expired = 0usize;
+        let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
+        self.sessions.retain(|id, s| {
+            if s.timed_out_at(t, timeout) {
+                s.expire();
+                out.sessions.push(s.to_row(node, target.kind, &target.id, channel));
+                graves.bury(target, id, s.last_ts);
+                expired += 1;
+                false
+            } else {
+                viewers += i64::from(s.is_viewer_at(t, timeout));
+                true
+            }
+        });
+        env.sessions.release(expired);
+        if viewers > 0 {
+            self.ticks.at(t - 1).viewers = viewers;
+        }
+    }
+
+    /// Writes and forgets every tick and minute ending at or before `close_before`
+    /// (= W − session timeout: see the closing rule in lib.rs).
+    pub fn close(&mut self, close_before: i64, env: &mut Env, out: &mut ClosedWindows) {
+        let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
+        self.ticks.pop_closed(close_before, |t, acc| {
+            if !acc.is_empty() {
+                out.ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
+            }
+        });
+        self.minutes.pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
+            for (viewer, acc) in &viewers {
+                out.viewer_minutes
+                    .push(acc.to_row(node, target.kind, &target.id, channel, m, viewer));
+            }
+        });
+    }
+
+    /// Rows of every open window (provisional output).
+    pub fn dump(&self, env: &Env, ticks: &mut Vec<TickRow>, minutes: &mut Vec<ViewerMinuteRow>) {
+        let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
+        for (t, acc) in self.ticks.iter() {
+            if !acc.is_empty() {
+                ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
+            }
+        }
+        for (m, viewers) in self.minutes.iter() {
+            for (viewer, acc) in viewers {
+                minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
+            }
+        }
+    }
+
+    /// Ends every open session by timeout (end of a replay: nothing more will come).
+    pub fn expire_all<G: Graves>(&mut self, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+        let ids: Vec<Id> = self.sessions.keys().cloned().collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.expire();
+            }
+            self.end_session(&id, env, graves, out);
+        }
+    }
+}

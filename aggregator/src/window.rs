@@ -1,0 +1,274 @@
+//! Event-time windows of one target: 5 s ticks (`stream_ticks`) and per-viewer minutes
+//! (`viewer_minutes`).
+//!
+//! Ticks are aligned to the epoch (`t = ts − ts mod tick`). A [`TickWindow`] holds the
+//! open ticks of a target in a `VecDeque` indexed from its oldest open tick; a stretch
+//! of watch time is split exactly at tick boundaries. A tick or a minute is closed (its
+//! row written once, never changed) when everything that can still change it is known:
+//! `end + session_timeout ≤ W` (see lib.rs). Rows are written only for windows with
+//! something nonzero. Startup times stay raw (`Vec<u32>`) until the row is built.
+
+use crate::histogram::encode_startups;
+use crate::session::Interval;
+use pulse_schemas::{Id, TargetKind, TickRow, ViewerMinuteRow};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Length of a viewer minute (ms).
+pub const MINUTE_MS: i64 = 60_000;
+
+/// Start of the window of length `len` holding `ts` (aligned to the epoch).
+pub fn window_start(ts: i64, len: i64) -> i64 {
+    ts - ts.rem_euclid(len)
+}
+
+/// Counters of one target in one tick `[t, t + tick)`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TickAcc {
+    /// Concurrency sample at the tick's end.
+    pub viewers: i64,
+    pub events: i64,
+    pub views: i64,
+    pub watch_ms: i64,
+    pub rebuffer_ms: i64,
+    pub rebuffer_count: i64,
+    /// Raw startup times (ms, clamped to u32) whose first `playing` fell in the tick.
+    pub startups: Vec<u32>,
+    pub failures: i64,
+    pub chat_messages: i64,
+    pub follows: i64,
+    pub likes: i64,
+    pub shares: i64,
+    pub embed_views: i64,
+    pub clickthroughs: i64,
+}
+
+impl TickAcc {
+    /// Nothing happened and nobody watched: no row.
+    pub fn is_empty(&self) -> bool {
+        self.viewers == 0
+            && self.events == 0
+            && self.views == 0
+            && self.watch_ms == 0
+            && self.rebuffer_ms == 0
+            && self.rebuffer_count == 0
+            && self.startups.is_empty()
+            && self.failures == 0
+            && self.chat_messages == 0
+            && self.follows == 0
+            && self.likes == 0
+            && self.shares == 0
+            && self.embed_views == 0
+            && self.clickthroughs == 0
+    }
+
+    /// The `stream_ticks` row (builds the startup histogram).
+    pub fn to_row(&self, node: &Id, kind: TargetKind, target: &Id, channel: &Id, t: i64) -> TickRow {
+        TickRow {
+            node: node.clone(),
+            kind,
+            target: target.clone(),
+            channel: channel.clone(),
+            t,
+            viewers: self.viewers,
+            events: self.events,
+            views: self.views,
+            watch_ms: self.watch_ms,
+            rebuffer_ms: self.rebuffer_ms,
+            rebuffer_count: self.rebuffer_count,
+            startups: self.startups.len() as i64,
+            startup_hist: encode_startups(&self.startups),
+            failures: self.failures,
+            chat_messages: self.chat_messages,
+            follows: self.follows,
+            likes: self.likes,
+            shares: self.shares,
+            embed_views: self.embed_views,
+            clickthroughs: self.clickthroughs,
+        }
+    }
+}
+
+/// The open ticks of one target, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TickWindow {
+    tick_ms: i64,
+    /// Start of `ticks[0]`.
+    base: i64,
+    ticks: VecDeque<TickAcc>,
+}
+
+impl TickWindow {
+    pub fn new(tick_ms: i64) -> Self {
+        TickWindow { tick_ms: tick_ms.max(1), base: 0, ticks: VecDeque::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ticks.is_empty()
+    }
+
+    /// Number of open ticks.
+    pub fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
+    /// The accumulator of the tick holding `ts`, created if needed.
+    pub fn at(&mut self, ts: i64) -> &mut TickAcc {
+        let t = window_start(ts, self.tick_ms);
+        if self.ticks.is_empty() {
+            self.base = t;
+        }
+        while t < self.base {
+            self.ticks.push_front(TickAcc::default());
+            self.base -= self.tick_ms;
+        }
+        let i = ((t - self.base) / self.tick_ms) as usize;
+        while self.ticks.len() <= i {
+            self.ticks.push_back(TickAcc::default());
+        }
+        &mut self.ticks[i]
+    }
+
+    /// Books a stretch of watch (and maybe rebuffer) time, split at tick boundaries.
+    pub fn add_interval(&mut self, iv: Interval) {
+        let mut from = iv.from;
+        while from < iv.to {
+            let end = (window_start(from, self.tick_ms) + self.tick_ms).min(iv.to);
+            let acc = self.at(from);
+            acc.watch_ms += end - from;
+            if iv.rebuffering {
+                acc.rebuffer_ms += end - from;
+            }
+            from = end;
+        }
+    }
+
+    /// Removes every tick `[t, t + tick)` with `t + tick <= close_before`, oldest first,
+    /// handing each to `f` with its start.
+    pub fn pop_closed(&mut self, close_before: i64, mut f: impl FnMut(i64, TickAcc)) {
+        while !self.ticks.is_empty() && self.base + self.tick_ms <= close_before {
+            if let Some(acc) = self.ticks.pop_front() {
+                f(self.base, acc);
+            }
+            self.base += self.tick_ms;
+        }
+    }
+
+    /// Every open tick with its start, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &TickAcc)> {
+        let (base, tick) = (self.base, self.tick_ms);
+        self.ticks.iter().enumerate().map(move |(i, a)| (base + i as i64 * tick, a))
+    }
+}
+
+/// One viewer's activity on one target in one minute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewerMinuteAcc {
+    pub events: i64,
+    pub followed: bool,
+    pub chat_messages: i64,
+}
+
+impl ViewerMinuteAcc {
+    pub fn to_row(
+        &self,
+        node: &Id,
+        kind: TargetKind,
+        target: &Id,
+        channel: &Id,
+        minute: i64,
+        viewer: &Id,
+    ) -> ViewerMinuteRow {
+        ViewerMinuteRow {
+            node: node.clone(),
+            kind,
+            target: target.clone(),
+            channel: channel.clone(),
+            minute,
+            viewer: viewer.clone(),
+            events: self.events,
+            followed: self.followed,
+            chat_messages: self.chat_messages,
+        }
+    }
+}
+
+/// Viewers of one minute.
+pub type MinuteViewers = foldhash::HashMap<Id, ViewerMinuteAcc>;
+
+/// A global bound on open entries (viewer-minutes, sessions): `open` counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    pub open: usize,
+    pub max: usize,
+}
+
+impl Bound {
+    /// Takes one slot; false when the bound is reached.
+    pub fn take(&mut self) -> bool {
+        if self.open >= self.max {
+            return false;
+        }
+        self.open += 1;
+        true
+    }
+
+    pub fn release(&mut self, n: usize) {
+        self.open = self.open.saturating_sub(n);
+    }
+}
+
+/// The open minutes of one target, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinuteWindow {
+    minutes: VecDeque<(i64, MinuteViewers)>,
+}
+
+impl MinuteWindow {
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
+    }
+
+    /// The accumulator of `viewer` in the minute holding `ts`; `None` when a new entry
+    /// would pass `bound` (the caller counts the drop).
+    pub fn entry(&mut self, ts: i64, viewer: &Id, bound: &mut Bound) -> Option<&mut ViewerMinuteAcc> {
+        let minute = window_start(ts, MINUTE_MS);
+        let pos = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
+            Some(i) if self.minutes[i].0 == minute => i,
+            Some(i) => {
+                self.minutes.insert(i + 1, (minute, MinuteViewers::default()));
+                i + 1
+            }
+            None => {
+                self.minutes.push_front((minute, MinuteViewers::default()));
+                0
+            }
+        };
+        let viewers = &mut self.minutes[pos].1;
+        if !viewers.contains_key(viewer) {
+            if !bound.take() {
+                return None;
+            }
+            viewers.insert(viewer.clone(), ViewerMinuteAcc::default());
+        }
+        viewers.get_mut(viewer)
+    }
+
+    /// Removes every minute `[m, m + 60 s)` with `m + 60 s <= close_before`, oldest first.
+    pub fn pop_closed(&mut self, close_before: i64, bound: &mut Bound, mut f: impl FnMut(i64, MinuteViewers)) {
+        while let Some((m, _)) = self.minutes.front() {
+            if m + MINUTE_MS > close_before {
+                break;
+            }
+            if let Some((m, viewers)) = self.minutes.pop_front() {
+                bound.release(viewers.len());
+                f(m, viewers);
+            }
+        }
+    }
+
+    /// Every open minute, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &(i64, MinuteViewers)> {
+        self.minutes.iter()
+    }
+}

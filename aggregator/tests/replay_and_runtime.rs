@@ -1,0 +1,167 @@
+//! Replay twice gives identical rows; the live loop on its own thread with an injected
+//! clock; graceful shutdown snapshots and a restart resumes.
+
+mod common;
+
+use common::{CollectSink, Rows, cfg, engage, ev, heartbeat, on, run_all};
+use pulse_aggregator::{AggregatorConfig, RunOptions, channel, replay, spawn};
+use pulse_schemas::{Event, EventKind as K, PlayerState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// A small trace: 40 sessions over 4 streams, ~3 minutes, with rebuffers, pauses,
+/// errors, silent tab closes and chat; slightly out of order.
+fn trace() -> Vec<Event> {
+    let mut out = Vec::new();
+    for i in 0..40i64 {
+        let s = format!("x{i}");
+        let stream = format!("s{}", i % 4);
+        let start = 1_700_000_000_000 + i * 3_137;
+        out.push(on(ev(K::Viewstart, start, &s), &stream));
+        out.push(on(ev(K::Playing, start + 300 + i * 17, &s), &stream));
+        let mut ts = start + 300;
+        for k in 0..(6 + i % 9) {
+            ts += 10_000;
+            out.push(on(heartbeat(ts, &s, Some(PlayerState::Playing)), &stream));
+            if (i + k) % 7 == 0 {
+                out.push(on(ev(K::RebufferStart, ts + 1_000, &s), &stream));
+                out.push(on(ev(K::RebufferEnd, ts + 2_500, &s), &stream));
+            }
+            if (i * k) % 11 == 5 {
+                let mut c = on(engage(K::Chat, ts + 500, &format!("v-{s}")), &stream);
+                c.count = Some(2);
+                out.push(c);
+            }
+        }
+        match i % 4 {
+            0 => out.push(on(ev(K::Viewend, ts + 3_000, &s), &stream)),
+            1 => out.push(on(ev(K::Error, ts + 3_000, &s), &stream)),
+            _ => {} // silent tab close
+        }
+    }
+    out.sort_by_key(|e| e.ts);
+    // a little disorder inside the lateness
+    for i in (0..out.len().saturating_sub(1)).step_by(3) {
+        out.swap(i, i + 1);
+    }
+    out
+}
+
+#[test]
+fn replay_twice_is_identical() {
+    let events = trace();
+    let mut a = CollectSink::default();
+    let mut b = CollectSink::default();
+    let sa = replay(&cfg(), events.clone(), &mut a).unwrap();
+    let sb = replay(&cfg(), events.clone(), &mut b).unwrap();
+    assert_eq!(sa, sb);
+    assert_eq!(format!("{:?}", a.closed), format!("{:?}", b.closed));
+    assert_eq!((a.shutdowns, b.shutdowns), (1, 1));
+    let rows = a.rows();
+    assert!(!rows.ticks.is_empty() && rows.sessions.len() == 40);
+    assert_eq!(sa.late, 0);
+    assert_eq!(sa.sessions, 0);
+    // the same as pushing everything and finishing
+    let (whole, _) = run_all(cfg(), events);
+    assert_eq!(rows.sorted(), whole);
+}
+
+#[test]
+fn replay_counts_events_beyond_the_lateness_as_late() {
+    let events = vec![ev(K::Viewstart, 100_000, "a"), ev(K::Viewstart, 89_999, "b"), ev(K::Viewstart, 90_000, "c")];
+    let mut sink = CollectSink::default();
+    let stats = replay(&cfg(), events, &mut sink).unwrap();
+    assert_eq!(stats.late, 1);
+    assert_eq!(sink.rows().sessions.len(), 2);
+}
+
+fn manual_clock(start: i64) -> (Arc<AtomicI64>, pulse_aggregator::Clock) {
+    let now = Arc::new(AtomicI64::new(start));
+    let n = now.clone();
+    (now, Arc::new(move || n.load(Ordering::SeqCst)))
+}
+
+#[test]
+fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("aggregator.snapshot.json");
+    let config = AggregatorConfig { flush_interval_ms: 20, ..cfg() };
+    let events = trace();
+    let t0 = events[0].ts;
+    let (first, second) = events.split_at(events.len() / 2);
+
+    // First run: half the trace, then SIGTERM.
+    let (now, clock) = manual_clock(t0);
+    let (tx, rx) = channel(&config);
+    let shutdown = CancellationToken::new();
+    let opts = RunOptions { clock, shutdown: shutdown.clone(), snapshot_path: Some(snap.clone()) };
+    let sink = CollectSink::default();
+    let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handle = rt.block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), sink), opts) }).unwrap();
+    for chunk in first.chunks(50) {
+        now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
+        rt.block_on(tx.send(chunk.to_vec())).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    shutdown.cancel();
+    let report = handle.join().unwrap().unwrap();
+    assert!(!report.restored);
+    assert!(report.flushes >= 2);
+    assert!(snap.exists());
+    let provisional_seen = shared.lock().unwrap().iter().any(|(_, p): &(Rows, usize)| *p > 0);
+    assert!(provisional_seen, "provisional rows were written while windows were open");
+
+    // Second run: restores, takes the rest, then SIGTERM again.
+    let (now, clock) = manual_clock(first.last().unwrap().ts);
+    let (tx, rx) = channel(&config);
+    let shutdown = CancellationToken::new();
+    let opts = RunOptions { clock, shutdown: shutdown.clone(), snapshot_path: Some(snap.clone()) };
+    let handle = rt
+        .block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), CollectSink::default()), opts) })
+        .unwrap();
+    for chunk in second.chunks(50) {
+        now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
+        rt.block_on(tx.send(chunk.to_vec())).unwrap();
+    }
+    // let the wall clock run far ahead so every window closes
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    now.store(events.last().unwrap().ts + 600_000, Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    shutdown.cancel();
+    let report = handle.join().unwrap().unwrap();
+    assert!(report.restored);
+    assert!(pulse_aggregator::snapshot::loaded_path(&snap).exists());
+    assert_eq!(report.stats.late, 0);
+    assert_eq!(report.stats.sessions, 0);
+
+    let mut live = Rows::default();
+    for (r, _) in shared.lock().unwrap().iter() {
+        live.ticks.extend(r.ticks.iter().cloned());
+        live.sessions.extend(r.sessions.iter().cloned());
+        live.viewer_minutes.extend(r.viewer_minutes.iter().cloned());
+    }
+    let (whole, _) = run_all(cfg(), events.clone());
+    assert_eq!(live.sorted(), whole, "live with a restart = replay");
+}
+
+/// Records every write's closed rows and the number of provisional rows.
+struct SharedSink(Arc<std::sync::Mutex<Vec<(Rows, usize)>>>, CollectSink);
+
+impl pulse_aggregator::WindowSink for SharedSink {
+    fn write(
+        &mut self,
+        closed: &pulse_schemas::ClosedWindows,
+        provisional: &pulse_aggregator::Provisional,
+    ) -> Result<(), pulse_aggregator::AggregatorError> {
+        let mut r = Rows::default();
+        r.add(closed);
+        self.0.lock().unwrap().push((r, provisional.ticks.len()));
+        self.1.write(closed, provisional)
+    }
+
+    fn shutdown(&mut self) -> Result<(), pulse_aggregator::AggregatorError> {
+        self.1.shutdown()
+    }
+}

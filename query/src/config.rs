@@ -1,0 +1,58 @@
+//! `QueryConfig`: the bounds and limits of the query service (the `[query]` table
+//! of the TOML file; every field has a default so an empty table is valid).
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the query service.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Most points one series answer may hold (`(to − from) / step`, rounded out to
+    /// whole buckets); past it the request is refused with 400. Default 10 000.
+    pub max_points: usize,
+    /// Most data rows one CSV export may hold; past it the request is refused with
+    /// 400 before anything is streamed. Default 100 000.
+    pub max_export_rows: usize,
+    /// Buckets computed and written per chunk of a streamed CSV export (each chunk
+    /// is one set of store reads, so memory stays bounded). Default 1 000.
+    pub export_chunk_rows: usize,
+    /// Most metrics one export may ask for. Default 16 (every series metric fits).
+    pub max_export_metrics: usize,
+    /// Longest a request may spend reading the store before it is answered with
+    /// 503 `timeout`, in milliseconds. Default 10 000.
+    pub query_timeout_ms: u64,
+    /// Largest accepted request body (the export's JSON), in bytes. Default 16 384.
+    pub max_body_bytes: usize,
+    /// Partitions DataFusion may use for one query (its `target_partitions`).
+    /// Default 2: the queries are small and the machine is shared with ingest.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            max_points: 10_000,
+            max_export_rows: 100_000,
+            export_chunk_rows: 1_000,
+            max_export_metrics: 16,
+            query_timeout_ms: 10_000,
+            max_body_bytes: 16 * 1024,
+            target_partitions: 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_table_gives_defaults_and_unknown_fields_are_refused() {
+        let c: QueryConfig = serde_json::from_str("{}").expect("empty config");
+        assert_eq!(c, QueryConfig::default());
+        let c: QueryConfig = serde_json::from_str(r#"{"max_points":5}"#).expect("one field");
+        assert_eq!(c.max_points, 5);
+        assert_eq!(c.max_export_rows, 100_000);
+        assert!(serde_json::from_str::<QueryConfig>(r#"{"max_pionts":5}"#).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! CSV export (`POST /api/analytics/export`): RFC 4180 text (CRLF line ends; a field
+//! holding a comma, quote, CR or LF is quoted with its quotes doubled), one header
+//! row `t,time,<metric>...` then one row per bucket: `t` the bucket start in epoch ms,
+//! `time` the same instant in RFC 3339 in the requested offset (UTC by default).
+//!
+//! The body is streamed: buckets are computed `export_chunk_rows` at a time, each chunk
+//! one set of store reads on the same snapshot, so memory stays bounded whatever the
+//! range. The first chunk is computed before the response starts (so a failing store
+//! still gets a proper error status); a failure later ends the body early.
+
+use crate::error::QueryError;
+use crate::series::{Buckets, Metric, Point, load_inputs, points};
+use crate::store::{AnalyticsStore, Scope};
+use crate::summary::LiveTicks;
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use futures_util::Stream;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Appends one field, quoted when RFC 4180 requires it.
+pub fn push_field(out: &mut String, field: &str) {
+    if field.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(field);
+    }
+}
+
+/// Appends one record (fields separated by commas, ended by CRLF).
+pub fn push_record<I, S>(out: &mut String, fields: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    for (i, f) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_field(out, f.as_ref());
+    }
+    out.push_str("\r\n");
+}
+
+/// `UTC`/`Z` or a fixed offset `±HH:MM` (no time-zone database is bundled, so named
+/// zones such as `Europe/Paris` are refused with a message saying so).
+pub fn parse_tz(raw: Option<&str>) -> Result<FixedOffset, QueryError> {
+    let utc = FixedOffset::east_opt(0).ok_or_else(|| QueryError::invalid("tz", "UTC"))?;
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(utc);
+    };
+    if raw.eq_ignore_ascii_case("utc") || raw == "Z" {
+        return Ok(utc);
+    }
+    let bad = || {
+        QueryError::invalid(
+            "tz",
+            format!(
+                "expected \"UTC\" or an offset like \"+05:30\" (named zones are not supported), got {raw:?}"
+            ),
+        )
+    };
+    let (sign, rest) = match raw.as_bytes().first() {
+        Some(b'+') => (1, &raw[1..]),
+        Some(b'-') => (-1, &raw[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let ok = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !ok(h) || !ok(m) {
+        return Err(bad());
+    }
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+}
+
+/// The header record.
+pub fn header(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    push_record(
+        &mut out,
+        ["t", "time"]
+            .into_iter()
+            .chain(metrics.iter().map(|m| m.name())),
+    );
+    out
+}
+
+/// Rows of the buckets `columns[m][i]` (one column of points per metric, same buckets).
+pub fn rows(out: &mut String, columns: &[Vec<Point>], tz: &FixedOffset) {
+    let n = columns.first().map_or(0, Vec::len);
+    let mut fields: Vec<String> = Vec::with_capacity(columns.len() + 2);
+    for i in 0..n {
+        fields.clear();
+        let t = columns[0][i].t;
+        fields.push(t.to_string());
+        fields.push(match DateTime::from_timestamp_millis(t) {
+            Some(d) => d
+                .with_timezone(tz)
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            None => String::new(),
+        });
+        fields.extend(
+            columns
+                .iter()
+                .map(|c| c.get(i).map(|p| p.value.to_string()).unwrap_or_default()),
+        );
+        push_record(out, &fields);
+    }
+}
+
+/// Everything an export needs besides the store.
+#[derive(Clone, Debug)]
+pub struct ExportPlan {
+    pub scope: Scope,
+    pub metrics: Vec<Metric>,
+    pub buckets: Buckets,
+    pub tz: FixedOffset,
+    pub tick_ms: i64,
+    pub chunk_rows: usize,
+    pub timeout_ms: u64,
+}
+
+/// The CSV rows of one chunk of buckets.
+pub async fn chunk<S: AnalyticsStore>(
+    store: &S,
+    plan: &ExportPlan,
+    buckets: &Buckets,
+    live: &LiveTicks,
+) -> Result<String, QueryError> {
+    let read = load_inputs(
+        store,
+        &plan.scope,
+        &plan.metrics,
+        buckets,
+        Some(live.clone()),
+    );
+    let inputs = tokio::time::timeout(Duration::from_millis(plan.timeout_ms), read)
+        .await
+        .map_err(|_| QueryError::Timeout(plan.timeout_ms))??;
+    let columns: Vec<Vec<Point>> = plan
+        .metrics
+        .iter()
+        .map(|&m| points(m, buckets, &inputs, plan.tick_ms))
+        .collect();
+    let mut out = String::with_capacity(buckets.count * (24 + 12 * plan.metrics.len()));
+    rows(&mut out, &columns, &plan.tz);
+    Ok(out)
+}
+
+/// Reads the live ranges once, computes the header and the first chunk, and returns
+/// them with the stream of the remaining chunks.
+pub async fn start<S: AnalyticsStore + 'static>(
+    store: Arc<S>,
+    plan: ExportPlan,
+) -> Result<
+    (
+        String,
+        impl Stream<Item = Result<Bytes, QueryError>> + Send + 'static,
+    ),
+    QueryError,
+> {
+    let chunk_rows = plan.chunk_rows.max(1);
+    let live = if plan.metrics.contains(&Metric::Viewers) {
+        let read = store.live_ranges(&plan.scope);
+        let ranges = tokio::time::timeout(Duration::from_millis(plan.timeout_ms), read)
+            .await
+            .map_err(|_| QueryError::Timeout(plan.timeout_ms))??;
+        LiveTicks::new(&ranges)
+    } else {
+        LiveTicks::default()
+    };
+    let mut first = header(&plan.metrics);
+    first.push_str(
+        &chunk(
+            store.as_ref(),
+            &plan,
+            &plan.buckets.slice(0, chunk_rows),
+            &live,
+        )
+        .await?,
+    );
+    let rest = futures_util::stream::unfold(chunk_rows, move |done| {
+        let (store, plan, live) = (store.clone(), plan.clone(), live.clone());
+        async move {
+            if done >= plan.buckets.count {
+                return None;
+            }
+            let part = plan.buckets.slice(done, chunk_rows);
+            match chunk(store.as_ref(), &plan, &part, &live).await {
+                Ok(text) => Some((Ok(Bytes::from(text)), done + chunk_rows)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CSV export ended early");
+                    Some((Err(e), plan.buckets.count))
+                }
+            }
+        }
+    });
+    Ok((first, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::Num;
+
+    #[test]
+    fn fields_are_quoted_as_rfc4180_says() {
+        let mut out = String::new();
+        push_record(
+            &mut out,
+            ["plain", "a,b", "say \"hi\"", "two\r\nlines", "lf\n", ""],
+        );
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\r\nlines\",\"lf\n\",\r\n"
+        );
+    }
+
+    #[test]
+    fn header_and_rows() {
+        assert_eq!(
+            header(&[Metric::Viewers, Metric::Views]),
+            "t,time,viewers,views\r\n"
+        );
+        let p = |t, v| Point {
+            t,
+            value: v,
+            peak: None,
+            is_final: true,
+        };
+        let cols = vec![
+            vec![p(0, Num::Float(1.5)), p(60_000, Num::Float(2.0))],
+            vec![p(0, Num::Int(3)), p(60_000, Num::Int(0))],
+        ];
+        let mut out = String::new();
+        rows(&mut out, &cols, &parse_tz(None).expect("utc"));
+        assert_eq!(
+            out,
+            "0,1970-01-01T00:00:00.000Z,1.5,3\r\n60000,1970-01-01T00:01:00.000Z,2,0\r\n"
+        );
+        let mut out = String::new();
+        rows(
+            &mut out,
+            &cols[..1],
+            &parse_tz(Some("+05:30")).expect("offset"),
+        );
+        assert!(
+            out.starts_with("0,1970-01-01T05:30:00.000+05:30,1.5\r\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn time_zones() {
+        assert_eq!(parse_tz(Some("UTC")).expect("utc").local_minus_utc(), 0);
+        assert_eq!(
+            parse_tz(Some("-08:00")).expect("offset").local_minus_utc(),
+            -8 * 3600
+        );
+        for bad in ["Europe/Paris", "+5:30", "+24:00", "05:00", "+05:60", ""] {
+            assert!(parse_tz(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Prometheus metrics of the query service (prefix `pulse_query_`), registered in
+//! `prometheus::default_registry()` where every crate registers, and the `/metrics`
+//! handler that renders that whole registry in the text format.
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, TextEncoder,
+};
+use std::sync::LazyLock;
+use std::time::Instant;
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+    // A second registration (several routers in one test process) is harmless: the
+    // first one already exports the same collector.
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone()))
+        && !matches!(e, prometheus::Error::AlreadyReg)
+    {
+        tracing::warn!(error = %e, "could not register a query metric");
+    }
+    c
+}
+
+/// `pulse_query_requests_total{route,status}`.
+pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_requests_total",
+        "HTTP requests answered by the query service",
+    );
+    register(IntCounterVec::new(opts, &["route", "status"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_request_seconds{route}`.
+pub static REQUEST_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let opts = HistogramOpts::new(
+        "pulse_query_request_seconds",
+        "Time to answer a query request",
+    )
+    .buckets(vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]);
+    register(HistogramVec::new(opts, &["route"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_bad_histograms_total`: stored startup histograms that could not be read.
+pub static BAD_HISTOGRAMS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_bad_histograms_total",
+            "Stored startup histograms skipped because they could not be deserialized",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_snapshots_built_total`: DataFusion contexts built (one per store version read).
+pub static SNAPSHOTS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_snapshots_built_total",
+            "DataFusion contexts built over a new generation of the embedded store",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// Registers every metric now, so `/metrics` lists them before the first request.
+pub fn init() {
+    LazyLock::force(&REQUESTS);
+    LazyLock::force(&REQUEST_SECONDS);
+    LazyLock::force(&BAD_HISTOGRAMS);
+    LazyLock::force(&SNAPSHOTS_BUILT);
+}
+
+/// Middleware counting and timing each request by its route template (never the raw
+/// path: ids would explode the label set).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    REQUEST_SECONDS
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    REQUESTS
+        .with_label_values(&[route.as_str(), resp.status().as_str()])
+        .inc();
+    resp
+}
+
+/// `GET /metrics`: the default registry in the Prometheus text format.
+pub async fn render() -> Response {
+    let mut buf = Vec::new();
+    match TextEncoder::new().encode(&prometheus::default_registry().gather(), &mut buf) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buf).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,51 @@
+//! The HTTP routes of the query service (issue 2 scope) and the router that mounts
+//! them, with the request metrics middleware.
+
+pub mod analytics;
+pub mod export;
+pub mod params;
+
+use crate::QueryState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 once the store is open and the aggregator runs, else 503.
+pub async fn readyz(State(state): State<QueryState>) -> (StatusCode, &'static str) {
+    if state.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// Every route of this crate, counted and timed by [`crate::metrics::track`].
+pub fn router(state: QueryState) -> Router {
+    crate::metrics::init();
+    let body_limit = state.config().max_body_bytes;
+    Router::new()
+        .route(
+            "/api/analytics/streams/{id}",
+            get(analytics::stream_summary),
+        )
+        .route("/api/analytics/series", get(analytics::series))
+        .route(
+            "/api/analytics/charts/viewers",
+            get(analytics::viewers_chart),
+        )
+        .route(
+            "/api/analytics/export",
+            post(export::export).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .with_state(state)
+}

@@ -1,0 +1,395 @@
+//! The embedded store's reader: DataFusion over one [`TablesView`].
+//!
+//! Each table is the `UNION ALL` of
+//! - a `ListingTable` over the view's explicit Parquet file list (schema given, never
+//!   inferred; left out when there is no file yet),
+//! - a `MemTable` over the recent (closed, not yet compacted) batches,
+//! - for `stream_ticks` and `viewer_minutes`, a `MemTable` over the provisional batches,
+//!   keeping only rows of windows that are still open (`t ≥ closed_through`, minute end
+//!   `> closed_through`): a closed window lives in the closed tables only, so a row can
+//!   never count twice even if a writer published them out of step.
+//!
+//! A [`EmbeddedSnapshot`] (one `SessionContext` with those tables registered) is built
+//! once per published `TablesView::version` and shared by every request that sees that
+//! version: dashboards poll the series route, and registering tables per request would
+//! be wasted work. Request values (ids, times) are bound as query parameters (`$1`...),
+//! never spliced into SQL text.
+
+use crate::error::QueryError;
+use crate::store::{
+    AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
+    TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
+};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use pulse_schemas::{EmbeddedTables, Table, TablesView};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The reader half of the embedded store: hands out one snapshot per request.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    tables: Arc<EmbeddedTables>,
+    target_partitions: usize,
+    cached: Mutex<Option<Arc<EmbeddedSnapshot>>>,
+}
+
+impl EmbeddedStore {
+    pub fn new(tables: Arc<EmbeddedTables>, target_partitions: usize) -> Self {
+        EmbeddedStore {
+            tables,
+            target_partitions: target_partitions.max(1),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The snapshot of the current generation (built once per `TablesView::version`).
+    pub fn snapshot(&self) -> Result<Arc<EmbeddedSnapshot>, QueryError> {
+        let view = self.tables.view();
+        let mut cached = match self.cached.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(snap) = cached.as_ref()
+            && snap.version == view.version
+        {
+            return Ok(snap.clone());
+        }
+        let snap = Arc::new(EmbeddedSnapshot::build(&view, self.target_partitions)?);
+        crate::metrics::SNAPSHOTS_BUILT.inc();
+        *cached = Some(snap.clone());
+        Ok(snap)
+    }
+}
+
+/// One consistent generation of the tables, registered in a DataFusion context.
+pub struct EmbeddedSnapshot {
+    ctx: SessionContext,
+    version: u64,
+    closed_through: i64,
+    /// Per table, the SQL relation (a parenthesised `UNION ALL`) that reads all of it.
+    relations: BTreeMap<Table, String>,
+}
+
+impl std::fmt::Debug for EmbeddedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedSnapshot")
+            .field("version", &self.version)
+            .field("closed_through", &self.closed_through)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedSnapshot {
+    /// Registers the view's files and batches; no I/O beyond resolving file paths.
+    pub fn build(view: &TablesView, target_partitions: usize) -> Result<Self, QueryError> {
+        let config = SessionConfig::new()
+            .with_target_partitions(target_partitions)
+            .with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let ct = view.closed_through;
+        let mut relations = BTreeMap::new();
+        for &table in Table::ALL {
+            let name = table.name();
+            let schema = table.schema();
+            let mut parts = Vec::new();
+
+            let files = view
+                .files
+                .get(&table)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if !files.is_empty() {
+                let urls = files
+                    .iter()
+                    .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(schema.clone());
+                ctx.register_table(
+                    format!("{name}_files"),
+                    Arc::new(ListingTable::try_new(config)?),
+                )?;
+                parts.push(format!("SELECT * FROM {name}_files"));
+            }
+
+            let recent = view.recent.get(&table).cloned().unwrap_or_default();
+            ctx.register_table(format!("{name}_recent"), mem_table(&schema, recent)?)?;
+            parts.push(format!("SELECT * FROM {name}_recent"));
+
+            let provisional = match table {
+                Table::StreamTicks => Some((&view.provisional_ticks, format!("t >= {ct}"))),
+                Table::ViewerMinutes => Some((
+                    &view.provisional_viewer_minutes,
+                    format!("minute + 60000 > {ct}"),
+                )),
+                Table::ViewSessions => None,
+            };
+            if let Some((batches, open_only)) = provisional {
+                ctx.register_table(
+                    format!("{name}_provisional"),
+                    mem_table(&schema, batches.clone())?,
+                )?;
+                parts.push(format!(
+                    "SELECT * FROM {name}_provisional WHERE {open_only}"
+                ));
+            }
+            relations.insert(table, format!("({})", parts.join(" UNION ALL ")));
+        }
+        Ok(EmbeddedSnapshot {
+            ctx,
+            version: view.version,
+            closed_through: ct,
+            relations,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn relation(&self, table: Table) -> &str {
+        self.relations
+            .get(&table)
+            .map(String::as_str)
+            .unwrap_or("(SELECT 1 WHERE false)")
+    }
+
+    /// Runs `sql` with `$1..` bound to `params`.
+    async fn run(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let df = self.ctx.sql(sql).await?;
+        let df = if params.is_empty() {
+            df
+        } else {
+            df.with_param_values(params)?
+        };
+        Ok(df.collect().await?)
+    }
+}
+
+fn mem_table(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Arc<MemTable>, QueryError> {
+    Ok(Arc::new(MemTable::try_new(schema.clone(), vec![batches])?))
+}
+
+/// `WHERE` condition selecting a scope's rows; `$1` is the id. `streams_only` narrows a
+/// channel to its streams (live ranges).
+fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
+    match (scope.kind, streams_only) {
+        (ScopeKind::Stream, _) => "kind = 'stream' AND target = $1",
+        (ScopeKind::Vod, _) => "kind = 'vod' AND target = $1",
+        (ScopeKind::Clip, _) => "kind = 'clip' AND target = $1",
+        (ScopeKind::Channel, false) => "channel = $1",
+        (ScopeKind::Channel, true) => "kind = 'stream' AND channel = $1",
+    }
+}
+
+/// Parameters `$1` (id) and, with a range, `$2`/`$3` (from/to), plus the range condition.
+fn params(scope: &Scope, range: Option<TimeRange>, column: &str) -> (Vec<ScalarValue>, String) {
+    let mut p = vec![ScalarValue::Utf8(Some(scope.id.as_str().to_owned()))];
+    let cond = match range {
+        Some(r) => {
+            p.push(ScalarValue::Int64(Some(r.from)));
+            p.push(ScalarValue::Int64(Some(r.to)));
+            format!(" AND {column} >= $2 AND {column} < $3")
+        }
+        None => String::new(),
+    };
+    (p, cond)
+}
+
+fn bucket_expr(column: &str, bucketing: Bucketing) -> String {
+    match bucketing {
+        // Times are ≥ 0 (PROTOCOL.md), so truncating division aligns to the epoch.
+        Some(step) => format!("({column} / {step}) * {step}"),
+        None => "CAST(0 AS BIGINT)".to_owned(),
+    }
+}
+
+fn i64_col(batch: &RecordBatch, i: usize) -> Result<Vec<i64>, QueryError> {
+    let col = arrow::compute::cast(batch.column(i), &DataType::Int64)?;
+    let a = col.as_primitive::<Int64Type>();
+    Ok((0..a.len())
+        .map(|r| if a.is_null(r) { 0 } else { a.value(r) })
+        .collect())
+}
+
+fn str_col(batch: &RecordBatch, i: usize) -> Result<Vec<String>, QueryError> {
+    let col = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+    let a = col.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|r| {
+            if a.is_null(r) {
+                String::new()
+            } else {
+                a.value(r).to_owned()
+            }
+        })
+        .collect())
+}
+
+impl AnalyticsStore for EmbeddedSnapshot {
+    fn closed_through(&self) -> i64 {
+        self.closed_through
+    }
+
+    async fn tick_totals(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<TickTotals>, QueryError> {
+        let viewers = match scope.kind {
+            ScopeKind::Channel => "SUM(CASE WHEN kind = 'stream' THEN viewers ELSE 0 END)",
+            _ => "SUM(viewers)",
+        };
+        let (p, cond) = params(scope, range, "t");
+        let sql = format!(
+            "SELECT t, {viewers}, SUM(events), SUM(views), SUM(watch_ms), SUM(rebuffer_ms), \
+             SUM(rebuffer_count), SUM(startups), SUM(failures), SUM(chat_messages), SUM(follows) \
+             FROM {rel} WHERE {filter}{cond} GROUP BY t ORDER BY t",
+            rel = self.relation(Table::StreamTicks),
+            filter = scope_filter(scope, false),
+        );
+        let mut out = Vec::new();
+        for b in self.run(&sql, p).await? {
+            let cols = (0..11)
+                .map(|i| i64_col(&b, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in 0..b.num_rows() {
+                let v = |c: usize| cols.get(c).and_then(|col| col.get(r)).copied().unwrap_or(0);
+                out.push(TickTotals {
+                    t: v(0),
+                    viewers: v(1),
+                    events: v(2),
+                    views: v(3),
+                    watch_ms: v(4),
+                    rebuffer_ms: v(5),
+                    rebuffer_count: v(6),
+                    startups: v(7),
+                    failures: v(8),
+                    chat_messages: v(9),
+                    follows: v(10),
+                });
+            }
+        }
+        out.sort_unstable_by_key(|x| x.t);
+        Ok(out)
+    }
+
+    async fn live_ranges(&self, scope: &Scope) -> Result<Vec<LiveRange>, QueryError> {
+        let (p, _) = params(scope, None, "t");
+        let sql = format!(
+            "SELECT target, MAX(channel), MIN(t), MAX(t) FROM {rel} \
+             WHERE {filter} AND events > 0 GROUP BY target ORDER BY target",
+            rel = self.relation(Table::StreamTicks),
+            filter = scope_filter(scope, true),
+        );
+        let mut out = Vec::new();
+        for b in self.run(&sql, p).await? {
+            let (targets, channels) = (str_col(&b, 0)?, str_col(&b, 1)?);
+            let (first, last) = (i64_col(&b, 2)?, i64_col(&b, 3)?);
+            for (i, (target, channel)) in targets.into_iter().zip(channels).enumerate() {
+                out.push(LiveRange {
+                    target,
+                    channel,
+                    first_t: first[i],
+                    last_t: last[i],
+                });
+            }
+        }
+        out.sort_by(|a, b| a.target.cmp(&b.target));
+        Ok(out)
+    }
+
+    async fn viewer_counts(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+        bucketing: Bucketing,
+    ) -> Result<Vec<ViewerCounts>, QueryError> {
+        let (p, cond) = params(scope, range, "minute");
+        let sql = format!(
+            "SELECT {b} AS b, COUNT(DISTINCT viewer), \
+             COUNT(DISTINCT CASE WHEN followed THEN viewer END) \
+             FROM {rel} WHERE {filter}{cond} GROUP BY 1 ORDER BY 1",
+            b = bucket_expr("minute", bucketing),
+            rel = self.relation(Table::ViewerMinutes),
+            filter = scope_filter(scope, false),
+        );
+        let mut out = Vec::new();
+        for b in self.run(&sql, p).await? {
+            let (bucket, uniq, fol) = (i64_col(&b, 0)?, i64_col(&b, 1)?, i64_col(&b, 2)?);
+            for r in 0..b.num_rows() {
+                out.push(ViewerCounts {
+                    bucket: bucket[r],
+                    unique_viewers: uniq[r],
+                    followers: fol[r],
+                });
+            }
+        }
+        out.sort_unstable_by_key(|x| x.bucket);
+        Ok(out)
+    }
+
+    async fn startup_histograms(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+        bucketing: Bucketing,
+    ) -> Result<Vec<StartupHistogram>, QueryError> {
+        let (p, cond) = params(scope, range, "t");
+        let sql = format!(
+            "SELECT t, startup_hist FROM {rel} WHERE {filter}{cond} AND startups > 0",
+            rel = self.relation(Table::StreamTicks),
+            filter = scope_filter(scope, false),
+        );
+        let mut merged: BTreeMap<i64, StartupHistogram> = BTreeMap::new();
+        for b in self.run(&sql, p).await? {
+            let ts = i64_col(&b, 0)?;
+            let blobs = arrow::compute::cast(b.column(1), &DataType::Binary)?;
+            let blobs = blobs.as_binary::<i32>();
+            for (r, &t) in ts.iter().enumerate() {
+                if blobs.is_null(r) || blobs.value(r).is_empty() {
+                    continue;
+                }
+                let bucket = bucketing.map_or(0, |step| bucket_start(t, step));
+                let entry = merged.entry(bucket).or_insert_with(|| StartupHistogram {
+                    bucket,
+                    hist: empty_startup_histogram(),
+                });
+                merge_serialized(&mut entry.hist, blobs.value(r));
+            }
+        }
+        Ok(merged.into_values().collect())
+    }
+}
+
+/// Adds one V2-serialized histogram into `into`; an unreadable blob is skipped and
+/// counted (`pulse_query_bad_histograms_total`) rather than failing the whole answer.
+pub fn merge_serialized(into: &mut hdrhistogram::Histogram<u64>, blob: &[u8]) {
+    let mut reader = blob;
+    let parsed = hdrhistogram::serialization::Deserializer::new()
+        .deserialize::<u64, _>(&mut reader)
+        .map_err(|e| e.to_string())
+        .and_then(|h| into.add(&h).map_err(|e| format!("{e:?}")));
+    if let Err(e) = parsed {
+        crate::metrics::BAD_HISTOGRAMS.inc();
+        tracing::warn!(error = %e, "skipping an unreadable startup histogram");
+    }
+}
