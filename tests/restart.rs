@@ -114,7 +114,9 @@ impl Pulse {
         let v: Value = serde_json::from_str(&body).expect("json");
         let points = v["points"].as_array().cloned().unwrap_or_default();
         let sum = points.iter().filter_map(|p| p["value"].as_f64()).sum();
-        (sum, !points.is_empty() && points.iter().all(|p| p["final"] == true))
+        // Dense series: empty buckets (the future among them) are not asked to be final.
+        let with_data = points.iter().filter(|p| p["value"].as_f64().unwrap_or(0.0) > 0.0);
+        (sum, with_data.clone().count() > 0 && with_data.into_iter().all(|p| p["final"] == true))
     }
 
     async fn wait_final(&self, metric: &str, want: f64) {

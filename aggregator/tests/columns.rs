@@ -115,7 +115,7 @@ fn engagement_columns_and_viewer_minutes() {
         .collect();
     assert_eq!(
         vm,
-        vec![(0, "u1", 3, true, 5), (0, "u2", 2, false, 0), (0, "u3", 1, false, 0), (60_000, "u1", 1, false, 1)]
+        vec![(0, "u1", 3, true, 4), (0, "u2", 2, false, 0), (0, "u3", 1, false, 0), (60_000, "u1", 1, false, 1)]
     );
     assert!(rows.viewer_minutes.iter().all(|r| r.node.as_str() == "local" && r.channel.as_str() == "c1"));
 }
@@ -200,12 +200,14 @@ fn windows_close_only_when_the_watermark_passes_end_plus_timeout() {
     assert_eq!(c.ticks.iter().map(|r| r.t).collect::<Vec<_>>(), vec![5_000, 10_000]);
     assert_eq!(c.ticks[0].watch_ms, 5_000);
     assert_eq!(c.ticks[1].watch_ms, 2_000);
+    assert_eq!(c.sessions.len(), 1, "silent since 12 000: ended by the sample at T = 45 000");
+    assert_eq!(c.sessions[0].end_ts, 12_000);
     // the viewer-minute [0, 60 s) closes at 90 s
     assert!(c.viewer_minutes.is_empty());
     let c = agg.advance(90_000);
     assert_eq!(c.viewer_minutes.len(), 1);
     assert_eq!(c.viewer_minutes[0].events, 3);
-    assert_eq!(c.sessions.len(), 1, "timed out at 12 000 + 30 s");
+    assert_eq!(agg.stats().targets, 0, "nothing left open");
 }
 
 #[test]

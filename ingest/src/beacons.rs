@@ -24,7 +24,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use pulse_schemas::{Event, MAX_BATCH_EVENTS, ParsedFrame, RejectReason, Rejection, parse_frame, parse_ndjson};
+use pulse_schemas::{
+    Event, MAX_BATCH_EVENTS, ParsedFrame, RejectReason, Rejection, parse_frame, parse_ndjson,
+};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -55,7 +57,10 @@ pub(crate) async fn beacons_ws(
         .max_write_buffer_size(c.ws_max_write_buffer_bytes)
         .max_message_size(c.max_frame_bytes)
         .max_frame_size(c.max_frame_bytes)
-        .on_upgrade(move |socket| serve_socket(state, socket, trusted))
+        .on_upgrade(move |socket| {
+            let tracker = state.socket_tracker();
+            tracker.track_future(serve_socket(state, socket, trusted))
+        })
 }
 
 /// How a connection ends.
@@ -88,10 +93,16 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
     if let End::Close(code, reason) = conn.run(&mut socket).await {
         metrics().record_close(code);
         tracing::debug!(code, %reason, "closing beacon socket");
-        let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+        let close = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
         if socket.send(close).await.is_ok() {
             // Let the client answer the close handshake (bounded) before the TCP close.
-            let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = socket.recv().await {} }).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(_)) = socket.recv().await {}
+            })
+            .await;
         }
     }
 }
@@ -132,14 +143,20 @@ impl Connection {
             let step = match next {
                 None | Some(Ok(Message::Close(_))) => Err(End::Gone),
                 Some(Err(e)) if is_too_large(&e) => {
-                    metrics().events_rejected.with_label_values(&[RejectReason::FrameTooLarge.as_str()]).inc();
+                    metrics()
+                        .events_rejected
+                        .with_label_values(&[RejectReason::FrameTooLarge.as_str()])
+                        .inc();
                     let limit = self.state.config().max_frame_bytes;
                     Err(End::Close(1009, format!("frame larger than {limit} bytes")))
                 }
                 Some(Err(_)) => Err(End::Gone),
                 Some(Ok(Message::Text(text))) => self.on_text(socket, text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => {
-                    let refused = Rejection::new(RejectReason::BinaryFrame, "binary frames are not accepted: send JSON text frames");
+                    let refused = Rejection::new(
+                        RejectReason::BinaryFrame,
+                        "binary frames are not accepted: send JSON text frames",
+                    );
                     self.on_frame(socket, ParsedFrame::refused(refused)).await
                 }
                 Some(Ok(_)) => Ok(()), // ping/pong: tungstenite answers pings itself
@@ -158,7 +175,11 @@ impl Connection {
         self.on_frame(socket, parse_frame(text)).await
     }
 
-    async fn on_frame(&mut self, socket: &mut WebSocket, mut parsed: ParsedFrame) -> Result<(), End> {
+    async fn on_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        mut parsed: ParsedFrame,
+    ) -> Result<(), End> {
         metrics().frames.inc();
         let received_ms = self.state.now_ms();
         let mut abusive = false;
@@ -176,10 +197,16 @@ impl Connection {
             self.acks.push(seq);
         }
         if let Some(reply) = rejection_reply(&mut parsed) {
-            socket.send(Message::Text(reply.into())).await.map_err(|_| End::Gone)?;
+            socket
+                .send(Message::Text(reply.into()))
+                .await
+                .map_err(|_| End::Gone)?;
         }
         if abusive {
-            return Err(End::Close(1008, "rate limit exceeded: too many events dropped".into()));
+            return Err(End::Close(
+                1008,
+                "rate limit exceeded: too many events dropped".into(),
+            ));
         }
         Ok(())
     }
@@ -188,11 +215,17 @@ impl Connection {
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
-            self.state.hand_on(batch).await.map_err(|_| End::Close(1001, "server shutting down".into()))?;
+            self.state
+                .hand_on(batch)
+                .await
+                .map_err(|_| End::Close(1001, "server shutting down".into()))?;
         }
         for seq in self.acks.drain(..) {
             let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
-            socket.send(Message::Text(ack.into())).await.map_err(|_| End::Gone)?;
+            socket
+                .send(Message::Text(ack.into()))
+                .await
+                .map_err(|_| End::Gone)?;
         }
         Ok(())
     }
@@ -258,7 +291,11 @@ pub(crate) async fn beacons_post(
     }
 }
 
-async fn post(state: IngestState, query: TokenQuery, request: Request) -> Result<Response, IngestError> {
+async fn post(
+    state: IngestState,
+    query: TokenQuery,
+    request: Request,
+) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
     let config = state.config();
     let limit = config.max_body_bytes;
@@ -277,11 +314,18 @@ async fn post(state: IngestState, query: TokenQuery, request: Request) -> Result
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-ndjson"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-ndjson")
+        });
     let mut parsed = match std::str::from_utf8(&bytes) {
         Ok(text) if ndjson => parse_ndjson(text),
         Ok(text) => parse_frame(text),
-        Err(e) => ParsedFrame::refused(Rejection::new(RejectReason::NotJson, format!("body is not UTF-8: {e}"))),
+        Err(e) => ParsedFrame::refused(Rejection::new(
+            RejectReason::NotJson,
+            format!("body is not UTF-8: {e}"),
+        )),
     };
     if !state.is_trusted(&parts.headers, query.token.as_deref()) {
         // Without ConnectInfo (served without `into_make_service_with_connect_info`)
@@ -291,7 +335,9 @@ async fn post(state: IngestState, query: TokenQuery, request: Request) -> Result
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let dropped = state.peers().admit(peer, parsed.events.len(), received_ms, Instant::now());
+        let dropped = state
+            .peers()
+            .admit(peer, parsed.events.len(), received_ms, Instant::now());
         drop_rate_limited(&mut parsed, dropped, config);
     }
     state.correct_and_count(&mut parsed, received_ms);
@@ -314,22 +360,38 @@ fn post_reply(accepted: usize, parsed: &mut ParsedFrame) -> Response {
     if accepted > 0 || parsed.rejected == 0 {
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
-    let only_rate_limited = parsed.by_reason.iter().all(|(r, _)| *r == RejectReason::RateLimited);
+    let only_rate_limited = parsed
+        .by_reason
+        .iter()
+        .all(|(r, _)| *r == RejectReason::RateLimited);
     let (status, code, message) = if only_rate_limited {
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "every event was dropped by the rate limit")
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "every event was dropped by the rate limit",
+        )
     } else {
-        (StatusCode::BAD_REQUEST, "no_valid_events", "no event in the body was valid")
+        (
+            StatusCode::BAD_REQUEST,
+            "no_valid_events",
+            "no event in the body was valid",
+        )
     };
     body["error"] = serde_json::json!({"code": code, "message": message});
     let mut response = (status, axum::Json(body)).into_response();
     if only_rate_limited {
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     response
 }
 
 fn body_too_large(limit: usize) -> IngestError {
-    metrics().events_rejected.with_label_values(&[RejectReason::BodyTooLarge.as_str()]).inc();
+    metrics()
+        .events_rejected
+        .with_label_values(&[RejectReason::BodyTooLarge.as_str()])
+        .inc();
     IngestError::BodyTooLarge { limit }
 }
 
@@ -353,13 +415,20 @@ mod tests {
 
     #[test]
     fn reasons_are_cut_and_the_post_status_follows_the_counts() {
-        let mut p = ParsedFrame::refused(Rejection::new(RejectReason::UnknownField, "x".repeat(5000)));
+        let mut p =
+            ParsedFrame::refused(Rejection::new(RejectReason::UnknownField, "x".repeat(5000)));
         let r = post_reply(0, &mut p);
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         assert!(p.reasons[0].chars().count() == MAX_REASON_CHARS + 1);
         let mut p = ParsedFrame::refused(Rejection::new(RejectReason::RateLimited, "slow down"));
-        assert_eq!(post_reply(0, &mut p).status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            post_reply(0, &mut p).status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         assert_eq!(post_reply(3, &mut p).status(), StatusCode::OK);
-        assert_eq!(post_reply(0, &mut ParsedFrame::default()).status(), StatusCode::OK);
+        assert_eq!(
+            post_reply(0, &mut ParsedFrame::default()).status(),
+            StatusCode::OK
+        );
     }
 }

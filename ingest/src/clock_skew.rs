@@ -46,7 +46,11 @@ impl SkewCorrector {
         SkewCorrector {
             threshold_ms: config.skew_threshold_ms,
             hasher: RandomState::new(),
-            table: Mutex::new(GenerationalMap::new(config.skew_table_max_entries, config.skew_table_rotate_ms, now_ms)),
+            table: Mutex::new(GenerationalMap::new(
+                config.skew_table_max_entries,
+                config.skew_table_rotate_ms,
+                now_ms,
+            )),
         }
     }
 
@@ -63,7 +67,11 @@ impl SkewCorrector {
                 continue;
             };
             let key = self.hasher.hash_one((e.viewer.as_str(), session.as_str()));
-            let table = table.get_or_insert_with(|| self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            let table = table.get_or_insert_with(|| {
+                self.table
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
             let ts = e.ts;
             let threshold = self.threshold_ms;
             let (offset, made) = table.get_or_insert_with(key, receive_ms, || {
@@ -80,7 +88,10 @@ impl SkewCorrector {
 
     /// Sessions remembered (both generations).
     pub fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,18 +108,31 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn ev(kind: &str, ts: i64, session: Option<&str>) -> Event {
-        let session = session.map(|s| format!(r#","session":"{s}""#)).unwrap_or_default();
-        parse_event(&format!(r#"{{"type":"{kind}","ts":{ts},"viewer":"v","channel":"c","stream":"s"{session}}}"#))
-            .expect("valid event")
+        let session = session
+            .map(|s| format!(r#","session":"{s}""#))
+            .unwrap_or_default();
+        parse_event(&format!(
+            r#"{{"type":"{kind}","ts":{ts},"viewer":"v","channel":"c","stream":"s"{session}}}"#
+        ))
+        .expect("valid event")
     }
 
     #[test]
     fn a_session_is_shifted_by_its_first_events_skew() {
         let c = SkewCorrector::new(&IngestConfig::default(), NOW);
         // A player whose clock is in 1970: first event 0, receive NOW.
-        let mut a = vec![ev("viewstart", 1000, Some("x")), ev("playing", 3000, Some("x"))];
+        let mut a = vec![
+            ev("viewstart", 1000, Some("x")),
+            ev("playing", 3000, Some("x")),
+        ];
         let s = c.correct(&mut a, NOW);
-        assert_eq!(s, SkewStats { sessions_corrected: 1, events_corrected: 0 });
+        assert_eq!(
+            s,
+            SkewStats {
+                sessions_corrected: 1,
+                events_corrected: 0
+            }
+        );
         assert_eq!((a[0].ts, a[1].ts), (NOW, NOW + 2000));
         // Later frames of the same session keep the same offset (not counted again).
         let mut b = vec![ev("heartbeat", 13_000, Some("x"))];
@@ -132,15 +156,29 @@ mod tests {
     fn session_less_events_far_off_take_the_receive_time() {
         let c = SkewCorrector::new(&IngestConfig::default(), NOW);
         let year_2100 = 4_102_444_800_000;
-        let mut a = vec![ev("chat", year_2100, None), ev("like", NOW - MIN, None), ev("follow", 5, None)];
+        let mut a = vec![
+            ev("chat", year_2100, None),
+            ev("like", NOW - MIN, None),
+            ev("follow", 5, None),
+        ];
         let s = c.correct(&mut a, NOW);
-        assert_eq!(s, SkewStats { sessions_corrected: 0, events_corrected: 2 });
+        assert_eq!(
+            s,
+            SkewStats {
+                sessions_corrected: 0,
+                events_corrected: 2
+            }
+        );
         assert_eq!((a[0].ts, a[1].ts, a[2].ts), (NOW, NOW - MIN, NOW));
     }
 
     #[test]
     fn the_table_is_bounded_and_forgets() {
-        let cfg = IngestConfig { skew_table_max_entries: 10, skew_table_rotate_ms: MIN, ..IngestConfig::default() };
+        let cfg = IngestConfig {
+            skew_table_max_entries: 10,
+            skew_table_rotate_ms: MIN,
+            ..IngestConfig::default()
+        };
         let c = SkewCorrector::new(&cfg, NOW);
         for i in 0..1000 {
             let mut a = vec![ev("viewstart", 0, Some(&format!("s{i}")))];
@@ -153,6 +191,10 @@ mod tests {
         assert_eq!(a[0].ts, NOW);
         let mut b = vec![ev("heartbeat", NOW + 100 * MIN, Some("z"))];
         c.correct(&mut b, NOW + 3 * MIN);
-        assert_eq!(b[0].ts, NOW + 3 * MIN, "forgotten: the heartbeat is the first event again");
+        assert_eq!(
+            b[0].ts,
+            NOW + 3 * MIN,
+            "forgotten: the heartbeat is the first event again"
+        );
     }
 }

@@ -80,7 +80,8 @@ impl Default for IngestConfig {
 impl IngestConfig {
     /// Checks the values that would make the endpoints misbehave (or tungstenite panic).
     pub fn validate(&self) -> Result<(), IngestError> {
-        let bad = |field: &str, why: &str| Err(IngestError::Config(format!("ingest.{field}: {why}")));
+        let bad =
+            |field: &str, why: &str| Err(IngestError::Config(format!("ingest.{field}: {why}")));
         if self.rate_per_s == 0 {
             return bad("rate_per_s", "must be at least 1");
         }
@@ -100,22 +101,34 @@ impl IngestConfig {
             return bad("skew_threshold_ms", "must be positive");
         }
         if self.skew_table_max_entries == 0 || self.peer_table_max_entries == 0 {
-            return bad("skew_table_max_entries/peer_table_max_entries", "must be at least 1");
+            return bad(
+                "skew_table_max_entries/peer_table_max_entries",
+                "must be at least 1",
+            );
         }
         if self.skew_table_rotate_ms <= 0 || self.peer_table_rotate_ms <= 0 {
-            return bad("skew_table_rotate_ms/peer_table_rotate_ms", "must be positive");
+            return bad(
+                "skew_table_rotate_ms/peer_table_rotate_ms",
+                "must be positive",
+            );
         }
         if self.ws_read_buffer_bytes == 0 {
             return bad("ws_read_buffer_bytes", "must be at least 1");
         }
         if self.ws_max_write_buffer_bytes <= self.ws_write_buffer_bytes {
-            return bad("ws_max_write_buffer_bytes", "must be greater than ws_write_buffer_bytes");
+            return bad(
+                "ws_max_write_buffer_bytes",
+                "must be greater than ws_write_buffer_bytes",
+            );
         }
         if self.idle_timeout_ms == 0 {
             return bad("idle_timeout_ms", "must be at least 1");
         }
         if self.trusted_token.as_deref() == Some("") {
-            return bad("trusted_token", "must not be empty (leave it out to trust nobody)");
+            return bad(
+                "trusted_token",
+                "must not be empty (leave it out to trust nobody)",
+            );
         }
         Ok(())
     }
@@ -131,7 +144,11 @@ mod tests {
         let c: IngestConfig = serde_json::from_str(r#"{"rate_per_s":10}"#).expect("parses");
         assert_eq!((c.rate_per_s, c.burst), (10, 500));
         assert!(serde_json::from_str::<IngestConfig>(r#"{"rate":10}"#).is_err());
-        let c = IngestConfig { ws_max_write_buffer_bytes: 10, ws_write_buffer_bytes: 10, ..Default::default() };
+        let c = IngestConfig {
+            ws_max_write_buffer_bytes: 10,
+            ws_write_buffer_bytes: 10,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }

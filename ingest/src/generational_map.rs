@@ -35,7 +35,12 @@ impl<K: Hash + Eq, V> GenerationalMap<K, V> {
 
     /// The entry for `key`, made with `make` if it is not (or no longer) known;
     /// the flag says whether it was made now.
-    pub(crate) fn get_or_insert_with(&mut self, key: K, now_ms: i64, make: impl FnOnce() -> V) -> (&mut V, bool) {
+    pub(crate) fn get_or_insert_with(
+        &mut self,
+        key: K,
+        now_ms: i64,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, bool) {
         // A clock that jumps backwards clears the map, so entries cannot live forever.
         let age = now_ms - self.rotated_at_ms;
         if age >= self.period_ms || age < 0 {
@@ -50,13 +55,16 @@ impl<K: Hash + Eq, V> GenerationalMap<K, V> {
         }
         let previous = &mut self.previous;
         let mut made = false;
-        let value = self.current.entry(key).or_insert_with_key(|k| match previous.remove(k) {
-            Some(v) => v,
-            None => {
-                made = true;
-                make()
-            }
-        });
+        let value = self
+            .current
+            .entry(key)
+            .or_insert_with_key(|k| match previous.remove(k) {
+                Some(v) => v,
+                None => {
+                    made = true;
+                    make()
+                }
+            });
         (value, made)
     }
 

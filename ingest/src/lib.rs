@@ -40,6 +40,10 @@
 //!   A `seq` envelope posted is echoed as `"seq"`. NDJSON is chosen by
 //!   `Content-Type: application/x-ndjson`; anything else (including `sendBeacon`'s
 //!   `text/plain`) is read as JSON.
+//! - **Shutdown**: [`IngestState::with_shutdown`] makes every socket hand its pending
+//!   batch on and close with 1001; upgraded sockets outlive `axum::serve`'s graceful
+//!   shutdown, so the binary awaits [`IngestState::sockets_closed`] before it stops the
+//!   aggregator.
 //! - **Clock skew**: see [`clock_skew`]; receive time comes from the injectable clock
 //!   of [`IngestState`] (one reading per frame or body).
 //! - **Metrics** count WebSocket messages and `POST` bodies as frames; refusals by
@@ -67,6 +71,7 @@ use pulse_schemas::{Event, ParsedFrame};
 use rate_limit::PeerLimiter;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Wall clock in epoch milliseconds (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -86,6 +91,8 @@ pub fn system_clock() -> Clock {
 pub struct IngestState {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    /// Every socket task, so shutdown can wait until their events are handed on.
+    sockets: TaskTracker,
 }
 
 struct Shared {
@@ -103,7 +110,11 @@ impl IngestState {
     }
 
     /// State whose receive time comes from `clock` (epoch ms).
-    pub fn with_clock(config: IngestConfig, events: EventSender, clock: Clock) -> Result<IngestState, IngestError> {
+    pub fn with_clock(
+        config: IngestConfig,
+        events: EventSender,
+        clock: Clock,
+    ) -> Result<IngestState, IngestError> {
         config.validate()?;
         let now = clock();
         let shared = Shared {
@@ -113,7 +124,11 @@ impl IngestState {
             events,
             clock,
         };
-        Ok(IngestState { shared: Arc::new(shared), shutdown: CancellationToken::new() })
+        Ok(IngestState {
+            shared: Arc::new(shared),
+            shutdown: CancellationToken::new(),
+            sockets: TaskTracker::new(),
+        })
     }
 
     /// Sockets close with 1001 once `token` is cancelled (graceful shutdown: the
@@ -123,6 +138,16 @@ impl IngestState {
         self
     }
 
+    /// Waits until every beacon socket task has ended (after the shutdown token was
+    /// cancelled they end promptly, having handed their accepted events on). Call it
+    /// after the HTTP server stopped and before stopping the aggregator: upgraded
+    /// sockets outlive `axum::serve`'s graceful shutdown. New sockets are not tracked
+    /// after this is called.
+    pub async fn sockets_closed(&self) {
+        self.sockets.close();
+        self.sockets.wait().await;
+    }
+
     pub fn config(&self) -> &IngestConfig {
         &self.shared.config
     }
@@ -130,6 +155,10 @@ impl IngestState {
     /// The skew table (for inspection).
     pub fn skew(&self) -> &SkewCorrector {
         &self.shared.skew
+    }
+
+    pub(crate) fn socket_tracker(&self) -> TaskTracker {
+        self.sockets.clone()
     }
 
     pub(crate) fn peers(&self) -> &PeerLimiter {
@@ -150,7 +179,10 @@ impl IngestState {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().strip_prefix("Bearer "))
             .map(str::trim);
-        bearer.into_iter().chain(query_token).any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
+        bearer
+            .into_iter()
+            .chain(query_token)
+            .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
     }
 
     /// Counts a frame's refusals and corrects its events' clock skew.
@@ -164,10 +196,13 @@ impl IngestState {
     pub(crate) async fn hand_on(&self, batch: Vec<Event>) -> Result<(), IngestError> {
         let n = batch.len() as u64;
         let tx = &self.shared.events;
-        tx.send(batch).await.map_err(|_| IngestError::AggregatorClosed)?;
+        tx.send(batch)
+            .await
+            .map_err(|_| IngestError::AggregatorClosed)?;
         let m = metrics();
         m.events_accepted.inc_by(n);
-        m.queue_depth.set((tx.max_capacity() - tx.capacity()) as i64);
+        m.queue_depth
+            .set((tx.max_capacity() - tx.capacity()) as i64);
         Ok(())
     }
 }
@@ -179,5 +214,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The beacon routes (`GET` + `POST /v1/beacons`); the binary merges this router with
 /// the query router on one listener.
 pub fn router(state: IngestState) -> Router {
-    Router::new().route("/v1/beacons", get(beacons::beacons_ws).post(beacons::beacons_post)).with_state(state)
+    Router::new()
+        .route(
+            "/v1/beacons",
+            get(beacons::beacons_ws).post(beacons::beacons_post),
+        )
+        .with_state(state)
 }

@@ -41,7 +41,9 @@ fn counter(name: &str, help: &str) -> IntCounter {
 }
 
 fn counter_vec(name: &str, help: &str, label: &str) -> IntCounterVec {
-    register(IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid constant metric name"))
+    register(
+        IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid constant metric name"),
+    )
 }
 
 fn gauge(name: &str, help: &str) -> IntGauge {
@@ -49,18 +51,38 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 }
 
 static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
-    events_accepted: counter("pulse_ingest_events_accepted_total", "Events handed to the aggregator."),
-    events_rejected: counter_vec("pulse_ingest_events_rejected_total", "Events or frames refused, by reason.", "reason"),
-    frames: counter("pulse_ingest_frames_total", "WebSocket messages and POST bodies received."),
+    events_accepted: counter(
+        "pulse_ingest_events_accepted_total",
+        "Events handed to the aggregator.",
+    ),
+    events_rejected: counter_vec(
+        "pulse_ingest_events_rejected_total",
+        "Events or frames refused, by reason.",
+        "reason",
+    ),
+    frames: counter(
+        "pulse_ingest_frames_total",
+        "WebSocket messages and POST bodies received.",
+    ),
     connections: gauge("pulse_ingest_connections", "Open beacon WebSockets."),
-    closed: counter_vec("pulse_ingest_closed_total", "WebSockets closed by the server, by close code.", "code"),
-    rate_limited: counter("pulse_ingest_rate_limited_total", "Events dropped by a rate limit."),
+    closed: counter_vec(
+        "pulse_ingest_closed_total",
+        "WebSockets closed by the server, by close code.",
+        "code",
+    ),
+    rate_limited: counter(
+        "pulse_ingest_rate_limited_total",
+        "Events dropped by a rate limit.",
+    ),
     skew_corrected: counter_vec(
         "pulse_ingest_skew_corrected_total",
         "Clock-skew corrections: sessions shifted, session-less events re-stamped.",
         "kind",
     ),
-    queue_depth: gauge("pulse_ingest_queue_depth", "Batches waiting in the aggregator channel."),
+    queue_depth: gauge(
+        "pulse_ingest_queue_depth",
+        "Batches waiting in the aggregator channel.",
+    ),
 });
 
 /// The process-wide ingest metrics (registered on first use).
@@ -72,20 +94,28 @@ impl IngestMetrics {
     /// Counts the refusals of one frame by reason.
     pub(crate) fn record_rejections(&self, by_reason: &[(pulse_schemas::RejectReason, u32)]) {
         for (reason, n) in by_reason {
-            self.events_rejected.with_label_values(&[reason.as_str()]).inc_by(u64::from(*n));
+            self.events_rejected
+                .with_label_values(&[reason.as_str()])
+                .inc_by(u64::from(*n));
         }
     }
 
     pub(crate) fn record_close(&self, code: u16) {
-        self.closed.with_label_values(&[code.to_string().as_str()]).inc();
+        self.closed
+            .with_label_values(&[code.to_string().as_str()])
+            .inc();
     }
 
     pub(crate) fn record_skew(&self, stats: crate::clock_skew::SkewStats) {
         if stats.sessions_corrected > 0 {
-            self.skew_corrected.with_label_values(&["session"]).inc_by(stats.sessions_corrected);
+            self.skew_corrected
+                .with_label_values(&["session"])
+                .inc_by(stats.sessions_corrected);
         }
         if stats.events_corrected > 0 {
-            self.skew_corrected.with_label_values(&["event"]).inc_by(stats.events_corrected);
+            self.skew_corrected
+                .with_label_values(&["event"])
+                .inc_by(stats.events_corrected);
         }
     }
 }

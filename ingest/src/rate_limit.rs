@@ -25,7 +25,12 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate_per_s: u32, burst: u32, now: Instant) -> Self {
-        TokenBucket { tokens: f64::from(burst), last: now, rate_per_s: f64::from(rate_per_s), burst: f64::from(burst) }
+        TokenBucket {
+            tokens: f64::from(burst),
+            last: now,
+            rate_per_s: f64::from(rate_per_s),
+            burst: f64::from(burst),
+        }
     }
 
     /// Takes up to `want` tokens; returns how many were granted.
@@ -82,7 +87,10 @@ impl ConnectionLimiter {
             }
             self.dropped_in_window = self.dropped_in_window.saturating_add(dropped);
         }
-        Admission { dropped, abusive: self.dropped_in_window > self.abuse_limit }
+        Admission {
+            dropped,
+            abusive: self.dropped_in_window > self.abuse_limit,
+        }
     }
 }
 
@@ -105,7 +113,11 @@ pub struct PeerLimiter {
 impl PeerLimiter {
     pub fn new(config: &IngestConfig, now_ms: i64) -> Self {
         PeerLimiter {
-            table: Mutex::new(GenerationalMap::new(config.peer_table_max_entries, config.peer_table_rotate_ms, now_ms)),
+            table: Mutex::new(GenerationalMap::new(
+                config.peer_table_max_entries,
+                config.peer_table_rotate_ms,
+                now_ms,
+            )),
             rate_per_s: config.rate_per_s,
             burst: config.burst,
         }
@@ -113,9 +125,13 @@ impl PeerLimiter {
 
     /// Events to drop from the end of a body with `events` valid events from `peer`.
     pub fn admit(&self, peer: IpAddr, events: usize, now_ms: i64, now: Instant) -> u32 {
-        let mut table = self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut table = self
+            .table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (rate, burst) = (self.rate_per_s, self.burst);
-        let (bucket, _) = table.get_or_insert_with(peer, now_ms, || TokenBucket::new(rate, burst, now));
+        let (bucket, _) =
+            table.get_or_insert_with(peer, now_ms, || TokenBucket::new(rate, burst, now));
         over_budget(bucket, events, now)
     }
 }
@@ -142,12 +158,30 @@ mod tests {
         let cfg = IngestConfig::default();
         let t0 = Instant::now();
         let mut l = ConnectionLimiter::new(&cfg, t0);
-        assert_eq!(l.admit(500, t0), Admission { dropped: 0, abusive: false });
-        assert_eq!(l.admit(600, t0), Admission { dropped: 600, abusive: false });
+        assert_eq!(
+            l.admit(500, t0),
+            Admission {
+                dropped: 0,
+                abusive: false
+            }
+        );
+        assert_eq!(
+            l.admit(600, t0),
+            Admission {
+                dropped: 600,
+                abusive: false
+            }
+        );
         let a = l.admit(500, t0 + Duration::from_millis(100));
         assert!(a.abusive && a.dropped == 495, "{a:?}");
         // A frame with no valid event still costs a token.
-        let mut l = ConnectionLimiter::new(&IngestConfig { burst: 1, ..cfg.clone() }, t0);
+        let mut l = ConnectionLimiter::new(
+            &IngestConfig {
+                burst: 1,
+                ..cfg.clone()
+            },
+            t0,
+        );
         assert_eq!(l.admit(0, t0).dropped, 0);
         assert_eq!(l.admit(1, t0).dropped, 1);
     }
@@ -167,7 +201,10 @@ mod tests {
 
     #[test]
     fn peers_have_their_own_buckets() {
-        let cfg = IngestConfig { peer_table_max_entries: 2, ..IngestConfig::default() };
+        let cfg = IngestConfig {
+            peer_table_max_entries: 2,
+            ..IngestConfig::default()
+        };
         let p = PeerLimiter::new(&cfg, 0);
         let now = Instant::now();
         let a: IpAddr = [10, 0, 0, 1].into();

@@ -35,27 +35,46 @@ async fn bad_input_is_rejected_and_the_connection_stays_open() {
         let reply = next_json(&mut ws).await;
         assert_eq!(reply["type"], "rejected", "{frame} -> {reply}");
         assert_eq!(reply["count"], 1, "{reply}");
-        assert!(reasons(&reply).contains(needle), "{frame}: {needle:?} not in {reply}");
+        assert!(
+            reasons(&reply).contains(needle),
+            "{frame}: {needle:?} not in {reply}"
+        );
     }
     // Binary frames: refused, connection stays open.
-    ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+    ws.send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["type"], "rejected");
     assert!(reasons(&reply).contains("binary"), "{reply}");
     // A batch keeps its valid events and reports the refused one with its index.
-    let frame = format!(r#"{{"seq":9,"events":[{},{{"type":"zap"}},{}]}}"#, ev("viewstart", NOW, "bad-1"), ev("playing", NOW + 1, "bad-1"));
+    let frame = format!(
+        r#"{{"seq":9,"events":[{},{{"type":"zap"}},{}]}}"#,
+        ev("viewstart", NOW, "bad-1"),
+        ev("playing", NOW + 1, "bad-1")
+    );
     send_text(&mut ws, frame).await;
     let reply = next_json(&mut ws).await;
-    assert_eq!((reply["type"].as_str(), reply["count"].as_u64()), (Some("rejected"), Some(1)), "{reply}");
+    assert_eq!(
+        (reply["type"].as_str(), reply["count"].as_u64()),
+        (Some("rejected"), Some(1)),
+        "{reply}"
+    );
     assert!(reasons(&reply).contains("event 1"), "{reply}");
-    assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"ack","seq":9}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        serde_json::json!({"type":"ack","seq":9})
+    );
     // Still served: a plain valid event goes through.
     send_text(&mut ws, ev("heartbeat", NOW + 2, "bad-1")).await;
     assert_eq!(server.settle_viewer("bad-1", 3).await, 3);
     let acked = good.await.unwrap();
     assert_eq!(acked, (0..20).collect::<Vec<_>>());
     assert_eq!(server.settle_viewer("good-bad-input", 200).await, 200);
-    let rejected = metrics().events_rejected.with_label_values(&["binary_frame"]).get();
+    let rejected = metrics()
+        .events_rejected
+        .with_label_values(&["binary_frame"])
+        .get();
     assert!(rejected >= 1);
 }
 
@@ -71,15 +90,29 @@ async fn a_batch_just_under_64_kib_keeps_its_first_thousand_items() {
         .chain((0..700).map(|_| "0".to_string()))
         .collect();
     let frame = batch(items);
-    assert!(frame.len() <= 65_536 && frame.len() > 60_000, "{}", frame.len());
+    assert!(
+        frame.len() <= 65_536 && frame.len() > 60_000,
+        "{}",
+        frame.len()
+    );
     send_text(&mut ws, frame).await;
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["type"], "rejected");
     assert_eq!(reply["count"], 700, "{reply}");
-    assert!(reasons(&reply).contains("batch holds 1700 events"), "{reply}");
+    assert!(
+        reasons(&reply).contains("batch holds 1700 events"),
+        "{reply}"
+    );
     assert_eq!(server.settle_viewer("bb", 1000).await, 1000);
     // The frame was one batch, handed on whole.
-    assert!(server.batches.lock().unwrap().iter().any(|b| b.len() == 1000 && b[0].viewer.as_str() == "bb"));
+    assert!(
+        server
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.len() == 1000 && b[0].viewer.as_str() == "bb")
+    );
     assert_eq!(good.await.unwrap().len(), 10);
     assert_eq!(server.settle_viewer("good-big-batch", 100).await, 100);
 }
@@ -91,19 +124,22 @@ async fn frames_over_64_kib_close_with_1009() {
     let before = metrics().closed.with_label_values(&["1009"]).get();
     // A 10 000-event batch (about 730 KB) and a 1 MiB frame: both close the socket.
     let ten_thousand = batch((0..10_000).map(|i| ev("heartbeat", NOW + i, "big")));
-    let one_mib = format!(r#"{{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","player":"{}"}}"#, "x".repeat(1 << 20));
+    let one_mib = format!(
+        r#"{{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","player":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
     for frame in [ten_thousand, one_mib] {
         let ws = connect(&server.ws_url(), Some(TOKEN)).await;
         let (mut tx, mut rx) = ws.split();
         // The server stops reading mid-frame, so the send may fail: read concurrently.
-        let sender = tokio::spawn(async move { tx.send(Message::Text(frame.into())).await.is_ok() });
-        let code = loop {
-            match tokio::time::timeout(Duration::from_secs(10), rx.next()).await.expect("close in time") {
-                Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
-                Some(Ok(other)) => panic!("unexpected {other:?}"),
-                Some(Err(e)) => panic!("error before the close frame: {e}"),
-                None => panic!("ended without a close frame"),
-            }
+        let sender =
+            tokio::spawn(async move { tx.send(Message::Text(frame.into())).await.is_ok() });
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.next())
+            .await
+            .expect("close in time");
+        let code = match first {
+            Some(Ok(Message::Close(Some(f)))) => u16::from(f.code),
+            other => panic!("expected a close frame first, got {other:?}"),
         };
         assert_eq!(code, 1009);
         let _ = sender.await;
@@ -139,7 +175,7 @@ async fn a_flooding_client_is_limited_then_closed_with_1008() {
     assert!(dropped > 1000, "{dropped}");
     let kept = server.settle_viewer("flood", 500).await;
     // The burst, plus what 50/s refilled while the frames arrived.
-    assert!((500..600).contains(&kept), "{kept}");
+    assert!((500..750).contains(&kept), "{kept}");
     // Every event of every frame the server read is either kept or reported dropped
     // (frames after the close are never read).
     assert_eq!((kept as u64 + dropped) % 100, 0, "{kept} + {dropped}");
@@ -161,13 +197,16 @@ async fn trusted_emitters_are_not_rate_limited() {
             send_text(&mut ws, format!(r#"{{"seq":{seq},"events":{events}}}"#)).await;
         }
         for seq in 0..10 {
-            assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"ack","seq":seq}));
+            assert_eq!(
+                next_json(&mut ws).await,
+                serde_json::json!({"type":"ack","seq":seq})
+            );
         }
         assert_eq!(server.settle_viewer(viewer, 4000).await, 4000);
     }
     // A wrong token is simply not trusted.
     let mut ws = connect(&server.ws_url(), Some("wrong")).await;
-    send_text(&mut ws, batch((0..600).map(|i| ev("heartbeat", NOW + i, "untrusted")))).await;
+    send_text(&mut ws, batch((0..600).map(|i| chat(NOW + i, "untrusted")))).await;
     let reply = next_json(&mut ws).await;
     assert_eq!(reply["count"], 100, "{reply}");
     assert_eq!(server.settle_viewer("untrusted", 500).await, 500);
@@ -179,18 +218,44 @@ async fn acks_come_after_the_hand_off_and_a_full_channel_is_backpressure() {
     let (clock, _) = fixed_clock(NOW);
     let (addr, mut rx) = start_raw(config(), Some(clock), 1).await;
     let mut ws = connect(&format!("ws://{addr}/v1/beacons"), None).await;
-    send_text(&mut ws, format!(r#"{{"seq":1,"events":[{}]}}"#, ev("viewstart", NOW, "bp"))).await;
-    assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"ack","seq":1}));
+    send_text(
+        &mut ws,
+        format!(r#"{{"seq":1,"events":[{}]}}"#, ev("viewstart", NOW, "bp")),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        serde_json::json!({"type":"ack","seq":1})
+    );
     // Acked means handed on: the batch is in the channel now.
     let first = rx.try_recv().expect("acked batch is in the channel");
     assert_eq!(first.len(), 1);
     // Fill the channel, then one more: that send waits, so its ack does not come.
-    send_text(&mut ws, format!(r#"{{"seq":2,"events":[{}]}}"#, ev("playing", NOW + 1, "bp"))).await;
+    send_text(
+        &mut ws,
+        format!(r#"{{"seq":2,"events":[{}]}}"#, ev("playing", NOW + 1, "bp")),
+    )
+    .await;
     assert_eq!(next_json(&mut ws).await["seq"], 2);
-    send_text(&mut ws, format!(r#"{{"seq":3,"events":[{}]}}"#, ev("heartbeat", NOW + 2, "bp"))).await;
-    assert!(tokio::time::timeout(Duration::from_millis(300), ws.next()).await.is_err(), "no ack while the channel is full");
+    send_text(
+        &mut ws,
+        format!(
+            r#"{{"seq":3,"events":[{}]}}"#,
+            ev("heartbeat", NOW + 2, "bp")
+        ),
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ws.next())
+            .await
+            .is_err(),
+        "no ack while the channel is full"
+    );
     assert_eq!(rx.recv().await.unwrap()[0].ts, NOW + 1);
-    assert_eq!(next_json(&mut ws).await, serde_json::json!({"type":"ack","seq":3}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        serde_json::json!({"type":"ack","seq":3})
+    );
     assert_eq!(rx.recv().await.unwrap()[0].ts, NOW + 2);
     assert!(metrics().queue_depth.get() >= 0);
 }
@@ -199,42 +264,97 @@ async fn acks_come_after_the_hand_off_and_a_full_channel_is_backpressure() {
 async fn timestamps_in_1970_and_2100_are_corrected() {
     let (clock, _) = fixed_clock(NOW);
     let server = start(config(), Some(clock)).await;
-    let sessions_before = metrics().skew_corrected.with_label_values(&["session"]).get();
+    let sessions_before = metrics()
+        .skew_corrected
+        .with_label_values(&["session"])
+        .get();
     let events_before = metrics().skew_corrected.with_label_values(&["event"]).get();
     let mut ws = connect(&server.ws_url(), None).await;
     let y2100 = 4_102_444_800_000;
     // A player in 1970 and one in 2100: sessions shifted, spacing kept.
-    send_text(&mut ws, batch([ev("viewstart", 1_000, "old"), ev("playing", 2_500, "old")])).await;
-    send_text(&mut ws, batch([ev("viewstart", y2100, "future"), ev("playing", y2100 + 700, "future")])).await;
+    send_text(
+        &mut ws,
+        batch([ev("viewstart", 1_000, "old"), ev("playing", 2_500, "old")]),
+    )
+    .await;
+    send_text(
+        &mut ws,
+        batch([
+            ev("viewstart", y2100, "future"),
+            ev("playing", y2100 + 700, "future"),
+        ]),
+    )
+    .await;
     // Engagement without a session, far off: takes the receive time.
-    send_text(&mut ws, batch([chat(3, "chatty"), chat(y2100, "chatty"), chat(NOW - 1000, "chatty")])).await;
+    send_text(
+        &mut ws,
+        batch([
+            chat(3, "chatty"),
+            chat(y2100, "chatty"),
+            chat(NOW - 1000, "chatty"),
+        ]),
+    )
+    .await;
     // A player within 5 minutes is left alone.
     send_text(&mut ws, ev("viewstart", NOW - 120_000, "fine")).await;
     for (viewer, n) in [("old", 2), ("future", 2), ("chatty", 3), ("fine", 1)] {
         assert_eq!(server.settle_viewer(viewer, n).await, n);
     }
     let ts = |viewer: &str| -> Vec<i64> {
-        server.events().iter().filter(|e| e.viewer.as_str() == viewer).map(|e| e.ts).collect()
+        server
+            .events()
+            .iter()
+            .filter(|e| e.viewer.as_str() == viewer)
+            .map(|e| e.ts)
+            .collect()
     };
     assert_eq!(ts("old"), vec![NOW, NOW + 1_500]);
     assert_eq!(ts("future"), vec![NOW, NOW + 700]);
     assert_eq!(ts("chatty"), vec![NOW, NOW, NOW - 1000]);
     assert_eq!(ts("fine"), vec![NOW - 120_000]);
-    assert!(metrics().skew_corrected.with_label_values(&["session"]).get() >= sessions_before + 2);
+    assert!(
+        metrics()
+            .skew_corrected
+            .with_label_values(&["session"])
+            .get()
+            >= sessions_before + 2
+    );
     assert!(metrics().skew_corrected.with_label_values(&["event"]).get() >= events_before + 2);
 }
 
 #[tokio::test]
 async fn idle_sockets_are_closed_and_shutdown_closes_with_1001() {
-    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let cfg = pulse_ingest::IngestConfig { idle_timeout_ms: 200, ..config() };
-    let state = pulse_ingest::IngestState::new(cfg, tx).unwrap().with_shutdown(shutdown.clone());
-    let addr = serve(state).await;
+    let cfg = pulse_ingest::IngestConfig {
+        idle_timeout_ms: 300,
+        ..config()
+    };
+    let state = pulse_ingest::IngestState::new(cfg, tx)
+        .unwrap()
+        .with_shutdown(shutdown.clone());
+    let addr = serve(state.clone()).await;
     let mut idle = connect(&format!("ws://{addr}/v1/beacons"), None).await;
     assert_eq!(close_code(&mut idle).await.0, 1000);
     let mut busy = connect(&format!("ws://{addr}/v1/beacons"), None).await;
-    send_text(&mut busy, ev("viewstart", NOW, "sd")).await;
+    send_text(
+        &mut busy,
+        format!(r#"{{"seq":1,"events":[{}]}}"#, ev("viewstart", NOW, "sd")),
+    )
+    .await;
+    assert_eq!(next_json(&mut busy).await["seq"], 1);
+    send_text(&mut busy, ev("playing", NOW + 1, "sd")).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     shutdown.cancel();
-    assert_eq!(close_code(&mut busy).await.0, 1001);
+    let closing = tokio::spawn(async move { close_code(&mut busy).await.0 });
+    tokio::time::timeout(Duration::from_secs(10), state.sockets_closed())
+        .await
+        .expect("socket tasks end after shutdown");
+    assert_eq!(closing.await.unwrap(), 1001);
+    // Everything the socket accepted was handed on before it closed.
+    let mut handed = 0;
+    while let Ok(batch) = rx.try_recv() {
+        handed += batch.len();
+    }
+    assert_eq!(handed, 2);
 }

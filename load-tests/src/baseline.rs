@@ -37,8 +37,13 @@ impl BareServer {
                 tcp.set_nodelay(true).ok();
                 let (f, st) = (f.clone(), st.clone());
                 tokio::spawn(async move {
-                    let size = SocketSize { read_buffer: 4096, write_buffer: 4096 };
-                    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(size.config())).await else {
+                    let size = SocketSize {
+                        read_buffer: 4096,
+                        write_buffer: 4096,
+                    };
+                    let Ok(mut ws) =
+                        tokio_tungstenite::accept_async_with_config(tcp, Some(size.config())).await
+                    else {
                         return;
                     };
                     loop {

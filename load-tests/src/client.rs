@@ -22,9 +22,15 @@ pub struct SocketSize {
 
 impl SocketSize {
     /// Players: they send an event every few seconds and read almost nothing.
-    pub const VIEWER: SocketSize = SocketSize { read_buffer: 1024, write_buffer: 0 };
+    pub const VIEWER: SocketSize = SocketSize {
+        read_buffer: 1024,
+        write_buffer: 0,
+    };
     /// Senders that stream frames as fast as the server takes them.
-    pub const SENDER: SocketSize = SocketSize { read_buffer: 4096, write_buffer: 16 * 1024 };
+    pub const SENDER: SocketSize = SocketSize {
+        read_buffer: 4096,
+        write_buffer: 16 * 1024,
+    };
 
     /// The tungstenite configuration; `max_frame` bounds what the server may send us.
     pub fn config(self) -> WebSocketConfig {
@@ -64,12 +70,19 @@ fn fd_error() -> anyhow::Error {
 /// Opens `url` (a `ws://` URL on loopback), with `Authorization: Bearer <token>` on the
 /// upgrade request when a token is given. EMFILE/ENFILE become a [`FatalConnectError`].
 pub async fn connect(url: &str, token: Option<&str>, size: SocketSize) -> anyhow::Result<Socket> {
-    let mut request = url.into_client_request().context("building the upgrade request")?;
+    let mut request = url
+        .into_client_request()
+        .context("building the upgrade request")?;
     if let Some(t) = token {
-        let v = HeaderValue::from_str(&format!("Bearer {t}")).context("--token is not a valid header value")?;
+        let v = HeaderValue::from_str(&format!("Bearer {t}"))
+            .context("--token is not a valid header value")?;
         request.headers_mut().insert("authorization", v);
     }
-    let host = request.uri().authority().map(|a| a.as_str().to_string()).context("URL without host")?;
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .context("URL without host")?;
     let tcp = match TcpStream::connect(&host).await {
         Ok(s) => s,
         Err(e) if is_fd_exhausted(&e) => return Err(fd_error()),
@@ -87,8 +100,15 @@ pub async fn connect(url: &str, token: Option<&str>, size: SocketSize) -> anyhow
 pub fn nofile_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
-    if soft == "unlimited" { Some(u64::MAX) } else { soft.parse().ok() }
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
 }
 
 /// Fails early, with the fix in the message, when `sockets` connections (plus some

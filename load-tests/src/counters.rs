@@ -69,7 +69,11 @@ impl Counters {
         r.connections_peak = self.peak.load(Relaxed);
         r.connect_failures = self.connect_failures.load(Relaxed);
         r.closed_by_server = self.closed_by_server.load(Relaxed);
-        r.close_codes = self.close_codes.lock().map(|c| c.clone()).unwrap_or_default();
+        r.close_codes = self
+            .close_codes
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         r.frames_sent = self.frames_sent.load(Relaxed);
         r.events_sent = self.events_sent.load(Relaxed);
         r.events_rejected = self.events_rejected.load(Relaxed);
@@ -91,7 +95,10 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(max_events: u64, deadline: Instant) -> Budget {
-        Budget { left: AtomicU64::new(max_events), deadline }
+        Budget {
+            left: AtomicU64::new(max_events),
+            deadline,
+        }
     }
 
     /// Takes up to `want` events from the budget; 0 once it is spent or time is up.
@@ -121,8 +128,12 @@ pub enum Reply {
 /// Reads server replies until the socket ends: counts `rejected` events, hands `ack`
 /// seqs to `on_ack`, records a server close. Returns when the server closed or the
 /// socket ended (after our own Close, the server's Close answers it).
-pub async fn read_replies<S>(mut stream: S, counters: &Counters, we_closed: impl Fn() -> bool, mut on_ack: impl FnMut(u64))
-where
+pub async fn read_replies<S>(
+    mut stream: S,
+    counters: &Counters,
+    we_closed: impl Fn() -> bool,
+    mut on_ack: impl FnMut(u64),
+) where
     S: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     while let Some(msg) = stream.next().await {
@@ -136,7 +147,11 @@ where
                 if !we_closed() {
                     counters.server_closed(frame.as_ref().map(|f| u16::from(f.code)));
                     if let Some(f) = frame {
-                        counters.note(format!("server closed a connection: {} {}", u16::from(f.code), f.reason));
+                        counters.note(format!(
+                            "server closed a connection: {} {}",
+                            u16::from(f.code),
+                            f.reason
+                        ));
                     }
                 }
                 // Keep reading: tungstenite answers the close and then ends the stream.
@@ -167,9 +182,14 @@ pub fn parse_reply(text: &str, counters: &Counters) -> Reply {
     match serde_json::from_str::<R<'_>>(text) {
         Ok(r) if r.kind == "ack" => r.seq.map_or(Reply::Other, Reply::Ack),
         Ok(r) if r.kind == "rejected" => {
-            counters.events_rejected.fetch_add(r.count.unwrap_or(1), Relaxed);
+            counters
+                .events_rejected
+                .fetch_add(r.count.unwrap_or(1), Relaxed);
             if let Some(first) = r.reasons.first() {
-                counters.note(format!("rejected: {}", first.chars().take(160).collect::<String>()));
+                counters.note(format!(
+                    "rejected: {}",
+                    first.chars().take(160).collect::<String>()
+                ));
             }
             Reply::Other
         }

@@ -26,13 +26,23 @@ pub fn id(s: &str) -> Id {
 }
 
 /// A stream-target event with every optional field empty.
-pub fn event(kind: EventKind, ts: i64, viewer: &Id, channel: &Id, stream: &Id, session: Option<&Id>) -> Event {
+pub fn event(
+    kind: EventKind,
+    ts: i64,
+    viewer: &Id,
+    channel: &Id,
+    stream: &Id,
+    session: Option<&Id>,
+) -> Event {
     Event {
         kind,
         ts,
         viewer: viewer.clone(),
         channel: channel.clone(),
-        target: Target { kind: TargetKind::Stream, id: stream.clone() },
+        target: Target {
+            kind: TargetKind::Stream,
+            id: stream.clone(),
+        },
         session: session.cloned(),
         pos: None,
         state: None,
@@ -61,7 +71,10 @@ impl Template {
         let sentinel = TS_SENTINEL.to_string();
         let at = json.find(&sentinel).unwrap_or(json.len());
         let tail = json.get(at + sentinel.len()..).unwrap_or("").to_string();
-        Template { head: json[..at].to_string(), tail }
+        Template {
+            head: json[..at].to_string(),
+            tail,
+        }
     }
 
     fn render(&self, ts: i64, out: &mut String) {
@@ -149,7 +162,14 @@ impl LoadEvents {
 
     /// Writes `{"seq":N,"events":[…]}` with up to `max_events` events, stopping before
     /// the frame would exceed `max_bytes`. Returns the number of events written.
-    pub fn envelope_into(&mut self, seq: u64, ts: i64, max_events: usize, max_bytes: usize, out: &mut String) -> usize {
+    pub fn envelope_into(
+        &mut self,
+        seq: u64,
+        ts: i64,
+        max_events: usize,
+        max_bytes: usize,
+        out: &mut String,
+    ) -> usize {
         out.clear();
         let _ = write!(out, "{{\"seq\":{seq},\"events\":[");
         let room = self.max_event_len() + 1;
@@ -174,7 +194,11 @@ pub fn probe_events(run: &str, probe: usize, n: u64, ts: i64, end: bool) -> Vec<
     let viewer = id(&format!("pr{run}-v{probe}.{n}"));
     let session = id(&format!("pr{run}-x{probe}.{n}"));
     let mk = |kind| event(kind, ts, &viewer, &channel, &stream, Some(&session));
-    if end { vec![mk(EventKind::Viewend)] } else { vec![mk(EventKind::Viewstart), mk(EventKind::Playing)] }
+    if end {
+        vec![mk(EventKind::Viewend)]
+    } else {
+        vec![mk(EventKind::Viewstart), mk(EventKind::Playing)]
+    }
 }
 
 /// The stream a probe writes to (one per probe, so every viewer of it is ours).
@@ -215,7 +239,8 @@ impl Player {
     /// Viewer `i` of `streams` streams (two per channel); its first view starts at `start_ms`.
     pub fn new(run: &str, i: usize, streams: usize, start_ms: i64, seed: u64) -> Player {
         let s = i % streams.max(1);
-        let mut rng = fastrand::Rng::with_seed(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            fastrand::Rng::with_seed(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         Player {
             viewer: id(&format!("vw{run}-v{i}")),
             channel: id(&format!("vw{run}-c{}", s / 2)),
@@ -245,7 +270,9 @@ impl Player {
     pub fn next_wake(&self) -> i64 {
         match self.phase {
             Phase::Between(t) => t,
-            Phase::Starting(t) | Phase::Paused(t) | Phase::Rebuffering(t) => t.min(self.next_heartbeat),
+            Phase::Starting(t) | Phase::Paused(t) | Phase::Rebuffering(t) => {
+                t.min(self.next_heartbeat)
+            }
             Phase::Playing => self.next_heartbeat.min(self.view_end),
         }
     }
@@ -348,6 +375,7 @@ impl Player {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use pulse_schemas::parse_frame;
@@ -369,7 +397,12 @@ mod tests {
             assert!(s.len() <= g.max_event_len(), "{s}");
             kinds.insert(f.events[0].kind);
         }
-        for k in [EventKind::Viewstart, EventKind::Playing, EventKind::Heartbeat, EventKind::Chat] {
+        for k in [
+            EventKind::Viewstart,
+            EventKind::Playing,
+            EventKind::Heartbeat,
+            EventKind::Chat,
+        ] {
             assert!(kinds.contains(&k), "{k} never generated");
         }
     }
@@ -382,11 +415,21 @@ mod tests {
         assert!(s.len() <= 64 * 1024, "{}", s.len());
         assert!(n > 100 && n < 1000, "{n}");
         let f = parse_frame(&s);
-        assert_eq!((f.seq, f.events.len(), f.rejected), (Some(42), n, 0), "{:?}", f.reasons);
+        assert_eq!(
+            (f.seq, f.events.len(), f.rejected),
+            (Some(42), n, 0),
+            "{:?}",
+            f.reasons
+        );
         let n = g.envelope_into(43, NOW, 1000, 1 << 20, &mut s);
         assert_eq!(n, 1000);
         let f = parse_frame(&s);
-        assert_eq!((f.seq, f.events.len(), f.rejected), (Some(43), 1000, 0), "{:?}", f.reasons);
+        assert_eq!(
+            (f.seq, f.events.len(), f.rejected),
+            (Some(43), 1000, 0),
+            "{:?}",
+            f.reasons
+        );
     }
 
     #[test]
@@ -421,12 +464,25 @@ mod tests {
             EventKind::Viewend,
             EventKind::Chat,
         ] {
-            assert!(count.get(&k).copied().unwrap_or(0) > 0, "{k} never generated: {count:?}");
+            assert!(
+                count.get(&k).copied().unwrap_or(0) > 0,
+                "{k} never generated: {count:?}"
+            );
         }
         // Heartbeats dominate: about one per 10 s of open view.
-        assert!(count[&EventKind::Heartbeat] > count[&EventKind::Viewstart] * 5, "{count:?}");
+        assert!(
+            count[&EventKind::Heartbeat] > count[&EventKind::Viewstart] * 5,
+            "{count:?}"
+        );
         // Whole batches of generated events parse too.
-        let batch = format!("[{}]", all[..100].iter().map(Event::to_json).collect::<Vec<_>>().join(","));
+        let batch = format!(
+            "[{}]",
+            all[..100]
+                .iter()
+                .map(Event::to_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         assert_eq!(parse_frame(&batch).events.len(), 100);
     }
 
@@ -441,12 +497,20 @@ mod tests {
             now = p.next_wake();
             p.poll(now, &mut out);
         }
-        let hb: Vec<i64> = out.iter().filter(|e| e.kind == EventKind::Heartbeat).map(|e| e.ts).collect();
+        let hb: Vec<i64> = out
+            .iter()
+            .filter(|e| e.kind == EventKind::Heartbeat)
+            .map(|e| e.ts)
+            .collect();
         assert!(hb.len() >= 4, "{out:?}");
         assert!(hb.windows(2).all(|w| w[1] - w[0] == HEARTBEAT_MS), "{hb:?}");
         let mut end = Vec::new();
         p.finish(now + 1, &mut end);
-        assert!(end.is_empty() || end[0].kind == EventKind::Viewend || out.last().map(|e| e.kind) == Some(EventKind::Error));
+        assert!(
+            end.is_empty()
+                || end[0].kind == EventKind::Viewend
+                || out.last().map(|e| e.kind) == Some(EventKind::Error)
+        );
         assert_eq!(p.next_wake(), i64::MAX);
     }
 

@@ -69,10 +69,20 @@ struct Shared {
 }
 
 /// Runs `cfg.probes` probes until `deadline`, then waits (bounded) for the last ones.
-pub async fn run(cfg: ProbeConfig, deadline: Instant) -> anyhow::Result<(LatencyReport, Option<String>)> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+pub async fn run(
+    cfg: ProbeConfig,
+    deadline: Instant,
+) -> anyhow::Result<(LatencyReport, Option<String>)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let h = || Histogram::new_with_bounds(1, 120_000_000, 3);
-    let shared = Arc::new(Shared { cfg, http, hist: Mutex::new((h()?, h()?)), findings: Mutex::default() });
+    let shared = Arc::new(Shared {
+        cfg,
+        http,
+        hist: Mutex::new((h()?, h()?)),
+        findings: Mutex::default(),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for p in 0..shared.cfg.probes {
         let sh = shared.clone();
@@ -86,8 +96,15 @@ pub async fn run(cfg: ProbeConfig, deadline: Instant) -> anyhow::Result<(Latency
             Err(e) => error = Some(format!("probe task failed: {e}")),
         }
     }
-    let (h1, h2) = shared.hist.lock().map(|h| (h.0.clone(), h.1.clone())).map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let f = shared.findings.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let (h1, h2) = shared
+        .hist
+        .lock()
+        .map(|h| (h.0.clone(), h.1.clone()))
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let f = shared
+        .findings
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
     let report = LatencyReport {
         beacon_to_visible: Percentiles::from_us(&h1),
         tick_end_to_visible: Percentiles::from_us(&h2),
@@ -111,9 +128,16 @@ async fn probe(p: usize, sh: &Arc<Shared>, deadline: Instant) -> anyhow::Result<
     result
 }
 
-async fn send_probes(p: usize, sh: &Shared, outstanding: &Mutex<VecDeque<Outstanding>>, deadline: Instant) -> anyhow::Result<()> {
+async fn send_probes(
+    p: usize,
+    sh: &Shared,
+    outstanding: &Mutex<VecDeque<Outstanding>>,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     let cfg = &sh.cfg;
-    let mut ws = connect(&cfg.url, None, SocketSize::VIEWER).await.context("probe connection")?;
+    let mut ws = connect(&cfg.url, None, SocketSize::VIEWER)
+        .await
+        .context("probe connection")?;
     let mut rng = fastrand::Rng::new();
     let tick = cfg.tick_ms.max(100);
     let lead = cfg.lead_ms.clamp(60, tick - 10);
@@ -132,7 +156,14 @@ async fn send_probes(p: usize, sh: &Shared, outstanding: &Mutex<VecDeque<Outstan
         if ts >= tick_end {
             continue;
         }
-        let frame = format!("[{}]", probe_events(&cfg.run, p, n, ts, false).iter().map(|e| e.to_json()).collect::<Vec<_>>().join(","));
+        let frame = format!(
+            "[{}]",
+            probe_events(&cfg.run, p, n, ts, false)
+                .iter()
+                .map(|e| e.to_json())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let sent = Instant::now();
         ws.send(Message::text(frame)).await.context("probe send")?;
         if let Ok(mut q) = outstanding.lock() {
@@ -142,12 +173,19 @@ async fn send_probes(p: usize, sh: &Shared, outstanding: &Mutex<VecDeque<Outstan
                     f.timed_out += 1;
                 }
             }
-            q.push_back(Outstanding { tick_start: tick_end - tick, tick_end, sent_ms: ts, sent });
+            q.push_back(Outstanding {
+                tick_start: tick_end - tick,
+                tick_end,
+                sent_ms: ts,
+                sent,
+            });
         }
         // End the session after the tick end, so it counts in this tick only.
         let _ = sleep_wall(tick_end + 300, deadline + Duration::from_secs(5)).await;
         let end = probe_events(&cfg.run, p, n, now_ms().max(tick_end + 1), true);
-        ws.send(Message::text(end[0].to_json())).await.context("probe viewend")?;
+        ws.send(Message::text(end[0].to_json()))
+            .await
+            .context("probe viewend")?;
         n += 1;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
@@ -179,14 +217,22 @@ struct Point {
     peak: Option<f64>,
 }
 
-async fn poll(p: usize, sh: &Shared, outstanding: &Mutex<VecDeque<Outstanding>>, sending_done: &tokio_util::sync::CancellationToken) {
+async fn poll(
+    p: usize,
+    sh: &Shared,
+    outstanding: &Mutex<VecDeque<Outstanding>>,
+    sending_done: &tokio_util::sync::CancellationToken,
+) {
     let cfg = &sh.cfg;
     let stream = probe_stream(&cfg.run, p);
     let mut every = tokio::time::interval(Duration::from_millis(cfg.poll_ms.max(10)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let pending: Vec<Outstanding> = outstanding.lock().map(|q| q.iter().copied().collect()).unwrap_or_default();
+        let pending: Vec<Outstanding> = outstanding
+            .lock()
+            .map(|q| q.iter().copied().collect())
+            .unwrap_or_default();
         if pending.is_empty() {
             if sending_done.is_cancelled() {
                 return;
@@ -207,30 +253,45 @@ async fn poll(p: usize, sh: &Shared, outstanding: &Mutex<VecDeque<Outstanding>>,
             let resp = req.send().await?;
             let status = resp.status();
             let body = resp.text().await?;
-            anyhow::ensure!(status.is_success(), "{status}: {}", body.chars().take(200).collect::<String>());
+            anyhow::ensure!(
+                status.is_success(),
+                "{status}: {}",
+                body.chars().take(200).collect::<String>()
+            );
             Ok::<Series, anyhow::Error>(serde_json::from_str(&body)?)
         }
         .await;
         let (received, received_ms) = (Instant::now(), now_ms());
-        let Ok(mut f) = sh.findings.lock() else { return };
+        let Ok(mut f) = sh.findings.lock() else {
+            return;
+        };
         f.polls += 1;
         let series = match answer {
             Ok(s) => Some(s),
             Err(e) => {
                 f.poll_errors += 1;
-                f.first_error.get_or_insert_with(|| format!("series poll failed: {e:#} ({url})"));
+                f.first_error
+                    .get_or_insert_with(|| format!("series poll failed: {e:#} ({url})"));
                 None
             }
         };
-        let Ok(mut q) = outstanding.lock() else { return };
+        let Ok(mut q) = outstanding.lock() else {
+            return;
+        };
         let Ok(mut h) = sh.hist.lock() else { return };
         q.retain(|o| {
             let seen = series.as_ref().is_some_and(|s| {
-                s.points.iter().any(|pt| pt.t == o.tick_start && (pt.value.unwrap_or(0.0) > 0.0 || pt.peak.unwrap_or(0.0) > 0.0))
+                s.points.iter().any(|pt| {
+                    pt.t == o.tick_start
+                        && (pt.value.unwrap_or(0.0) > 0.0 || pt.peak.unwrap_or(0.0) > 0.0)
+                })
             });
             if seen {
-                let _ = h.0.record(received.duration_since(o.sent).as_micros().max(1) as u64);
-                let _ = h.1.record(((received_ms - o.tick_end.max(o.sent_ms)).max(0) as u64 * 1000).max(1));
+                let _ =
+                    h.0.record(received.duration_since(o.sent).as_micros().max(1) as u64);
+                let _ = h.1.record(
+                    ((received_ms - o.tick_end.max(o.sent_ms)).max(0) as u64 * 1000).max(1),
+                );
                 return false;
             }
             if received_ms > o.tick_end + PROBE_TIMEOUT_MS {

@@ -146,6 +146,10 @@ pub struct LoadgenArgs {
     /// latency: probes are sent within this many ms before their tick ends.
     #[arg(long, default_value_t = 1000)]
     pub probe_lead_ms: i64,
+    /// Pause before each scenario against Pulse, seconds, so the server drains the
+    /// previous one's backlog before the next measurement starts.
+    #[arg(long, default_value_t = 5)]
+    pub settle_s: u64,
     /// Seed of the viewers' behaviour.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -160,10 +164,11 @@ pub struct LoadgenArgs {
 impl LoadgenArgs {
     /// The defaults, against `target` (tests and programmatic callers).
     pub fn new(scenario: Scenario, target: &str) -> LoadgenArgs {
-        use clap::{FromArgMatches, Args};
+        use clap::{Args, FromArgMatches};
         let cmd = LoadgenArgs::augment_args(clap::Command::new("loadgen"));
         let m = cmd.get_matches_from(["loadgen", "--target", target]);
-        let mut a = LoadgenArgs::from_arg_matches(&m).unwrap_or_else(|e| panic!("default arguments: {e}"));
+        let mut a =
+            LoadgenArgs::from_arg_matches(&m).unwrap_or_else(|e| panic!("default arguments: {e}"));
         a.scenario = scenario;
         a
     }
@@ -180,7 +185,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     if let Some(pid) = args.server_pid {
         sampler::check_pid(pid)?;
     }
-    let run_id = format!("{:x}", (now_ms() as u64 ^ u64::from(std::process::id())) & 0xff_ffff_ffff);
+    let run_id = format!(
+        "{:x}",
+        (now_ms() as u64 ^ u64::from(std::process::id())) & 0xff_ffff_ffff
+    );
     let mut report = Report {
         target: target.http_base(),
         started_at_ms: now_ms(),
@@ -188,7 +196,9 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         ..Report::default()
     };
     let all = args.scenario == Scenario::All;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let base = target.http_base();
     let senders = |url: String, token: Option<String>, connections| SenderConfig {
         url,
@@ -201,27 +211,45 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         max_frame_bytes: args.max_frame_bytes,
         window: args.window.max(1),
     };
-    let budget = |secs: u64| Budget::new(args.max_events, Instant::now() + Duration::from_secs(secs));
+    let budget =
+        |secs: u64| Budget::new(args.max_events, Instant::now() + Duration::from_secs(secs));
     let mut baseline_fps = None;
     let mut pulse_fps = None;
 
     if all || args.scenario == Scenario::Baseline {
-        eprintln!("loadgen: baseline (bare WebSocket server, {} connections, {} s)", args.connections, args.duration_s);
+        eprintln!(
+            "loadgen: baseline (bare WebSocket server, {} connections, {} s)",
+            args.connections, args.duration_s
+        );
         let server = baseline::BareServer::start().await?;
         let cfg = senders(server.url(), None, args.connections);
-        let mut r = measure(None, None, &http, senders::run(SendMode::Frames, "baseline", cfg, budget(args.duration_s))).await?;
+        let mut r = measure(
+            None,
+            None,
+            &http,
+            senders::run(SendMode::Frames, "baseline", cfg, budget(args.duration_s)),
+        )
+        .await?;
         if server.frames() < r.frames_sent {
-            r.note(format!("bare server counted {} of {} frames", server.frames(), r.frames_sent));
+            r.note(format!(
+                "bare server counted {} of {} frames",
+                server.frames(),
+                r.frames_sent
+            ));
         }
         server.stop();
         baseline_fps = Some(r.frames_per_s);
         report.scenarios.push(r);
     }
     let token = args.token.clone();
-    let no_token_note = "no --token: the server's per-connection rate limit (50 events/s) applies to these senders";
+    let no_token_note =
+        "no --token: the server's per-connection rate limit (50 events/s) applies to these senders";
     if all || args.scenario == Scenario::Frames {
         client::check_fd_budget(args.connections)?;
-        eprintln!("loadgen: frames ({} connections, {} s)", args.connections, args.duration_s);
+        eprintln!(
+            "loadgen: frames ({} connections, {} s)",
+            args.connections, args.duration_s
+        );
         let cfg = senders(target.beacons_url(), token.clone(), args.connections);
         let fut = senders::run(SendMode::Frames, "frames", cfg, budget(args.duration_s));
         let mut r = measure(args.server_pid, Some(&base), &http, fut).await?;
@@ -233,8 +261,16 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     }
     if all || args.scenario == Scenario::Batched {
         client::check_fd_budget(args.batched_connections)?;
-        eprintln!("loadgen: batched ({} connections, window {}, {} s)", args.batched_connections, args.window, args.duration_s);
-        let cfg = senders(target.beacons_url(), token.clone(), args.batched_connections);
+        settle(&args, all).await;
+        eprintln!(
+            "loadgen: batched ({} connections, window {}, {} s)",
+            args.batched_connections, args.window, args.duration_s
+        );
+        let cfg = senders(
+            target.beacons_url(),
+            token.clone(),
+            args.batched_connections,
+        );
         let fut = senders::run(SendMode::Batched, "batched", cfg, budget(args.duration_s));
         let mut r = measure(args.server_pid, Some(&base), &http, fut).await?;
         if token.is_none() {
@@ -246,12 +282,17 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         let probes = all || args.scenario == Scenario::Latency;
         client::check_fd_budget(args.viewers + if probes { args.probes } else { 0 })?;
         let name = if probes { "latency" } else { "viewers" };
+        settle(&args, all).await;
         eprintln!(
             "loadgen: {name} ({} viewers at {}/s over {} streams{}, {} s)",
             args.viewers,
             args.ramp_per_s,
             args.streams,
-            if probes { format!(", {} probes", args.probes) } else { String::new() },
+            if probes {
+                format!(", {} probes", args.probes)
+            } else {
+                String::new()
+            },
             args.viewers_duration_s
         );
         let r = viewers_and_probe(&args, &target, &run_id, probes, &http).await?;
@@ -263,12 +304,26 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
         report.frames_ratio_to_baseline = Some(p / b);
     }
     if let Some(path) = &args.json_out {
-        std::fs::write(path, report.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report)
 }
 
-async fn viewers_and_probe(args: &LoadgenArgs, target: &Target, run_id: &str, probes: bool, http: &reqwest::Client) -> anyhow::Result<ScenarioReport> {
+/// In `all`, waits `--settle-s` so one scenario's backlog does not bleed into the next.
+async fn settle(args: &LoadgenArgs, all: bool) {
+    if all && args.settle_s > 0 {
+        tokio::time::sleep(Duration::from_secs(args.settle_s)).await;
+    }
+}
+
+async fn viewers_and_probe(
+    args: &LoadgenArgs,
+    target: &Target,
+    run_id: &str,
+    probes: bool,
+    http: &reqwest::Client,
+) -> anyhow::Result<ScenarioReport> {
     let deadline = Instant::now() + Duration::from_secs(args.viewers_duration_s);
     let counters = Arc::new(Counters::default());
     let budget = Arc::new(Budget::new(args.max_events, deadline));
@@ -294,7 +349,11 @@ async fn viewers_and_probe(args: &LoadgenArgs, target: &Target, run_id: &str, pr
     let fut = async move {
         let viewers = viewers::run(vcfg, budget, c.clone());
         let probe = async {
-            if probes { latency::run(pcfg, deadline).await.map(Some) } else { Ok(None) }
+            if probes {
+                latency::run(pcfg, deadline).await.map(Some)
+            } else {
+                Ok(None)
+            }
         };
         let (elapsed, probe) = tokio::join!(viewers, probe);
         let elapsed = elapsed?;
@@ -331,7 +390,9 @@ async fn measure(
     if let (Some(b), Some(before)) = (base, before) {
         // The server hands events on asynchronously: give its counter a moment.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        r.server_events_accepted = sampler::server_accepted(http, b).await.map(|after| after.saturating_sub(before));
+        r.server_events_accepted = sampler::server_accepted(http, b)
+            .await
+            .map(|after| after.saturating_sub(before));
     }
     Ok(r)
 }

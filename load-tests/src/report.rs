@@ -43,7 +43,8 @@ pub struct ScenarioReport {
     pub events_rejected: u64,
     /// `events_sent − events_rejected` (for `batched`: acknowledged events only).
     pub events_accepted: u64,
-    /// Δ of `pulse_ingest_events_accepted_total` over the scenario, when `/metrics` answered.
+    /// Δ of `pulse_ingest_events_accepted_total` over the scenario, when `/metrics`
+    /// answered (`latency`: includes the probes' own events).
     pub server_events_accepted: Option<u64>,
     pub frames_per_s: f64,
     pub events_per_s: f64,
@@ -63,7 +64,10 @@ pub struct ScenarioReport {
 
 impl ScenarioReport {
     pub fn new(name: &str) -> ScenarioReport {
-        ScenarioReport { name: name.to_string(), ..ScenarioReport::default() }
+        ScenarioReport {
+            name: name.to_string(),
+            ..ScenarioReport::default()
+        }
     }
 
     /// Adds a note unless [`MAX_NOTES`] are kept already.
@@ -114,23 +118,47 @@ pub struct LatencyReport {
 }
 
 fn mb(b: Option<u64>) -> String {
-    b.map_or("-".into(), |b| format!("{:.1}", b as f64 / (1024.0 * 1024.0)))
+    b.map_or("-".into(), |b| {
+        format!("{:.1}", b as f64 / (1024.0 * 1024.0))
+    })
 }
 
 fn rate(r: f64) -> String {
-    if r >= 10_000.0 { format!("{:.0}k", r / 1000.0) } else { format!("{r:.0}") }
+    if r >= 10_000.0 {
+        format!("{:.0}k", r / 1000.0)
+    } else {
+        format!("{r:.0}")
+    }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "pulse loadgen against {} ({} cpus)", self.target, self.cpus)?;
+        writeln!(
+            f,
+            "pulse loadgen against {} ({} cpus)",
+            self.target, self.cpus
+        )?;
         writeln!(
             f,
             "{:<9} {:>6} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
-            "scenario", "secs", "conns", "accepted", "rejected", "frames/s", "events/s", "srv MB", "p50 ms", "p99 ms", "p99.9"
+            "scenario",
+            "secs",
+            "conns",
+            "accepted",
+            "rejected",
+            "frames/s",
+            "events/s",
+            "srv MB",
+            "p50 ms",
+            "p99 ms",
+            "p99.9"
         )?;
         for s in &self.scenarios {
-            let lat = s.latency.as_ref().map(|l| &l.beacon_to_visible).or(s.ack_latency.as_ref());
+            let lat = s
+                .latency
+                .as_ref()
+                .map(|l| &l.beacon_to_visible)
+                .or(s.ack_latency.as_ref());
             let p = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             writeln!(
                 f,
@@ -161,7 +189,11 @@ impl fmt::Display for Report {
                 )?;
             }
             if let Some(e) = s.events_per_envelope {
-                writeln!(f, "{}: {:.0} events per envelope (ack p50/p99 in the table)", s.name, e)?;
+                writeln!(
+                    f,
+                    "{}: {:.0} events per envelope (ack p50/p99 in the table)",
+                    s.name, e
+                )?;
             }
             if let Some(n) = s.server_events_accepted {
                 writeln!(f, "{}: server counted {n} events accepted", s.name)?;

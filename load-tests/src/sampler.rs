@@ -16,13 +16,23 @@ pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     };
     let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kb * 1024)
 }
 
 /// Checks `--server-pid` before the run starts.
 pub fn check_pid(pid: u32) -> anyhow::Result<()> {
-    rss_bytes(Some(pid)).map(|_| ()).with_context(|| format!("--server-pid {pid}: cannot read VmRSS from /proc/{pid}/status (is the server running?)"))
+    rss_bytes(Some(pid)).map(|_| ()).with_context(|| {
+        format!(
+            "--server-pid {pid}: cannot read VmRSS from /proc/{pid}/status (is the server running?)"
+        )
+    })
 }
 
 /// Samples peak RSS of the server (if a pid is given) and of this process until stopped.
@@ -54,7 +64,13 @@ impl RssSampler {
                 }
             }
         });
-        RssSampler { server, client, stop, task, has_server: server_pid.is_some() }
+        RssSampler {
+            server,
+            client,
+            stop,
+            task,
+            has_server: server_pid.is_some(),
+        }
     }
 
     /// Stops sampling; returns (server peak, client peak).
@@ -62,7 +78,11 @@ impl RssSampler {
         self.stop.cancel();
         let _ = self.task.await;
         let nz = |v: u64| (v > 0).then_some(v);
-        let server = if self.has_server { nz(self.server.load(Relaxed)) } else { None };
+        let server = if self.has_server {
+            nz(self.server.load(Relaxed))
+        } else {
+            None
+        };
         (server, nz(self.client.load(Relaxed)))
     }
 }
@@ -71,7 +91,9 @@ impl RssSampler {
 pub fn prometheus_sum(page: &str, metric: &str) -> Option<f64> {
     let mut found = None;
     for line in page.lines() {
-        let Some(rest) = line.strip_prefix(metric) else { continue };
+        let Some(rest) = line.strip_prefix(metric) else {
+            continue;
+        };
         if !(rest.starts_with(' ') || rest.starts_with('{')) {
             continue;
         }
@@ -82,13 +104,24 @@ pub fn prometheus_sum(page: &str, metric: &str) -> Option<f64> {
     found
 }
 
-/// `pulse_ingest_events_accepted_total` of the server, if `/metrics` answers.
+/// `pulse_ingest_events_accepted_total` of the server, if `/metrics` answers (0 while
+/// the counter is not on the page yet: metrics register on first use).
 pub async fn server_accepted(http: &reqwest::Client, base: &str) -> Option<u64> {
-    let page = http.get(format!("{base}/metrics")).send().await.ok()?.error_for_status().ok()?.text().await.ok()?;
-    prometheus_sum(&page, "pulse_ingest_events_accepted_total").map(|v| v as u64)
+    let page = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(prometheus_sum(&page, "pulse_ingest_events_accepted_total").map_or(0, |v| v as u64))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -97,7 +130,10 @@ mod tests {
         assert!(rss_bytes(None).unwrap() > 1024 * 1024);
         assert!(check_pid(u32::MAX).is_err());
         let page = "# HELP x\npulse_ingest_events_accepted_total 12\npulse_ingest_events_accepted_total_x 5\nother 1\n";
-        assert_eq!(prometheus_sum(page, "pulse_ingest_events_accepted_total"), Some(12.0));
+        assert_eq!(
+            prometheus_sum(page, "pulse_ingest_events_accepted_total"),
+            Some(12.0)
+        );
         let page = "m{node=\"a\"} 1.5\nm{node=\"b\"} 2\n";
         assert_eq!(prometheus_sum(page, "m"), Some(3.5));
         assert_eq!(prometheus_sum(page, "n"), None);

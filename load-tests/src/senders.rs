@@ -58,7 +58,9 @@ pub struct SenderConfig {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 struct Shared {
@@ -70,7 +72,12 @@ struct Shared {
 
 /// Runs `cfg.connections` senders until the budget or deadline ends; the report has
 /// everything but RSS and server metrics.
-pub async fn run(mode: SendMode, name: &str, cfg: SenderConfig, budget: Budget) -> anyhow::Result<ScenarioReport> {
+pub async fn run(
+    mode: SendMode,
+    name: &str,
+    cfg: SenderConfig,
+    budget: Budget,
+) -> anyhow::Result<ScenarioReport> {
     let per_envelope = envelope_events(&cfg);
     let shared = Arc::new(Shared {
         cfg,
@@ -109,7 +116,11 @@ pub async fn run(mode: SendMode, name: &str, cfg: SenderConfig, budget: Budget) 
         r.events_per_s = r.events_accepted as f64 / elapsed.max(1e-9);
         let envelopes = c.acked_envelopes.load(Relaxed);
         r.envelopes_acked = Some(envelopes);
-        r.events_per_envelope = Some(if envelopes > 0 { acked as f64 / envelopes as f64 } else { per_envelope as f64 });
+        r.events_per_envelope = Some(if envelopes > 0 {
+            acked as f64 / envelopes as f64
+        } else {
+            per_envelope as f64
+        });
         if let Ok(h) = shared.acks.lock() {
             r.ack_latency = Some(Percentiles::from_us(&h));
         }
@@ -130,7 +141,12 @@ pub fn envelope_events(cfg: &SenderConfig) -> usize {
     cfg.batch_events.min(room / longest).max(1)
 }
 
-async fn connection(mode: SendMode, i: usize, per_envelope: usize, sh: &Arc<Shared>) -> anyhow::Result<()> {
+async fn connection(
+    mode: SendMode,
+    i: usize,
+    per_envelope: usize,
+    sh: &Arc<Shared>,
+) -> anyhow::Result<()> {
     let ws = connect(&sh.cfg.url, sh.cfg.token.as_deref(), SocketSize::SENDER).await?;
     sh.counters.connected();
     let (mut sink, stream) = ws.split();
@@ -139,7 +155,12 @@ async fn connection(mode: SendMode, i: usize, per_envelope: usize, sh: &Arc<Shar
     // (seq, sent at, events) of unacknowledged envelopes, oldest first; ≤ window.
     let inflight: Arc<Mutex<VecDeque<(u64, Instant, u64)>>> = Arc::default();
     let reader = {
-        let (sh, closing, window, inflight) = (sh.clone(), closing.clone(), window.clone(), inflight.clone());
+        let (sh, closing, window, inflight) = (
+            sh.clone(),
+            closing.clone(),
+            window.clone(),
+            inflight.clone(),
+        );
         tokio::spawn(async move {
             let on_ack = |seq: u64| {
                 let Ok(mut q) = inflight.lock() else { return };
@@ -197,7 +218,9 @@ async fn connection(mode: SendMode, i: usize, per_envelope: usize, sh: &Arc<Shar
                 }
                 seq += 1;
                 let mut s = String::with_capacity(sh.cfg.max_frame_bytes);
-                let written = events.envelope_into(seq, now_ms(), n as usize, sh.cfg.max_frame_bytes, &mut s) as u64;
+                let written =
+                    events.envelope_into(seq, now_ms(), n as usize, sh.cfg.max_frame_bytes, &mut s)
+                        as u64;
                 if let Ok(mut q) = inflight.lock() {
                     q.push_back((seq, Instant::now(), written));
                 }
@@ -224,12 +247,17 @@ async fn connection(mode: SendMode, i: usize, per_envelope: usize, sh: &Arc<Shar
     }
     closing.store(true, Relaxed);
     let _ = tokio::time::timeout(DRAIN, sink.send(Message::Close(None))).await;
-    if tokio::time::timeout_at(Instant::now() + DRAIN, reader).await.is_err() {
-        sh.counters.note("server did not answer our Close within 10 s");
+    if tokio::time::timeout_at(Instant::now() + DRAIN, reader)
+        .await
+        .is_err()
+    {
+        sh.counters
+            .note("server did not answer our Close within 10 s");
     }
     let unacked = inflight.lock().map_or(0, |q| q.len());
     if unacked > 0 {
-        sh.counters.note(format!("{unacked} envelopes never acknowledged"));
+        sh.counters
+            .note(format!("{unacked} envelopes never acknowledged"));
     }
     sh.counters.disconnected();
     Ok(())

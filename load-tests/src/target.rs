@@ -25,20 +25,29 @@ impl Target {
             Some((h, p)) if !h.is_empty() && !p.is_empty() => (h, p),
             _ => bail!("--target needs an explicit port (http://127.0.0.1:PORT), got {url:?}"),
         };
-        let port: u16 = port.parse().with_context(|| format!("--target port {port:?} is not a port number"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--target port {port:?} is not a port number"))?;
         let ip: IpAddr = match host {
             "localhost" => IpAddr::from([127, 0, 0, 1]),
             h => {
-                let h = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
+                let h = h
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(h);
                 h.parse().map_err(|_| {
                     anyhow::anyhow!("--target host {host:?} refused: the load generator only targets a loopback address (127.0.0.1, ::1, localhost)")
                 })?
             }
         };
         if !ip.is_loopback() {
-            bail!("--target {url:?} refused: {ip} is not a loopback address; the load generator only targets 127.0.0.0/8 or ::1");
+            bail!(
+                "--target {url:?} refused: {ip} is not a loopback address; the load generator only targets 127.0.0.0/8 or ::1"
+            );
         }
-        Ok(Target { addr: SocketAddr::new(ip, port) })
+        Ok(Target {
+            addr: SocketAddr::new(ip, port),
+        })
     }
 
     /// `http://ADDR` (no trailing slash).
@@ -53,6 +62,7 @@ impl Target {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -76,7 +86,9 @@ mod tests {
             let e = Target::parse(bad).unwrap_err().to_string();
             assert!(e.contains("--target"), "{bad}: {e}");
         }
-        let e = Target::parse("http://192.168.1.2:80").unwrap_err().to_string();
+        let e = Target::parse("http://192.168.1.2:80")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a loopback"), "{e}");
     }
 }

@@ -27,12 +27,18 @@ pub struct ViewerConfig {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs the viewers until the deadline or the event budget ends; returns the elapsed
 /// seconds. A file-descriptor exhaustion stops the ramp and fails the run.
-pub async fn run(cfg: ViewerConfig, budget: Arc<Budget>, counters: Arc<Counters>) -> anyhow::Result<f64> {
+pub async fn run(
+    cfg: ViewerConfig,
+    budget: Arc<Budget>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     let cfg = Arc::new(cfg);
     let gap = Duration::from_secs_f64(1.0 / f64::from(cfg.ramp_per_s.max(1)));
@@ -55,17 +61,17 @@ pub async fn run(cfg: ViewerConfig, budget: Arc<Budget>, counters: Arc<Counters>
         let (cfg, budget, counters) = (cfg.clone(), budget.clone(), counters.clone());
         tasks.spawn(async move { viewer(i, &cfg, &budget, &counters).await });
     }
-    if counters.opened.load(Relaxed) < cfg.viewers as u64 && fatal.is_none() {
-        counters.note(format!(
-            "ramp stopped at {} of {} viewers (deadline or budget)",
-            counters.opened.load(Relaxed),
-            cfg.viewers
-        ));
-    }
     while let Some(r) = tasks.join_next().await {
         if let Some(e) = classify(r, &counters) {
             fatal = Some(e);
         }
+    }
+    let opened = counters.opened.load(Relaxed) + counters.connect_failures.load(Relaxed);
+    if opened < cfg.viewers as u64 && fatal.is_none() {
+        counters.note(format!(
+            "ramp stopped at {opened} of {} viewers (deadline or budget)",
+            cfg.viewers
+        ));
     }
     match fatal {
         Some(e) => Err(e),
@@ -73,7 +79,10 @@ pub async fn run(cfg: ViewerConfig, budget: Arc<Budget>, counters: Arc<Counters>
     }
 }
 
-fn classify(r: Result<anyhow::Result<()>, tokio::task::JoinError>, counters: &Counters) -> Option<anyhow::Error> {
+fn classify(
+    r: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    counters: &Counters,
+) -> Option<anyhow::Error> {
     match r {
         Ok(Ok(())) => None,
         Ok(Err(e)) if e.is::<FatalConnectError>() => Some(e),
@@ -89,14 +98,20 @@ fn classify(r: Result<anyhow::Result<()>, tokio::task::JoinError>, counters: &Co
     }
 }
 
-async fn viewer(i: usize, cfg: &ViewerConfig, budget: &Budget, counters: &Counters) -> anyhow::Result<()> {
+async fn viewer(
+    i: usize,
+    cfg: &ViewerConfig,
+    budget: &Budget,
+    counters: &Counters,
+) -> anyhow::Result<()> {
     let mut ws = connect(&cfg.url, None, SocketSize::VIEWER).await?;
     counters.connected();
     let mut player = Player::new(&cfg.run, i, cfg.streams, now_ms(), cfg.seed);
     let mut due = Vec::new();
     let mut server_gone = false;
     loop {
-        let wait = Duration::from_millis((player.next_wake() - now_ms()).clamp(0, 3_600_000) as u64);
+        let wait =
+            Duration::from_millis((player.next_wake() - now_ms()).clamp(0, 3_600_000) as u64);
         let wake = (Instant::now() + wait).min(budget.deadline);
         tokio::select! {
             () = tokio::time::sleep_until(wake) => {
@@ -150,7 +165,11 @@ async fn viewer(i: usize, cfg: &ViewerConfig, budget: &Budget, counters: &Counte
     Ok(())
 }
 
-async fn send(ws: &mut crate::client::Socket, due: &mut Vec<pulse_schemas::Event>, counters: &Counters) -> anyhow::Result<()> {
+async fn send(
+    ws: &mut crate::client::Socket,
+    due: &mut Vec<pulse_schemas::Event>,
+    counters: &Counters,
+) -> anyhow::Result<()> {
     let n = due.len() as u64;
     if n == 0 {
         return Ok(());

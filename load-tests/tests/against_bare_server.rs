@@ -2,11 +2,13 @@
 //! through the public `run`, and the viewer population (small counts). No assertion
 //! on speed: only that everything sent arrived and every loop stopped by itself.
 
+#![allow(clippy::unwrap_used)]
+
 use pulse_load_tests::baseline::BareServer;
 use pulse_load_tests::counters::{Budget, Counters};
-use std::sync::Arc;
 use pulse_load_tests::viewers::{self, ViewerConfig};
 use pulse_load_tests::{LoadgenArgs, Scenario, run};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +19,10 @@ async fn baseline_scenario_end_to_end() {
     args.connections = 3;
     let started = Instant::now();
     let report = run(args).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "the event budget should end it first");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the event budget should end it first"
+    );
     assert_eq!(report.scenarios.len(), 1);
     let s = &report.scenarios[0];
     assert_eq!(s.name, "baseline");
@@ -27,7 +32,11 @@ async fn baseline_scenario_end_to_end() {
     assert_eq!(s.events_rejected, 0);
     assert_eq!(s.closed_by_server, 0, "{s:?}");
     assert!(s.frames_per_s > 0.0);
-    assert!(s.notes.is_empty(), "the bare server should have counted every frame: {:?}", s.notes);
+    assert!(
+        s.notes.is_empty(),
+        "the bare server should have counted every frame: {:?}",
+        s.notes
+    );
     assert!(s.client_rss_peak_bytes.is_some());
     let table = report.to_string();
     assert!(table.contains("baseline"), "{table}");
@@ -49,10 +58,22 @@ async fn time_limit_stops_the_baseline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_connect_send_and_end_their_views() {
     let server = BareServer::start().await.unwrap();
-    let cfg = ViewerConfig { url: server.url(), run: "t1".into(), viewers: 20, ramp_per_s: 100, streams: 4, seed: 3 };
+    let cfg = ViewerConfig {
+        url: server.url(),
+        run: "t1".into(),
+        viewers: 20,
+        ramp_per_s: 100,
+        streams: 4,
+        seed: 3,
+    };
     let counters = Arc::new(Counters::default());
-    let budget = Arc::new(Budget::new(1_000_000, tokio::time::Instant::now() + Duration::from_secs(4)));
-    let elapsed = viewers::run(cfg, budget, Arc::clone(&counters)).await.unwrap();
+    let budget = Arc::new(Budget::new(
+        1_000_000,
+        tokio::time::Instant::now() + Duration::from_secs(4),
+    ));
+    let elapsed = viewers::run(cfg, budget, Arc::clone(&counters))
+        .await
+        .unwrap();
     assert!(elapsed < 15.0, "{elapsed}");
     let mut r = pulse_load_tests::ScenarioReport::new("viewers");
     counters.fill(&mut r, elapsed);

@@ -69,9 +69,11 @@ pub fn parse_frame(text: &str) -> ParsedFrame {
         parse_array(trimmed, &mut out);
         return out;
     }
-    if trimmed.starts_with('{') && trimmed.contains("\"events\"") {
-        if let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
-            && let Some(events) = probe.events
+    if trimmed.starts_with('{')
+        && trimmed.contains("\"events\"")
+        && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
+        && let Some(events) = probe.events
+    {
         {
             let mut out = ParsedFrame::default();
             match probe.seq.map(|s| serde_json::from_str::<u64>(s.get())) {

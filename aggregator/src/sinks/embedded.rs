@@ -1,7 +1,7 @@
 //! The embedded store's writer: closed windows into memory (Arrow), a write-ahead log and
 //! day-partitioned Parquet files, published to readers through [`EmbeddedTables`].
 //!
-//! **Layout** (path helpers in [`super::embedded_files`], re-exported here):
+//! **Layout** (path helpers in `embedded_files.rs`, re-exported here):
 //! ```text
 //! <data_dir>/wal/<node>-<seq>-<table>.arrows                  WAL segment <seq>, one Arrow IPC stream per table
 //! <data_dir>/<table>/day=YYYY-MM-DD/part-<node>-<seq>.parquet  rows of segment <seq> whose time column
@@ -56,7 +56,7 @@
 //! not see them until Parquet writing recovers. Memory never grows past the cap; disk is
 //! the remaining bound: when the WAL append itself fails, `write` returns the error.
 
-use super::embedded_files::{self as files, WalFile};
+use super::embedded_files::{self as files, Segment};
 use super::{Provisional, WindowSink};
 use crate::AggregatorError;
 use arrow::array::RecordBatch;
@@ -64,7 +64,6 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use pulse_schemas::{ClosedWindows, EmbeddedTables, Id, Table, TableRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -101,104 +100,6 @@ impl Default for EmbeddedStoreConfig {
             max_memory_rows: 2_000_000,
             compaction_retry_ms: 10_000,
         }
-    }
-}
-
-/// One WAL segment: the rows of consecutive writes, compacted together.
-struct Segment {
-    seq: u64,
-    /// Rows per table in write order; `None` once spilled (then only in the WAL).
-    batches: Option<BTreeMap<Table, Vec<RecordBatch>>>,
-    rows: usize,
-    wal: BTreeMap<Table, PathBuf>,
-    wal_bytes: u64,
-    /// Open appenders while the segment is active; empty once sealed.
-    writers: BTreeMap<Table, WalFile>,
-    sealed: bool,
-    started: Instant,
-}
-
-impl Segment {
-    fn new(seq: u64) -> Self {
-        Segment {
-            seq,
-            batches: Some(BTreeMap::new()),
-            rows: 0,
-            wal: BTreeMap::new(),
-            wal_bytes: 0,
-            writers: BTreeMap::new(),
-            sealed: false,
-            started: Instant::now(),
-        }
-    }
-
-    fn seal(&mut self) {
-        self.writers.clear();
-        self.sealed = true;
-    }
-
-    fn memory_rows(&self) -> usize {
-        if self.batches.is_some() { self.rows } else { 0 }
-    }
-
-    /// Appends and fsyncs `batches` in the WAL, then keeps them in memory. On error the
-    /// files are cut back and the segment sealed.
-    fn append(
-        &mut self,
-        data_dir: &Path,
-        node: &str,
-        batches: &[(Table, RecordBatch)],
-    ) -> Result<(), AggregatorError> {
-        let mut before = Vec::new();
-        match self.append_wal(data_dir, node, batches, &mut before) {
-            Ok(bytes) => self.wal_bytes += bytes,
-            Err(e) => {
-                for (table, len) in before {
-                    if let Some(Err(cut)) = self.writers.get_mut(&table).map(|w| w.truncate_to(len))
-                    {
-                        tracing::error!(error = %cut, "cannot cut back a failed WAL append");
-                    }
-                }
-                self.seal();
-                return Err(e);
-            }
-        }
-        let kept = self.batches.get_or_insert_with(BTreeMap::new);
-        for (table, batch) in batches {
-            self.rows += batch.num_rows();
-            kept.entry(*table).or_default().push(batch.clone());
-        }
-        Ok(())
-    }
-
-    fn append_wal(
-        &mut self,
-        data_dir: &Path,
-        node: &str,
-        batches: &[(Table, RecordBatch)],
-        before: &mut Vec<(Table, u64)>,
-    ) -> Result<u64, AggregatorError> {
-        let mut bytes = 0;
-        for (table, batch) in batches {
-            let writer = match self.writers.entry(*table) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => {
-                    let path = files::wal_segment_path(data_dir, node, self.seq, *table);
-                    let created = WalFile::create(path.clone(), *table)?;
-                    self.wal.insert(*table, path);
-                    bytes += created.len();
-                    e.insert(created)
-                }
-            };
-            before.push((*table, writer.len()));
-            bytes += writer.append(batch)?;
-        }
-        for (table, _) in before.iter() {
-            if let Some(w) = self.writers.get(table) {
-                w.sync()?;
-            }
-        }
-        Ok(bytes)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The files of the embedded store: where they live, the write-ahead log (one Arrow IPC
 //! stream per table per segment) and the Parquet parts. Pure file handling; when to
-//! write what is decided in [`super::embedded`].
+//! write what is decided in `embedded.rs`. A [`Segment`] is one WAL segment: its
+//! files, its appenders while active, and its rows while they are held in memory.
 //!
 //! ```text
 //! <data_dir>/wal/<node>-<seq>-<table>.arrows                 WAL segment <seq>, one file per table
@@ -21,9 +22,11 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use pulse_schemas::Table;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const MS_PER_DAY: i64 = 86_400_000;
 const WAL_EXT: &str = "arrows";
@@ -397,6 +400,104 @@ pub(crate) fn remove_temp_parts(
     Ok(removed)
 }
 
+/// One WAL segment: the rows of consecutive writes, compacted together.
+pub(crate) struct Segment {
+    pub(crate) seq: u64,
+    /// Rows per table in write order; `None` once spilled (then only in the WAL).
+    pub(crate) batches: Option<BTreeMap<Table, Vec<RecordBatch>>>,
+    pub(crate) rows: usize,
+    pub(crate) wal: BTreeMap<Table, PathBuf>,
+    pub(crate) wal_bytes: u64,
+    /// Open appenders while the segment is active; empty once sealed.
+    pub(crate) writers: BTreeMap<Table, WalFile>,
+    pub(crate) sealed: bool,
+    pub(crate) started: Instant,
+}
+
+impl Segment {
+    pub(crate) fn new(seq: u64) -> Self {
+        Segment {
+            seq,
+            batches: Some(BTreeMap::new()),
+            rows: 0,
+            wal: BTreeMap::new(),
+            wal_bytes: 0,
+            writers: BTreeMap::new(),
+            sealed: false,
+            started: Instant::now(),
+        }
+    }
+
+    pub(crate) fn seal(&mut self) {
+        self.writers.clear();
+        self.sealed = true;
+    }
+
+    pub(crate) fn memory_rows(&self) -> usize {
+        if self.batches.is_some() { self.rows } else { 0 }
+    }
+
+    /// Appends and fsyncs `batches` in the WAL, then keeps them in memory. On error the
+    /// files are cut back and the segment sealed.
+    pub(crate) fn append(
+        &mut self,
+        data_dir: &Path,
+        node: &str,
+        batches: &[(Table, RecordBatch)],
+    ) -> Result<(), AggregatorError> {
+        let mut before = Vec::new();
+        match self.append_wal(data_dir, node, batches, &mut before) {
+            Ok(bytes) => self.wal_bytes += bytes,
+            Err(e) => {
+                for (table, len) in before {
+                    if let Some(Err(cut)) = self.writers.get_mut(&table).map(|w| w.truncate_to(len))
+                    {
+                        tracing::error!(error = %cut, "cannot cut back a failed WAL append");
+                    }
+                }
+                self.seal();
+                return Err(e);
+            }
+        }
+        let kept = self.batches.get_or_insert_with(BTreeMap::new);
+        for (table, batch) in batches {
+            self.rows += batch.num_rows();
+            kept.entry(*table).or_default().push(batch.clone());
+        }
+        Ok(())
+    }
+
+    fn append_wal(
+        &mut self,
+        data_dir: &Path,
+        node: &str,
+        batches: &[(Table, RecordBatch)],
+        before: &mut Vec<(Table, u64)>,
+    ) -> Result<u64, AggregatorError> {
+        let mut bytes = 0;
+        for (table, batch) in batches {
+            let writer = match self.writers.entry(*table) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let path = wal_segment_path(data_dir, node, self.seq, *table);
+                    let created = WalFile::create(path.clone(), *table)?;
+                    self.wal.insert(*table, path);
+                    bytes += created.len();
+                    e.insert(created)
+                }
+            };
+            before.push((*table, writer.len()));
+            bytes += writer.append(batch)?;
+        }
+        for (table, _) in before.iter() {
+            if let Some(w) = self.writers.get(table) {
+                w.sync()?;
+            }
+        }
+        Ok(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +518,11 @@ mod tests {
             assert_eq!(Some(utc_day(ms)), expected, "{ms}");
         }
         assert_eq!(utc_day(-1), "1969-12-31");
-        assert!(utc_day(i64::MAX).starts_with("292278994-"), "{}", utc_day(i64::MAX));
+        assert!(
+            utc_day(i64::MAX).starts_with("292278994-"),
+            "{}",
+            utc_day(i64::MAX)
+        );
     }
 
     #[test]

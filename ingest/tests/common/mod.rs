@@ -22,7 +22,10 @@ pub const NOW: i64 = 1_764_000_000_000;
 const WAIT: Duration = Duration::from_secs(10);
 
 pub fn config() -> IngestConfig {
-    IngestConfig { trusted_token: Some(TOKEN.into()), ..IngestConfig::default() }
+    IngestConfig {
+        trusted_token: Some(TOKEN.into()),
+        ..IngestConfig::default()
+    }
 }
 
 /// Serves `router(state)` on an ephemeral port, with peer addresses (for `POST` limits).
@@ -35,7 +38,11 @@ pub async fn serve(state: IngestState) -> SocketAddr {
 }
 
 /// A server whose channel (capacity `capacity` batches) is returned to the test.
-pub async fn start_raw(config: IngestConfig, clock: Option<Clock>, capacity: usize) -> (SocketAddr, EventReceiver) {
+pub async fn start_raw(
+    config: IngestConfig,
+    clock: Option<Clock>,
+    capacity: usize,
+) -> (SocketAddr, EventReceiver) {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity);
     let state = match clock {
         Some(c) => IngestState::with_clock(config, tx, c),
@@ -65,11 +72,23 @@ pub async fn start(config: IngestConfig, clock: Option<Clock>) -> TestServer {
 
 impl TestServer {
     pub fn events(&self) -> Vec<Event> {
-        self.batches.lock().unwrap().iter().flatten().cloned().collect()
+        self.batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     pub fn count_viewer(&self, viewer: &str) -> usize {
-        self.batches.lock().unwrap().iter().flatten().filter(|e| e.viewer.as_str() == viewer).count()
+        self.batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .filter(|e| e.viewer.as_str() == viewer)
+            .count()
     }
 
     /// Waits until `viewer` has `n` events handed on, then a little longer to be sure
@@ -94,7 +113,9 @@ impl TestServer {
 
 /// One event of `viewer` (session `viewer-s`), compact JSON.
 pub fn ev(kind: &str, ts: i64, viewer: &str) -> String {
-    format!(r#"{{"type":"{kind}","ts":{ts},"viewer":"{viewer}","channel":"c1","stream":"s1","session":"{viewer}-s"}}"#)
+    format!(
+        r#"{{"type":"{kind}","ts":{ts},"viewer":"{viewer}","channel":"c1","stream":"s1","session":"{viewer}-s"}}"#
+    )
 }
 
 /// A session-less engagement event.
@@ -109,7 +130,8 @@ pub fn batch(events: impl IntoIterator<Item = String>) -> String {
 pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = bearer {
-        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws
@@ -118,7 +140,9 @@ pub async fn connect(url: &str, bearer: Option<&str>) -> Ws {
 /// Next text message as JSON (pings and pongs skipped); panics on close or timeout.
 pub async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("reply in time");
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("reply in time");
         match msg {
             Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -131,7 +155,9 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 pub async fn close_code(ws: &mut Ws) -> (u16, Vec<Value>) {
     let mut replies = Vec::new();
     loop {
-        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("close in time");
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("close in time");
         match msg {
             Some(Ok(Message::Text(t))) => replies.push(serde_json::from_str(t.as_str()).unwrap()),
             Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), replies),
@@ -150,13 +176,23 @@ pub async fn send_text(ws: &mut Ws, text: String) {
 /// A well-behaved client: `frames` envelopes of 10 events each, every one acked,
 /// with a short pause between them so it overlaps with whatever else the test does.
 /// Returns the acked seqs.
-pub fn good_client(url: String, viewer: &'static str, frames: u64) -> tokio::task::JoinHandle<Vec<u64>> {
+pub fn good_client(
+    url: String,
+    viewer: &'static str,
+    frames: u64,
+) -> tokio::task::JoinHandle<Vec<u64>> {
     tokio::spawn(async move {
         let mut ws = connect(&url, None).await;
         let mut acked = Vec::new();
         for seq in 0..frames {
-            let events: Vec<String> = (0..10).map(|i| ev("heartbeat", NOW + (seq * 10 + i) as i64, viewer)).collect();
-            send_text(&mut ws, format!(r#"{{"seq":{seq},"events":{}}}"#, batch(events))).await;
+            let events: Vec<String> = (0..10)
+                .map(|i| ev("heartbeat", NOW + (seq * 10 + i) as i64, viewer))
+                .collect();
+            send_text(
+                &mut ws,
+                format!(r#"{{"seq":{seq},"events":{}}}"#, batch(events)),
+            )
+            .await;
             let reply = next_json(&mut ws).await;
             assert_eq!(reply["type"], "ack", "{reply}");
             acked.push(reply["seq"].as_u64().unwrap());
@@ -170,5 +206,8 @@ pub fn good_client(url: String, viewer: &'static str, frames: u64) -> tokio::tas
 pub fn fixed_clock(at: i64) -> (Clock, Arc<std::sync::atomic::AtomicI64>) {
     let cell = Arc::new(std::sync::atomic::AtomicI64::new(at));
     let c = cell.clone();
-    (Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst)), cell)
+    (
+        Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst)),
+        cell,
+    )
 }
