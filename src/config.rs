@@ -86,37 +86,55 @@ impl Default for Config {
 
 impl Config {
     /// Defaults, then `file` (if any), then the `PULSE_*` variables of `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Config> {
-        let mut tree = toml::Value::try_from(Config::default()).context("serializing the defaults")?;
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut tree =
+            toml::Value::try_from(Config::default()).context("serializing the defaults")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-            let from_file: toml::Value =
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let from_file: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
             // Deserializing the file alone first gives errors that name the file's own keys.
-            Config::deserialize(from_file.clone()).with_context(|| format!("config file {}", path.display()))?;
+            Config::deserialize(from_file.clone())
+                .with_context(|| format!("config file {}", path.display()))?;
             merge(&mut tree, from_file);
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("PULSE_") else { continue };
+            let Some(rest) = key.strip_prefix("PULSE_") else {
+                continue;
+            };
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             if !set_known(&mut tree, &path, &value) {
                 tracing::debug!(variable = %key, "ignoring an environment variable that names no config key");
             }
         }
-        let cfg = Config::deserialize(tree).context("configuration (defaults + file + PULSE_* variables)")?;
+        let cfg = Config::deserialize(tree)
+            .context("configuration (defaults + file + PULSE_* variables)")?;
         cfg.check()?;
         Ok(cfg)
     }
 
     fn check(&self) -> anyhow::Result<()> {
         if self.tick_ms <= 0 || 60_000 % self.tick_ms != 0 {
-            bail!("tick_ms must divide a minute (e.g. 1000, 5000), got {}", self.tick_ms);
+            bail!(
+                "tick_ms must divide a minute (e.g. 1000, 5000), got {}",
+                self.tick_ms
+            );
         }
         if self.allowed_lateness_ms < 0 {
-            bail!("allowed_lateness_ms must be ≥ 0, got {}", self.allowed_lateness_ms);
+            bail!(
+                "allowed_lateness_ms must be ≥ 0, got {}",
+                self.allowed_lateness_ms
+            );
         }
         if pulse_schemas::Id::parse(&self.node_id).is_err() {
-            bail!("node_id must be an id (1–64 of [A-Za-z0-9_.:-]), got {:?}", self.node_id);
+            bail!(
+                "node_id must be an id (1–64 of [A-Za-z0-9_.:-]), got {:?}",
+                self.node_id
+            );
         }
         if self.store == StoreKind::Clickhouse {
             bail!("store = \"clickhouse\" is not available yet in this build; use \"embedded\"");
@@ -143,7 +161,9 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 
 /// Sets `path` in `tree` if the key exists there (the defaults name every key).
 fn set_known(tree: &mut toml::Value, path: &[String], raw: &str) -> bool {
-    let Some((last, parents)) = path.split_last() else { return false };
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
     let mut node = tree;
     for part in parents {
         match node {
@@ -154,7 +174,9 @@ fn set_known(tree: &mut toml::Value, path: &[String], raw: &str) -> bool {
             _ => return false,
         }
     }
-    let toml::Value::Table(t) = node else { return false };
+    let toml::Value::Table(t) = node else {
+        return false;
+    };
     // Optional keys (absent from the defaults) may be set inside a known section.
     if t.contains_key(last) || !parents.is_empty() {
         t.insert(last.clone(), scalar(raw));
@@ -165,7 +187,9 @@ fn set_known(tree: &mut toml::Value, path: &[String], raw: &str) -> bool {
 
 fn scalar(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -182,7 +206,10 @@ mod tests {
         let env = vec![
             ("PULSE_NODE_ID".to_string(), "n8".to_string()),
             ("PULSE_TICK_MS".to_string(), "1000".to_string()),
-            ("PULSE_SERVER".to_string(), "unix:/run/pulse/native".to_string()),
+            (
+                "PULSE_SERVER".to_string(),
+                "unix:/run/pulse/native".to_string(),
+            ),
             ("HOME".to_string(), "/root".to_string()),
         ];
         let c = Config::load(Some(&file), env).expect("config");
@@ -197,10 +224,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "lisen = \"x\"\n").expect("write");
-        let err = format!("{:#}", Config::load(Some(&file), vec![]).expect_err("must fail"));
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), vec![]).expect_err("must fail")
+        );
         assert!(err.contains("lisen"), "{err}");
         std::fs::write(&file, "tick_ms = 7000\n").expect("write");
-        let err = format!("{:#}", Config::load(Some(&file), vec![]).expect_err("must fail"));
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), vec![]).expect_err("must fail")
+        );
         assert!(err.contains("tick_ms"), "{err}");
     }
 

@@ -63,7 +63,11 @@ pub async fn run(cfg: DemoConfig, shutdown: CancellationToken) {
         }
         // Ramp up fast, then replace leavers at a steady pace.
         let n = active.load(std::sync::atomic::Ordering::Relaxed);
-        let want = if n < cfg.target_viewers { ((cfg.target_viewers - n) / 20).clamp(1, 10) } else { 0 };
+        let want = if n < cfg.target_viewers {
+            ((cfg.target_viewers - n) / 20).clamp(1, 10)
+        } else {
+            0
+        };
         for _ in 0..want {
             if rng.u32(0..100) < 40 {
                 continue;
@@ -94,9 +98,21 @@ struct Viewer {
     embed: bool,
 }
 
-const DEVICES: &[(&str, u32)] = &[("desktop", 45), ("mobile", 35), ("tablet", 8), ("tv", 10), ("other", 2)];
+const DEVICES: &[(&str, u32)] = &[
+    ("desktop", 45),
+    ("mobile", 35),
+    ("tablet", 8),
+    ("tv", 10),
+    ("other", 2),
+];
 const COUNTRIES: &[&str] = &["US", "DE", "BR", "GB", "FR", "JP", "IN", "CA", "ES", "KR"];
-const PLAYERS: &[&str] = &["pulse-web 2.4.1", "pulse-web 2.5.0", "hls.js 1.5", "ios-avplayer 17", "exoplayer 2.19"];
+const PLAYERS: &[&str] = &[
+    "pulse-web 2.4.1",
+    "pulse-web 2.5.0",
+    "hls.js 1.5",
+    "ios-avplayer 17",
+    "exoplayer 2.19",
+];
 
 impl Viewer {
     fn new(no: u64, seed: u64) -> Viewer {
@@ -113,7 +129,14 @@ impl Viewer {
         let country = COUNTRIES[rng.usize(..COUNTRIES.len())];
         let player = PLAYERS[rng.usize(..PLAYERS.len())];
         let embed = rng.u32(0..100) < 8;
-        Viewer { id: format!("demo-u{no}"), rng, device, country, player, embed }
+        Viewer {
+            id: format!("demo-u{no}"),
+            rng,
+            device,
+            country,
+            player,
+            embed,
+        }
     }
 
     fn pick_stream(&mut self) -> (&'static str, &'static str) {
@@ -128,7 +151,12 @@ impl Viewer {
         DEMO_STREAMS[0]
     }
 
-    async fn watch(mut self, server: SocketAddr, chat: mpsc::Sender<Value>, stop: CancellationToken) -> anyhow::Result<()> {
+    async fn watch(
+        mut self,
+        server: SocketAddr,
+        chat: mpsc::Sender<Value>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
         let url = format!("ws://{server}/v1/beacons");
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         let (channel, stream) = self.pick_stream();
@@ -155,15 +183,23 @@ impl Viewer {
         };
         ws.send(event("viewstart", json!({}))).await?;
         // Startup: mostly under a second, a long tail to several seconds.
-        let startup = 150 + self.rng.u64(0..700) + if self.rng.u32(0..10) == 0 { self.rng.u64(1000..6000) } else { 0 };
+        let startup = 150
+            + self.rng.u64(0..700)
+            + if self.rng.u32(0..10) == 0 {
+                self.rng.u64(1000..6000)
+            } else {
+                0
+            };
         if !sleep(startup).await {
             return Ok(());
         }
         if self.rng.u32(0..100) < 2 {
-            ws.send(event("error", json!({"code": "MEDIA_ERR_DECODE"}))).await?;
+            ws.send(event("error", json!({"code": "MEDIA_ERR_DECODE"})))
+                .await?;
             return Ok(ws.close(None).await?);
         }
-        ws.send(event("playing", json!({"pos": 0.0, "bitrate_kbps": 6000}))).await?;
+        ws.send(event("playing", json!({"pos": 0.0, "bitrate_kbps": 6000})))
+            .await?;
         let watch_s = 60 + self.rng.u64(0..900);
         let mut pos = 0.0f64;
         let mut elapsed = 0u64;
@@ -177,12 +213,17 @@ impl Viewer {
             pos += 10.0;
             let roll = self.rng.u32(0..100);
             if roll < rebuffer_pct {
-                ws.send(event("rebuffer_start", json!({"pos": pos}))).await?;
+                ws.send(event("rebuffer_start", json!({"pos": pos})))
+                    .await?;
                 let stall = 300 + self.rng.u64(0..4000);
                 if !sleep(stall).await {
                     return Ok(());
                 }
-                ws.send(event("rebuffer_end", json!({"pos": pos, "bitrate_kbps": 3000}))).await?;
+                ws.send(event(
+                    "rebuffer_end",
+                    json!({"pos": pos, "bitrate_kbps": 3000}),
+                ))
+                .await?;
             } else if roll < rebuffer_pct + 3 {
                 ws.send(event("pause", json!({"pos": pos}))).await?;
                 let paused = 3000 + self.rng.u64(0..20_000);
@@ -194,7 +235,8 @@ impl Viewer {
                     }
                     waited += step;
                     if waited < paused {
-                        ws.send(event("heartbeat", json!({"state": "paused", "pos": pos}))).await?;
+                        ws.send(event("heartbeat", json!({"state": "paused", "pos": pos})))
+                            .await?;
                     }
                 }
                 ws.send(event("playing", json!({"pos": pos}))).await?;
@@ -202,10 +244,15 @@ impl Viewer {
                 pos += 30.0;
                 ws.send(event("seek", json!({"pos": pos}))).await?;
             } else if roll < rebuffer_pct + 6 {
-                ws.send(event("error", json!({"code": "NETWORK_ERR", "pos": pos}))).await?;
+                ws.send(event("error", json!({"code": "NETWORK_ERR", "pos": pos})))
+                    .await?;
                 return Ok(ws.close(None).await?);
             } else {
-                ws.send(event("heartbeat", json!({"state": "playing", "pos": pos, "bitrate_kbps": 6000}))).await?;
+                ws.send(event(
+                    "heartbeat",
+                    json!({"state": "playing", "pos": pos, "bitrate_kbps": 6000}),
+                ))
+                .await?;
             }
             if self.rng.u32(0..100) < 25 {
                 let count = 1 + self.rng.u32(0..3);
@@ -289,5 +336,7 @@ async fn chat_service(cfg: DemoConfig, mut rx: mpsc::Receiver<Value>, stop: Canc
 
 /// The ids the demo uses, checked once (they are constants).
 pub fn demo_ids_are_valid() -> bool {
-    DEMO_STREAMS.iter().all(|(c, s)| Id::parse(c).is_ok() && Id::parse(s).is_ok())
+    DEMO_STREAMS
+        .iter()
+        .all(|(c, s)| Id::parse(c).is_ok() && Id::parse(s).is_ok())
 }

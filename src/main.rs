@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "pulse", version, about = "Real-time analytics for live-streaming creators")]
+#[command(
+    name = "pulse",
+    version,
+    about = "Real-time analytics for live-streaming creators"
+)]
 struct Cli {
     /// TOML configuration file (see pulse.example.toml); PULSE_* variables override it.
     #[arg(long, global = true)]
@@ -36,17 +40,23 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let cfg = Config::load(cli.config.as_deref(), std::env::vars())?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     match cli.command {
         Command::Serve { demo, demo_viewers } => rt.block_on(serve(cfg, demo, demo_viewers)),
         Command::Replay { file } => {
-            let report = rt.block_on(async { tokio::task::spawn_blocking(move || pulse::replay::replay_file(&cfg, &file)).await })??;
+            let report = rt.block_on(async {
+                tokio::task::spawn_blocking(move || pulse::replay::replay_file(&cfg, &file)).await
+            })??;
             println!(
                 "replayed {} events from {} lines ({} rejected, {} late)",
                 report.events, report.lines, report.rejected, report.late
@@ -68,7 +78,9 @@ async fn serve(mut cfg: Config, demo: bool, demo_viewers: usize) -> anyhow::Resu
     if demo && cfg.ingest.trusted_token.is_none() {
         cfg.ingest.trusted_token = Some(format!("demo-{:016x}", fastrand::u64(..)));
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let signal_token = shutdown.clone();
@@ -87,10 +99,19 @@ async fn serve(mut cfg: Config, demo: bool, demo_viewers: usize) -> anyhow::Resu
         print_demo_banner(addr, &cfg);
         Some(tokio::spawn(pulse::demo::run(dcfg, shutdown.clone())))
     } else {
-        eprintln!("pulse listening on http://{addr} (data in {})", cfg.data_dir.display());
+        eprintln!(
+            "pulse listening on http://{addr} (data in {})",
+            cfg.data_dir.display()
+        );
         None
     };
-    let result = pulse::serve::run(listener, cfg, shutdown.clone(), pulse_aggregator::runtime::system_clock()).await;
+    let result = pulse::serve::run(
+        listener,
+        cfg,
+        shutdown.clone(),
+        pulse_aggregator::runtime::system_clock(),
+    )
+    .await;
     shutdown.cancel();
     if let Some(t) = demo_task {
         let _ = t.await;
@@ -113,6 +134,10 @@ fn print_demo_banner(addr: std::net::SocketAddr, cfg: &Config) {
          ingest metrics   http://{addr}/metrics\n\n\
          Other demo streams: {others}. Ctrl-C stops (every window is flushed).\n",
         data = cfg.data_dir.display(),
-        others = pulse::demo::DEMO_STREAMS.iter().map(|(_, s)| *s).collect::<Vec<_>>().join(", "),
+        others = pulse::demo::DEMO_STREAMS
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }

@@ -22,8 +22,11 @@ pub struct ReplayReport {
 
 /// Replays `file` into the store configured by `cfg`.
 pub fn replay_file(cfg: &Config, file: &Path) -> anyhow::Result<ReplayReport> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let reader = std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?);
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
     let (_tables, mut sink) = crate::serve::open_store(cfg)?;
     let agg_cfg = crate::serve::aggregator_config(cfg)?;
     let mut report = ReplayReport::default();
@@ -54,7 +57,8 @@ pub fn replay_file(cfg: &Config, file: &Path) -> anyhow::Result<ReplayReport> {
             }
         }
     });
-    let stats = pulse_aggregator::runtime::replay(&agg_cfg, events, &mut sink).context("replaying into the store")?;
+    let stats = pulse_aggregator::runtime::replay(&agg_cfg, events, &mut sink)
+        .context("replaying into the store")?;
     if let Some(e) = read_error {
         return Err(e).with_context(|| format!("reading {}", file.display()));
     }

@@ -39,8 +39,14 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<(std::sync::Arc<EmbeddedTables
 
 /// Serves ingest + aggregator + query on `listener` until `shutdown` is cancelled,
 /// then shuts down in order and returns once every task and thread has stopped.
-pub async fn run(listener: TcpListener, cfg: Config, shutdown: CancellationToken, clock: Clock) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: CancellationToken,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (tables, sink) = open_store(&cfg)?;
     let agg_cfg = aggregator_config(&cfg)?;
     let (tx, rx) = runtime::channel(&agg_cfg);
@@ -49,7 +55,11 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: CancellationToken
         agg_cfg,
         rx,
         sink,
-        RunOptions { clock: clock.clone(), shutdown: agg_stop.clone(), snapshot_path: Some(snapshot_path(&cfg)) },
+        RunOptions {
+            clock: clock.clone(),
+            shutdown: agg_stop.clone(),
+            snapshot_path: Some(snapshot_path(&cfg)),
+        },
     )
     .context("starting the aggregator")?;
 
@@ -60,8 +70,11 @@ pub async fn run(listener: TcpListener, cfg: Config, shutdown: CancellationToken
     let query = QueryState::new(tables, cfg.query.clone(), cfg.tick_ms);
     query.set_ready(true);
     let app = pulse_ingest::router(ingest).merge(pulse_query::router(query.clone()));
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { http_stop.cancelled().await });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { http_stop.cancelled().await });
     let served = server.await.context("HTTP server");
     query.set_ready(false);
 

@@ -21,7 +21,11 @@ struct Pulse {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 async fn spawn(dir: &std::path::Path, port: u16) -> Pulse {
@@ -55,7 +59,11 @@ impl Pulse {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill").success();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
         assert!(ok, "kill {sig} failed");
     }
 
@@ -72,9 +80,16 @@ impl Pulse {
 
     /// Sends `n` sessions (viewstart, playing, one chat of 2 messages) with `seq` acks.
     async fn send_sessions(&self, prefix: &str, n: usize) {
-        let mut req = format!("ws://127.0.0.1:{}/v1/beacons", self.port).into_client_request().expect("req");
-        req.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().expect("header"));
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+        let mut req = format!("ws://127.0.0.1:{}/v1/beacons", self.port)
+            .into_client_request()
+            .expect("req");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {TOKEN}").parse().expect("header"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("connect");
         let now = chrono::Utc::now().timestamp_millis();
         let mut events = Vec::new();
         for i in 0..n {
@@ -89,9 +104,17 @@ impl Pulse {
             events.push(e);
             events.push(json!({"type": "chat", "ts": now + 200, "viewer": format!("{prefix}-u{i}"), "channel": "c1", "stream": "s1", "count": 2}));
         }
-        ws.send(Message::text(json!({"seq": 1, "events": events}).to_string())).await.expect("send");
+        ws.send(Message::text(
+            json!({"seq": 1, "events": events}).to_string(),
+        ))
+        .await
+        .expect("send");
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("ack").expect("open").expect("frame");
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("ack")
+                .expect("open")
+                .expect("frame");
             if let Message::Text(t) = msg {
                 let v: Value = serde_json::from_str(&t).expect("json");
                 assert_eq!(v["type"], "ack", "{v}");
@@ -115,8 +138,13 @@ impl Pulse {
         let points = v["points"].as_array().cloned().unwrap_or_default();
         let sum = points.iter().filter_map(|p| p["value"].as_f64()).sum();
         // Dense series: empty buckets (the future among them) are not asked to be final.
-        let with_data = points.iter().filter(|p| p["value"].as_f64().unwrap_or(0.0) > 0.0);
-        (sum, with_data.clone().count() > 0 && with_data.into_iter().all(|p| p["final"] == true))
+        let with_data = points
+            .iter()
+            .filter(|p| p["value"].as_f64().unwrap_or(0.0) > 0.0);
+        (
+            sum,
+            with_data.clone().count() > 0 && with_data.into_iter().all(|p| p["final"] == true),
+        )
     }
 
     async fn wait_final(&self, metric: &str, want: f64) {
@@ -127,7 +155,10 @@ impl Pulse {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{metric} never reached {want} final: {:?}", self.series_sum(metric).await);
+        panic!(
+            "{metric} never reached {want} final: {:?}",
+            self.series_sum(metric).await
+        );
     }
 }
 
@@ -165,7 +196,10 @@ async fn kill_9_keeps_every_closed_window() {
     // (documented), but nothing is counted twice.
     tokio::time::sleep(Duration::from_millis(4000)).await;
     let (views, _) = p.series_sum("views").await;
-    assert!((25.0..=35.0).contains(&views), "views after kill -9: {views}");
+    assert!(
+        (25.0..=35.0).contains(&views),
+        "views after kill -9: {views}"
+    );
     let (chat, _) = p.series_sum("chat_messages").await;
     assert!((50.0..=70.0).contains(&chat), "chat after kill -9: {chat}");
     p.signal("-TERM");

@@ -32,9 +32,21 @@ pub struct TablesView {
 impl TablesView {
     /// Rows held in memory (recent + provisional), the figure bounded by the writer.
     pub fn rows_in_memory(&self) -> usize {
-        self.recent.values().flatten().map(RecordBatch::num_rows).sum::<usize>()
-            + self.provisional_ticks.iter().map(RecordBatch::num_rows).sum::<usize>()
-            + self.provisional_viewer_minutes.iter().map(RecordBatch::num_rows).sum::<usize>()
+        self.recent
+            .values()
+            .flatten()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            + self
+                .provisional_ticks
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
+            + self
+                .provisional_viewer_minutes
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
     }
 }
 

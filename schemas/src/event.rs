@@ -203,7 +203,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
-        Rejection { reason, message: message.into() }
+        Rejection {
+            reason,
+            message: message.into(),
+        }
     }
 
     fn field(field: &str, reason: RejectReason, what: impl fmt::Display) -> Self {
@@ -253,8 +256,24 @@ struct WireEvent<'a> {
 
 /// Every field name of the wire event, in the order of PROTOCOL.md §1.
 pub const WIRE_FIELDS: &[&str] = &[
-    "type", "ts", "viewer", "channel", "stream", "vod", "clip", "session", "pos", "state",
-    "bitrate_kbps", "device", "country", "player", "embed", "code", "count", "platform",
+    "type",
+    "ts",
+    "viewer",
+    "channel",
+    "stream",
+    "vod",
+    "clip",
+    "session",
+    "pos",
+    "state",
+    "bitrate_kbps",
+    "device",
+    "country",
+    "player",
+    "embed",
+    "code",
+    "count",
+    "platform",
 ];
 
 /// Parses and validates one event from its JSON text.
@@ -267,11 +286,19 @@ pub fn parse_event(json: &str) -> Result<Event, Rejection> {
         } else {
             RejectReason::NotJson
         };
-        return Err(Rejection::new(reason, format!("expected an event object, got {got:?}")));
+        return Err(Rejection::new(
+            reason,
+            format!("expected an event object, got {got:?}"),
+        ));
     }
     let mut de = serde_json::Deserializer::from_str(json);
     let wire: WireEvent<'_> = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
-    de.end().map_err(|e| Rejection::new(RejectReason::NotJson, format!("trailing characters after the event: {e}")))?;
+    de.end().map_err(|e| {
+        Rejection::new(
+            RejectReason::NotJson,
+            format!("trailing characters after the event: {e}"),
+        )
+    })?;
     validate(wire)
 }
 
@@ -290,8 +317,15 @@ fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> Rejection {
             } else if text.starts_with("missing field") {
                 Rejection::new(RejectReason::MissingField, text)
             } else if text.contains("struct WireEvent") {
-                let got = text.split(", expected").next().unwrap_or(&text).trim_start_matches("invalid type: ");
-                Rejection::new(RejectReason::NotAnEvent, format!("expected an event object, got {got}"))
+                let got = text
+                    .split(", expected")
+                    .next()
+                    .unwrap_or(&text)
+                    .trim_start_matches("invalid type: ");
+                Rejection::new(
+                    RejectReason::NotAnEvent,
+                    format!("expected an event object, got {got}"),
+                )
             } else if text.starts_with("invalid type") {
                 Rejection::field(&path, RejectReason::InvalidType, text)
             } else {
@@ -315,18 +349,30 @@ fn id(field: &str, value: &str) -> Result<Id, Rejection> {
 fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Rejection> {
     match value {
         None => Ok(None),
-        Some(v) if v.is_empty() || v.chars().count() > MAX_TEXT_LEN || v.chars().any(char::is_control) => {
+        Some(v)
+            if v.is_empty()
+                || v.chars().count() > MAX_TEXT_LEN
+                || v.chars().any(char::is_control) =>
+        {
             Err(Rejection::field(
                 field,
                 RejectReason::InvalidValue,
-                format!("expected 1 to {MAX_TEXT_LEN} printable characters, got {} characters", v.chars().count()),
+                format!(
+                    "expected 1 to {MAX_TEXT_LEN} printable characters, got {} characters",
+                    v.chars().count()
+                ),
             ))
         }
         Some(v) => Ok(Some(v.into_owned().into_boxed_str())),
     }
 }
 
-fn only_on(field: &str, present: bool, kind: EventKind, allowed: EventKind) -> Result<(), Rejection> {
+fn only_on(
+    field: &str,
+    present: bool,
+    kind: EventKind,
+    allowed: EventKind,
+) -> Result<(), Rejection> {
     if present && kind != allowed {
         return Err(Rejection::field(
             field,
@@ -342,26 +388,49 @@ fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         Rejection::field(
             "type",
             RejectReason::InvalidValue,
-            format!("expected one of {}, got {:?}", names(EventKind::ALL.iter().map(|k| k.as_str())), w.kind),
+            format!(
+                "expected one of {}, got {:?}",
+                names(EventKind::ALL.iter().map(|k| k.as_str())),
+                w.kind
+            ),
         )
     })?;
     if !(0..=MAX_TS).contains(&w.ts) {
         return Err(Rejection::field(
             "ts",
             RejectReason::InvalidValue,
-            format!("expected epoch milliseconds from 0 to {MAX_TS}, got {}", w.ts),
+            format!(
+                "expected epoch milliseconds from 0 to {MAX_TS}, got {}",
+                w.ts
+            ),
         ));
     }
     let viewer = id("viewer", &w.viewer)?;
     let channel = id("channel", &w.channel)?;
     let target = match (w.stream, w.vod, w.clip) {
-        (Some(s), None, None) => Target { kind: TargetKind::Stream, id: id("stream", &s)? },
-        (None, Some(v), None) => Target { kind: TargetKind::Vod, id: id("vod", &v)? },
-        (None, None, Some(c)) => Target { kind: TargetKind::Clip, id: id("clip", &c)? },
+        (Some(s), None, None) => Target {
+            kind: TargetKind::Stream,
+            id: id("stream", &s)?,
+        },
+        (None, Some(v), None) => Target {
+            kind: TargetKind::Vod,
+            id: id("vod", &v)?,
+        },
+        (None, None, Some(c)) => Target {
+            kind: TargetKind::Clip,
+            id: id("clip", &c)?,
+        },
         (s, v, c) => {
-            let n = [s.is_some(), v.is_some(), c.is_some()].iter().filter(|p| **p).count();
+            let n = [s.is_some(), v.is_some(), c.is_some()]
+                .iter()
+                .filter(|p| **p)
+                .count();
             return Err(Rejection::new(
-                if n == 0 { RejectReason::MissingField } else { RejectReason::InvalidValue },
+                if n == 0 {
+                    RejectReason::MissingField
+                } else {
+                    RejectReason::InvalidValue
+                },
                 format!("fields `stream`/`vod`/`clip`: expected exactly one, got {n}"),
             ));
         }
@@ -379,7 +448,11 @@ fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     if let Some(p) = w.pos
         && !(p.is_finite() && p >= 0.0)
     {
-        return Err(Rejection::field("pos", RejectReason::InvalidValue, format!("expected seconds ≥ 0, got {p}")));
+        return Err(Rejection::field(
+            "pos",
+            RejectReason::InvalidValue,
+            format!("expected seconds ≥ 0, got {p}"),
+        ));
     }
     only_on("state", w.state.is_some(), kind, EventKind::Heartbeat)?;
     let state = match w.state {
@@ -387,7 +460,10 @@ fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
             Rejection::field(
                 "state",
                 RejectReason::InvalidValue,
-                format!("expected one of {}, got {s:?}", names(PlayerState::ALL.iter().map(|k| k.as_str()))),
+                format!(
+                    "expected one of {}, got {s:?}",
+                    names(PlayerState::ALL.iter().map(|k| k.as_str()))
+                ),
             )
         })?),
         None => None,
@@ -408,13 +484,18 @@ fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
             Rejection::field(
                 "device",
                 RejectReason::InvalidValue,
-                format!("expected one of {}, got {d:?}", names(Device::ALL.iter().map(|k| k.as_str()))),
+                format!(
+                    "expected one of {}, got {d:?}",
+                    names(Device::ALL.iter().map(|k| k.as_str()))
+                ),
             )
         })?),
         None => None,
     };
     let country = match w.country {
-        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(Id::new_unchecked(&c)),
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Some(Id::new_unchecked(&c))
+        }
         Some(c) => {
             return Err(Rejection::field(
                 "country",
@@ -427,7 +508,10 @@ fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     let player = text("player", w.player)?;
     let code = text("code", w.code)?;
     if kind == EventKind::Error && code.is_none() {
-        return Err(Rejection::new(RejectReason::MissingField, "missing field `code` (required on `error` events)"));
+        return Err(Rejection::new(
+            RejectReason::MissingField,
+            "missing field `code` (required on `error` events)",
+        ));
     }
     only_on("count", w.count.is_some(), kind, EventKind::Chat)?;
     let count = match w.count {
@@ -534,31 +618,50 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let r = reject(r#"{"type":"viewstart","ts":"x","viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        let r = reject(
+            r#"{"type":"viewstart","ts":"x","viewer":"v","channel":"c","stream":"s","session":"a"}"#,
+        );
         assert_eq!(r.reason, RejectReason::InvalidType);
         assert!(r.message.contains("`ts`"), "{r}");
-        let r = reject(r#"{"type":"viewstart","viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        let r =
+            reject(r#"{"type":"viewstart","viewer":"v","channel":"c","stream":"s","session":"a"}"#);
         assert_eq!(r.reason, RejectReason::MissingField);
         assert!(r.message.contains("`ts`"), "{r}");
-        let r = reject(r#"{"type":"viewstart","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","foo":1}"#);
+        let r = reject(
+            r#"{"type":"viewstart","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","foo":1}"#,
+        );
         assert_eq!(r.reason, RejectReason::UnknownField);
         assert!(r.message.contains("`foo`"), "{r}");
         let long = "v".repeat(65);
-        let r = reject(&format!(r#"{{"type":"chat","ts":1,"viewer":"{long}","channel":"c","stream":"s"}}"#));
-        assert!(r.message.contains("`viewer`") && r.message.contains("65"), "{r}");
-        let r = reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","vod":"x"}"#);
+        let r = reject(&format!(
+            r#"{{"type":"chat","ts":1,"viewer":"{long}","channel":"c","stream":"s"}}"#
+        ));
+        assert!(
+            r.message.contains("`viewer`") && r.message.contains("65"),
+            "{r}"
+        );
+        let r =
+            reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","vod":"x"}"#);
         assert!(r.message.contains("exactly one"), "{r}");
         let r = reject(r#"{"type":"playing","ts":1,"viewer":"v","channel":"c","stream":"s"}"#);
         assert!(r.message.contains("`session`"), "{r}");
-        let r = reject(r#"{"type":"playing","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","state":"playing"}"#);
+        let r = reject(
+            r#"{"type":"playing","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a","state":"playing"}"#,
+        );
         assert!(r.message.contains("`state`"), "{r}");
-        let r = reject(r#"{"type":"error","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a"}"#);
+        let r = reject(
+            r#"{"type":"error","ts":1,"viewer":"v","channel":"c","stream":"s","session":"a"}"#,
+        );
         assert!(r.message.contains("`code`"), "{r}");
         let r = reject(r#"{"type":"zap","ts":1,"viewer":"v","channel":"c","stream":"s"}"#);
-        assert!(r.message.contains("`type`") && r.message.contains("zap"), "{r}");
+        assert!(
+            r.message.contains("`type`") && r.message.contains("zap"),
+            "{r}"
+        );
         let r = reject(r#"{"type":"chat","ts":-5,"viewer":"v","channel":"c","stream":"s"}"#);
         assert!(r.message.contains("`ts`"), "{r}");
-        let r = reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","count":0}"#);
+        let r =
+            reject(r#"{"type":"chat","ts":1,"viewer":"v","channel":"c","stream":"s","count":0}"#);
         assert!(r.message.contains("`count`"), "{r}");
         let r = reject(r#"[1,2]"#);
         assert_eq!(r.reason, RejectReason::NotAnEvent);

@@ -74,26 +74,27 @@ pub fn parse_frame(text: &str) -> ParsedFrame {
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(events) = probe.events
     {
-        {
-            let mut out = ParsedFrame::default();
-            match probe.seq.map(|s| serde_json::from_str::<u64>(s.get())) {
-                Some(Ok(seq)) => out.seq = Some(seq),
-                Some(Err(_)) => {
-                    return ParsedFrame::refused(Rejection::new(
-                        RejectReason::InvalidValue,
-                        format!("field `seq`: expected a non-negative integer, got {}", probe.seq.map(|s| s.get()).unwrap_or("")),
-                    ));
-                }
-                None => {
-                    return ParsedFrame::refused(Rejection::new(
-                        RejectReason::MissingField,
-                        "missing field `seq` (an envelope is {\"seq\":N,\"events\":[...]})",
-                    ));
-                }
+        let mut out = ParsedFrame::default();
+        match probe.seq.map(|s| serde_json::from_str::<u64>(s.get())) {
+            Some(Ok(seq)) => out.seq = Some(seq),
+            Some(Err(_)) => {
+                return ParsedFrame::refused(Rejection::new(
+                    RejectReason::InvalidValue,
+                    format!(
+                        "field `seq`: expected a non-negative integer, got {}",
+                        probe.seq.map(|s| s.get()).unwrap_or("")
+                    ),
+                ));
             }
-            parse_array(events.get(), &mut out);
-            return out;
+            None => {
+                return ParsedFrame::refused(Rejection::new(
+                    RejectReason::MissingField,
+                    "missing field `seq` (an envelope is {\"seq\":N,\"events\":[...]})",
+                ));
+            }
         }
+        parse_array(events.get(), &mut out);
+        return out;
     }
     let mut out = ParsedFrame::default();
     match parse_event(trimmed) {
@@ -107,8 +108,15 @@ fn parse_array(text: &str, out: &mut ParsedFrame) {
     let items: Vec<&RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(e) => {
-            let reason = if e.is_data() { RejectReason::NotAnEvent } else { RejectReason::NotJson };
-            out.reject(Rejection::new(reason, format!("expected a JSON array of events: {e}")), 1);
+            let reason = if e.is_data() {
+                RejectReason::NotAnEvent
+            } else {
+                RejectReason::NotJson
+            };
+            out.reject(
+                Rejection::new(reason, format!("expected a JSON array of events: {e}")),
+                1,
+            );
             return;
         }
     };
@@ -117,7 +125,10 @@ fn parse_array(text: &str, out: &mut ParsedFrame) {
     for (i, raw) in items[..take].iter().enumerate() {
         match parse_event(raw.get()) {
             Ok(e) => out.events.push(e),
-            Err(r) => out.reject(Rejection::new(r.reason, format!("event {i}: {}", r.message)), 1),
+            Err(r) => out.reject(
+                Rejection::new(r.reason, format!("event {i}: {}", r.message)),
+                1,
+            ),
         }
     }
     if items.len() > take {
@@ -149,14 +160,19 @@ pub fn parse_ndjson(text: &str) -> ParsedFrame {
         taken += 1;
         match parse_event(line) {
             Ok(e) => out.events.push(e),
-            Err(r) => out.reject(Rejection::new(r.reason, format!("line {}: {}", i + 1, r.message)), 1),
+            Err(r) => out.reject(
+                Rejection::new(r.reason, format!("line {}: {}", i + 1, r.message)),
+                1,
+            ),
         }
     }
     if over > 0 {
         out.reject(
             Rejection::new(
                 RejectReason::BatchTooLarge,
-                format!("body holds more than {MAX_BATCH_EVENTS} events: the last {over} were rejected"),
+                format!(
+                    "body holds more than {MAX_BATCH_EVENTS} events: the last {over} were rejected"
+                ),
             ),
             over as u32,
         );
@@ -169,7 +185,10 @@ mod tests {
     use super::*;
 
     fn ev(i: usize) -> String {
-        format!(r#"{{"type":"heartbeat","ts":{},"viewer":"v{i}","channel":"c","stream":"s","session":"x{i}"}}"#, 1000 + i)
+        format!(
+            r#"{{"type":"heartbeat","ts":{},"viewer":"v{i}","channel":"c","stream":"s","session":"x{i}"}}"#,
+            1000 + i
+        )
     }
 
     #[test]
@@ -179,7 +198,10 @@ mod tests {
         assert_eq!(f.rejected, 1);
         assert!(f.reasons[0].starts_with("event 1:"), "{:?}", f.reasons);
         let reply = f.rejection_reply().unwrap();
-        assert!(reply.contains("\"type\":\"rejected\"") && reply.contains("\"count\":1"), "{reply}");
+        assert!(
+            reply.contains("\"type\":\"rejected\"") && reply.contains("\"count\":1"),
+            "{reply}"
+        );
     }
 
     #[test]

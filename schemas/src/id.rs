@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn rejects_with_a_reason() {
         assert!(Id::parse("").unwrap_err().contains("empty"));
-        assert!(Id::parse(&"x".repeat(65)).unwrap_err().contains("65 characters"));
+        assert!(
+            Id::parse(&"x".repeat(65))
+                .unwrap_err()
+                .contains("65 characters")
+        );
         assert!(Id::parse("a b").unwrap_err().contains("' '"));
         assert!(Id::parse("é").is_err());
     }

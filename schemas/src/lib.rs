@@ -35,10 +35,10 @@ pub mod frame;
 pub mod id;
 pub mod tables;
 
+pub use embedded::{EmbeddedTables, TablesView};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
 };
-pub use embedded::{EmbeddedTables, TablesView};
 pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
 pub use id::Id;
 pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};

@@ -22,7 +22,11 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: &'static [Table] = &[Table::StreamTicks, Table::ViewSessions, Table::ViewerMinutes];
+    pub const ALL: &'static [Table] = &[
+        Table::StreamTicks,
+        Table::ViewSessions,
+        Table::ViewerMinutes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -392,7 +396,10 @@ impl ClosedWindows {
             out.push((Table::ViewSessions, SessionRow::to_batch(&self.sessions)));
         }
         if !self.viewer_minutes.is_empty() {
-            out.push((Table::ViewerMinutes, ViewerMinuteRow::to_batch(&self.viewer_minutes)));
+            out.push((
+                Table::ViewerMinutes,
+                ViewerMinuteRow::to_batch(&self.viewer_minutes),
+            ));
         }
         out
     }

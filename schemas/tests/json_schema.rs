@@ -16,13 +16,23 @@ fn validator() -> jsonschema::Validator {
 }
 
 fn enum_values(v: &Value) -> Vec<String> {
-    v["enum"].as_array().expect("enum").iter().filter_map(|x| x.as_str().map(String::from)).collect()
+    v["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect()
 }
 
 #[test]
 fn fields_and_enums_match_the_types() {
     let s = schema();
-    let props: Vec<&str> = s["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    let props: Vec<&str> = s["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut want: Vec<&str> = WIRE_FIELDS.to_vec();
     let mut got = props.clone();
     want.sort_unstable();
@@ -34,15 +44,24 @@ fn fields_and_enums_match_the_types() {
     assert_eq!(enum_values(&s["properties"]["state"]), states);
     let devices: Vec<&str> = Device::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(enum_values(&s["properties"]["device"]), devices);
-    let playback: Vec<&str> = EventKind::ALL.iter().filter(|k| k.is_playback()).map(|k| k.as_str()).collect();
-    assert_eq!(enum_values(&s["allOf"][0]["if"]["properties"]["type"]), playback);
+    let playback: Vec<&str> = EventKind::ALL
+        .iter()
+        .filter(|k| k.is_playback())
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        enum_values(&s["allOf"][0]["if"]["properties"]["type"]),
+        playback
+    );
 }
 
 fn agree(v: &Value, validator: &jsonschema::Validator) -> Result<(), String> {
     let by_schema = validator.is_valid(v);
     let by_rust = parse_event(&v.to_string());
     if by_schema != by_rust.is_ok() {
-        return Err(format!("schema says {by_schema}, validator says {by_rust:?} for {v}"));
+        return Err(format!(
+            "schema says {by_schema}, validator says {by_rust:?} for {v}"
+        ));
     }
     Ok(())
 }

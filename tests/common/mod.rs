@@ -32,20 +32,36 @@ pub fn config(dir: &std::path::Path) -> Config {
 }
 
 pub async fn start(cfg: Config, start_clock: i64) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let clock = Arc::new(AtomicI64::new(start_clock));
     let c = clock.clone();
     let shutdown = CancellationToken::new();
     let dir = cfg.data_dir.clone();
-    let task = tokio::spawn(pulse::serve::run(listener, cfg, shutdown.clone(), Arc::new(move || c.load(Ordering::SeqCst))));
-    Server { addr, clock, shutdown, task, dir }
+    let task = tokio::spawn(pulse::serve::run(
+        listener,
+        cfg,
+        shutdown.clone(),
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    ));
+    Server {
+        addr,
+        clock,
+        shutdown,
+        task,
+        dir,
+    }
 }
 
 impl Server {
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.task.await.expect("join").expect("server stopped cleanly");
+        self.task
+            .await
+            .expect("join")
+            .expect("server stopped cleanly");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -70,7 +86,12 @@ pub async fn get(url: &str) -> (u16, String) {
 }
 
 /// Polls until `done` holds for the JSON at `path` (at most `secs`).
-pub async fn wait_for(server: &Server, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(
+    server: &Server,
+    path: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let (status, body) = server.get(path).await;
@@ -80,7 +101,10 @@ pub async fn wait_for(server: &Server, path: &str, secs: u64, done: impl Fn(&Val
                 return v;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting on {path}: {status} {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting on {path}: {status} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

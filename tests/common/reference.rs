@@ -57,14 +57,28 @@ fn implied(e: &Value) -> St {
 pub fn expected(events: &[Value], stream: &str, tick: i64) -> Expected {
     let mine: Vec<&Value> = events.iter().filter(|e| e["stream"] == stream).collect();
     let mut x = Expected::default();
-    let ticks: Vec<i64> = mine.iter().map(|e| e["ts"].as_i64().unwrap_or(0).div_euclid(tick) * tick).collect();
+    let ticks: Vec<i64> = mine
+        .iter()
+        .map(|e| e["ts"].as_i64().unwrap_or(0).div_euclid(tick) * tick)
+        .collect();
     x.first_tick = ticks.iter().copied().min().unwrap_or(0);
     x.last_tick = ticks.iter().copied().max().unwrap_or(0);
-    x.unique_viewers = mine.iter().map(|e| e["viewer"].as_str().unwrap_or("")).collect::<BTreeSet<_>>().len() as i64;
-    x.chat = mine.iter().filter(|e| e["type"] == "chat").map(|e| e["count"].as_i64().unwrap_or(1)).sum();
-    x.followers =
-        mine.iter().filter(|e| e["type"] == "follow").map(|e| e["viewer"].as_str().unwrap_or("")).collect::<BTreeSet<_>>().len()
-            as i64;
+    x.unique_viewers = mine
+        .iter()
+        .map(|e| e["viewer"].as_str().unwrap_or(""))
+        .collect::<BTreeSet<_>>()
+        .len() as i64;
+    x.chat = mine
+        .iter()
+        .filter(|e| e["type"] == "chat")
+        .map(|e| e["count"].as_i64().unwrap_or(1))
+        .sum();
+    x.followers = mine
+        .iter()
+        .filter(|e| e["type"] == "follow")
+        .map(|e| e["viewer"].as_str().unwrap_or(""))
+        .collect::<BTreeSet<_>>()
+        .len() as i64;
 
     let mut sessions: HashMap<&str, Vec<&Value>> = HashMap::new();
     for e in &mine {
@@ -80,7 +94,10 @@ pub fn expected(events: &[Value], stream: &str, tick: i64) -> Expected {
         let mut state;
         let mut since;
         let mut start_ts = None;
-        let mut tl = Timeline { steps: Vec::new(), hard_end: None };
+        let mut tl = Timeline {
+            steps: Vec::new(),
+            hard_end: None,
+        };
         match first["type"].as_str().unwrap_or("") {
             "viewstart" => {
                 x.views += 1;
@@ -160,7 +177,9 @@ pub fn expected(events: &[Value], stream: &str, tick: i64) -> Expected {
             if tl.hard_end.is_some_and(|h| h < end) {
                 continue;
             }
-            let Some(&(last, st, since)) = tl.steps.iter().rev().find(|s| s.0 < end) else { continue };
+            let Some(&(last, st, since)) = tl.steps.iter().rev().find(|s| s.0 < end) else {
+                continue;
+            };
             if last < end - TIMEOUT || st == St::Paused {
                 continue;
             }
@@ -201,6 +220,8 @@ impl Expected {
             e.1 += 1;
             e.2 = e.2.max(v);
         }
-        b.into_iter().map(|(t, (s, n, p))| (t, s as f64 / n as f64, p)).collect()
+        b.into_iter()
+            .map(|(t, (s, n, p))| (t, s as f64 / n as f64, p))
+            .collect()
     }
 }

@@ -12,7 +12,11 @@ pub struct Trace {
     pub end: i64,
 }
 
-pub const STREAMS: &[(&str, &str)] = &[("chan-a", "stream-a1"), ("chan-a", "stream-a2"), ("chan-b", "stream-b1")];
+pub const STREAMS: &[(&str, &str)] = &[
+    ("chan-a", "stream-a1"),
+    ("chan-a", "stream-a2"),
+    ("chan-b", "stream-b1"),
+];
 
 pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -21,7 +25,8 @@ pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
         let (channel, stream) = STREAMS[rng.usize(..STREAMS.len())];
         let viewer = format!("u{}", rng.usize(..sessions * 2 / 3 + 1));
         let session = format!("x{n}");
-        let base = json!({"viewer": viewer, "channel": channel, "stream": stream, "session": session});
+        let base =
+            json!({"viewer": viewer, "channel": channel, "stream": stream, "session": session});
         let mut t = start + rng.i64(0..span_ms);
         let mut push = |kind: &str, t: i64, extra: Value| {
             let mut e = base.clone();
@@ -121,6 +126,10 @@ pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
         }
     }
     events.sort_by_key(|e| e["ts"].as_i64().unwrap_or(0));
-    let end = events.iter().filter_map(|e| e["ts"].as_i64()).max().unwrap_or(start);
+    let end = events
+        .iter()
+        .filter_map(|e| e["ts"].as_i64())
+        .max()
+        .unwrap_or(start);
     Trace { events, start, end }
 }
