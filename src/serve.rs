@@ -69,7 +69,7 @@ pub async fn run(
         .with_shutdown(http_stop.clone());
     let query = QueryState::new(tables, cfg.query.clone(), cfg.tick_ms);
     query.set_ready(true);
-    let app = pulse_ingest::router(ingest).merge(pulse_query::router(query.clone()));
+    let app = pulse_ingest::router(ingest.clone()).merge(pulse_query::router(query.clone()));
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -78,7 +78,10 @@ pub async fn run(
     let served = server.await.context("HTTP server");
     query.set_ready(false);
 
-    // Every socket task has been told to stop; the aggregator drains what they sent.
+    // Upgraded sockets outlive the HTTP server's graceful shutdown: wait until each
+    // has handed its last batch on, then let the aggregator drain and flush.
+    ingest.sockets_closed().await;
+    drop(ingest);
     agg_stop.cancel();
     let report = tokio::task::spawn_blocking(move || aggregator.join())
         .await

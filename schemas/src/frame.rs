@@ -35,6 +35,11 @@ impl ParsedFrame {
         }
         if self.reasons.len() < MAX_LISTED_REASONS {
             self.reasons.push(r.message);
+        } else if r.reason == RejectReason::BatchTooLarge {
+            // The cut of an oversized batch is always named, even after many refusals.
+            if let Some(last) = self.reasons.last_mut() {
+                *last = r.message;
+            }
         }
     }
 
