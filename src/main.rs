@@ -67,8 +67,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => {
+            let json = args.json;
             let report = rt.block_on(pulse_load_tests::run(*args))?;
-            println!("{report}");
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{report}");
+            }
             Ok(())
         }
     }

@@ -195,6 +195,17 @@ impl fmt::Display for Report {
                     s.name, e
                 )?;
             }
+            if s.name == "viewers" || s.name == "latency" {
+                writeln!(
+                    f,
+                    "{}: {} connections opened, {} failed, {} closed by the server; loadgen peak RSS {} MB",
+                    s.name,
+                    s.connections_opened,
+                    s.connect_failures,
+                    s.closed_by_server,
+                    mb(s.client_rss_peak_bytes)
+                )?;
+            }
             if let Some(n) = s.server_events_accepted {
                 writeln!(f, "{}: server counted {n} events accepted", s.name)?;
             }
