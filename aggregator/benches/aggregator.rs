@@ -24,8 +24,13 @@ fn event(kind: K, ts: i64, session: usize, stream: usize) -> Event {
         ts,
         viewer: Id::new_unchecked(&format!("viewer-{session:08}")),
         channel: Id::new_unchecked(&format!("chan-{:04}", stream / 4)),
-        target: Target { kind: TargetKind::Stream, id: Id::new_unchecked(&format!("stream-{stream:05}")) },
-        session: kind.is_playback().then(|| Id::new_unchecked(&format!("sess-{session:08}-a"))),
+        target: Target {
+            kind: TargetKind::Stream,
+            id: Id::new_unchecked(&format!("stream-{stream:05}")),
+        },
+        session: kind
+            .is_playback()
+            .then(|| Id::new_unchecked(&format!("sess-{session:08}-a"))),
         pos: None,
         state: None,
         bitrate_kbps: Some(3_000),
@@ -72,7 +77,12 @@ fn trace() -> Vec<Event> {
             match rng.below(100) {
                 0..=4 => {
                     out.push(event(K::RebufferStart, ts + 1_000, s, stream));
-                    out.push(event(K::RebufferEnd, ts + 1_000 + rng.below(4_000) as i64, s, stream));
+                    out.push(event(
+                        K::RebufferEnd,
+                        ts + 1_000 + rng.below(4_000) as i64,
+                        s,
+                        stream,
+                    ));
                 }
                 5..=6 => {
                     out.push(event(K::Pause, ts + 2_000, s, stream));
@@ -94,32 +104,73 @@ fn trace() -> Vec<Event> {
         }
     }
     // arrival order: event time plus up to 2 s of network/batching jitter
-    let mut keyed: Vec<(i64, Event)> = out.into_iter().map(|e| (e.ts + rng.below(2_000) as i64, e)).collect();
+    let mut keyed: Vec<(i64, Event)> = out
+        .into_iter()
+        .map(|e| (e.ts + rng.below(2_000) as i64, e))
+        .collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, e)| e).collect()
 }
 
-fn run(config: &AggregatorConfig, events: Vec<Event>) -> usize {
-    let mut agg = Aggregator::new(config.clone());
+/// Pushes `events` (time-shifted by `shift`) into `agg`, advancing every
+/// [`ADVANCE_EVERY`] events; returns the number of closed tick rows.
+fn run(agg: &mut Aggregator, lateness: i64, events: Vec<Event>) -> usize {
     let mut rows = 0;
     for (i, e) in events.into_iter().enumerate() {
         agg.push(e);
         if i % ADVANCE_EVERY == ADVANCE_EVERY - 1 {
-            let w = agg.max_event_ts() - config.allowed_lateness_ms;
+            let w = agg.max_event_ts() - lateness;
             rows += agg.advance(w).ticks.len();
         }
     }
-    rows + agg.finish().ticks.len()
+    rows
+}
+
+fn shifted(events: &[Event], by: i64) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.ts += by;
+            e
+        })
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
     let events = trace();
     let config = AggregatorConfig::default();
+    let lateness = config.allowed_lateness_ms;
     let mut g = c.benchmark_group("aggregator");
     g.throughput(Throughput::Elements(events.len() as u64));
     g.sample_size(10);
-    g.bench_function(format!("push_advance_finish_{}_events", events.len()), |b| {
-        b.iter_batched(|| events.clone(), |evs| black_box(run(&config, evs)), BatchSize::LargeInput)
+    // A fresh aggregator for each run: includes growing every buffer and map, and
+    // `finish()` closing everything.
+    g.bench_function(format!("cold_{}_events", events.len()), |b| {
+        b.iter_batched(
+            || events.clone(),
+            |evs| {
+                let mut agg = Aggregator::new(config.clone());
+                let rows = run(&mut agg, lateness, evs);
+                black_box(rows + agg.finish().ticks.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The live steady state: one long-lived aggregator; each run replays the trace
+    // two hours later than the previous one (sessions ended, tombstones expired, buffers
+    // and maps already grown).
+    let mut agg = Aggregator::new(config.clone());
+    let mut round = 0i64;
+    g.bench_function(format!("steady_{}_events", events.len()), |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                shifted(&events, round * 7_200_000)
+            },
+            |evs| black_box(run(&mut agg, lateness, evs)),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

@@ -66,7 +66,9 @@ impl AggregatorConfig {
     pub fn validate(&self) -> Result<(), crate::AggregatorError> {
         let bad = |m: &str| Err(crate::AggregatorError::Config(m.to_string()));
         if self.tick_ms <= 0 || 60_000 % self.tick_ms != 0 {
-            return bad("tick_ms must be > 0 and divide 60000 (chart buckets are multiples of the tick)");
+            return bad(
+                "tick_ms must be > 0 and divide 60000 (chart buckets are multiples of the tick)",
+            );
         }
         if self.allowed_lateness_ms < 0 {
             return bad("allowed_lateness_ms must be ≥ 0");
@@ -88,6 +90,7 @@ impl AggregatorConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -98,7 +101,10 @@ mod tests {
         assert_eq!(c.session_timeout_ms, 30_000);
         assert!(c.validate().is_ok());
         assert!(serde_json::from_str::<AggregatorConfig>(r#"{"tick":1}"#).is_err());
-        let c = AggregatorConfig { tick_ms: 7000, ..Default::default() };
+        let c = AggregatorConfig {
+            tick_ms: 7000,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 }

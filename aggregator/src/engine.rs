@@ -67,6 +67,25 @@ fn rest_order(a: &Event, b: &Event) -> Ordering {
         })
 }
 
+/// The pending events with `ts < w`, as `(ts, type rank, index)` in the total order of
+/// [`event_order`]. Sorting small keys instead of whole events: ties on time and rank
+/// (rare) fall back to comparing the events.
+fn due_order(pending: &[Event], w: i64, order: &mut Vec<(i64, u8, usize)>) {
+    order.clear();
+    order.extend(
+        pending
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.ts < w)
+            .map(|(i, e)| (e.ts, kind_rank(e.kind), i)),
+    );
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| event_order(&pending[a.2], &pending[b.2]))
+    });
+}
+
 /// What `push` did with an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -120,8 +139,14 @@ impl Core {
                     tick_ms: cfg.tick_ms,
                     timeout_ms: cfg.session_timeout_ms,
                 },
-                sessions: Bound { open: 0, max: cfg.max_sessions },
-                viewer_minutes: Bound { open: 0, max: cfg.max_viewer_minutes },
+                sessions: Bound {
+                    open: 0,
+                    max: cfg.max_sessions,
+                },
+                viewer_minutes: Bound {
+                    open: 0,
+                    max: cfg.max_viewer_minutes,
+                },
                 counters: Counters::default(),
             },
             next_sample: None,
@@ -188,7 +213,10 @@ pub struct Aggregator {
     pub(crate) watermark: i64,
     /// Highest event time accepted (0 before any).
     pub(crate) max_ts: i64,
+    /// Events waiting for the watermark, in arrival order.
     pub(crate) pending: Vec<Event>,
+    /// Reused buffer of the commit order (`due_order`).
+    pub(crate) order: Vec<(i64, u8, usize)>,
     pub(crate) core: Core,
     pub(crate) graves: Tombstones,
     pub(crate) events: u64,
@@ -205,6 +233,7 @@ impl Aggregator {
             watermark: 0,
             max_ts: 0,
             pending: Vec::new(),
+            order: Vec::new(),
             events: 0,
             late: 0,
             dropped_pending_full: 0,
@@ -252,24 +281,23 @@ impl Aggregator {
         self.watermark = self.watermark.max(watermark);
     }
 
-    fn sort_pending(&mut self) {
-        // Mostly sorted already (the unsorted tail is recent arrivals): driftsort finds the runs.
-        if !self.pending.is_sorted_by(|a, b| event_order(a, b) != Ordering::Greater) {
-            self.pending.sort_by(event_order);
-        }
-    }
-
     /// Moves the watermark to `watermark` (never back), commits every pending event
     /// before it in the total order, samples tick ends, and returns the closed windows.
     pub fn advance(&mut self, watermark: i64) -> ClosedWindows {
         let w = self.watermark.max(watermark);
         self.watermark = w;
         let mut out = ClosedWindows::default();
-        self.sort_pending();
-        let n = self.pending.partition_point(|e| e.ts < w);
-        for e in self.pending.drain(..n) {
-            self.core.commit(&e, &mut self.graves, &mut out);
+        let mut order = std::mem::take(&mut self.order);
+        due_order(&self.pending, w, &mut order);
+        for &(_, _, i) in &order {
+            self.core
+                .commit(&self.pending[i], &mut self.graves, &mut out);
         }
+        if !order.is_empty() {
+            self.pending.retain(|e| e.ts >= w);
+        }
+        order.clear();
+        self.order = order;
         self.core.sample_through(w, &mut self.graves, &mut out);
         self.core.close(w - self.cfg.session_timeout_ms, &mut out);
         self.graves.expire(w);
@@ -278,28 +306,35 @@ impl Aggregator {
     }
 
     fn finalize(&self, out: &mut ClosedWindows) {
-        out.closed_through = window_start(self.watermark - self.cfg.session_timeout_ms, self.cfg.tick_ms);
+        out.closed_through = window_start(
+            self.watermark - self.cfg.session_timeout_ms,
+            self.cfg.tick_ms,
+        );
         sort_rows(&mut out.ticks, &mut out.viewer_minutes);
         out.sessions.sort_by(|a, b| {
-            (a.end_ts, a.kind, &a.target, &a.session).cmp(&(b.end_ts, b.kind, &b.target, &b.session))
+            (a.end_ts, a.kind, &a.target, &a.session)
+                .cmp(&(b.end_ts, b.kind, &b.target, &b.session))
         });
     }
 
     /// Rows of the windows not closed yet, as they would be if the watermark were
     /// `max(W, now + 1)`: computed on a scratch copy with the same code as `advance`,
     /// including pending events up to `now`.
-    pub fn provisional(&mut self, now: i64) -> Provisional {
-        self.sort_pending();
+    pub fn provisional(&self, now: i64) -> Provisional {
         let w = self.watermark.max(now.saturating_add(1));
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();
-        let n = self.pending.partition_point(|e| e.ts < w);
-        for e in &self.pending[..n] {
-            core.commit(e, &mut graves, &mut closed);
+        let mut order = Vec::new();
+        due_order(&self.pending, w, &mut order);
+        for &(_, _, i) in &order {
+            core.commit(&self.pending[i], &mut graves, &mut closed);
         }
         core.sample_through(w, &mut graves, &mut closed);
-        let mut p = Provisional { ticks: closed.ticks, viewer_minutes: closed.viewer_minutes };
+        let mut p = Provisional {
+            ticks: closed.ticks,
+            viewer_minutes: closed.viewer_minutes,
+        };
         for state in core.targets.values() {
             state.dump(&core.env, &mut p.ticks, &mut p.viewer_minutes);
         }
@@ -355,7 +390,9 @@ impl Aggregator {
 
 fn sort_rows(ticks: &mut [pulse_schemas::TickRow], minutes: &mut [pulse_schemas::ViewerMinuteRow]) {
     ticks.sort_by(|a, b| (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target)));
-    minutes.sort_by(|a, b| (a.minute, a.kind, &a.target, &a.viewer).cmp(&(b.minute, b.kind, &b.target, &b.viewer)));
+    minutes.sort_by(|a, b| {
+        (a.minute, a.kind, &a.target, &a.viewer).cmp(&(b.minute, b.kind, &b.target, &b.viewer))
+    });
 }
 
 /// JSON maps need string keys: targets are written as a list of their states.

@@ -35,15 +35,28 @@ pub fn encode_startups(values: &[u32]) -> Vec<u8> {
     if values.is_empty() {
         return Vec::new();
     }
-    let mut h = new_startup_hist();
-    for &v in values {
-        h.saturating_record(clamp_startup(i64::from(v)));
-    }
-    encode_hist(&h)
+    // One reusable histogram per thread: a fresh one is ~45 KB of counters to allocate
+    // and zero for every row. u32 counters (a tick has far fewer than 4 billion
+    // startups); the V2 format does not depend on the counter width.
+    SCRATCH.with(|cell| {
+        let mut h = cell.borrow_mut();
+        h.reset();
+        for &v in values {
+            h.saturating_record(clamp_startup(i64::from(v)));
+        }
+        encode_hist(&h)
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Histogram<u32>> = std::cell::RefCell::new(
+        Histogram::new_with_bounds(STARTUP_LOW_MS, STARTUP_HIGH_MS, STARTUP_SIGFIG)
+            .expect("constant histogram bounds are valid"),
+    );
 }
 
 /// V2 serialization of `h` (what `stream_ticks.startup_hist` holds).
-pub fn encode_hist(h: &Histogram<u64>) -> Vec<u8> {
+pub fn encode_hist<C: hdrhistogram::Counter>(h: &Histogram<C>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     // Writing into a Vec cannot fail with an I/O error; the serializer's only other
     // failure is a histogram wider than its format, which our bounds exclude.
@@ -93,6 +106,7 @@ pub fn merge_into(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<(), Aggrega
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

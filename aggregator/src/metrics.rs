@@ -38,7 +38,10 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    events_total: counter("pulse_aggregator_events_total", "Events handed to the aggregator."),
+    events_total: counter(
+        "pulse_aggregator_events_total",
+        "Events handed to the aggregator.",
+    ),
     late_events_total: counter(
         "pulse_aggregator_late_events_total",
         "Events older than the watermark on arrival (counted, dropped).",
@@ -49,12 +52,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     dropped_events_total: register(
         IntCounterVec::new(
-            Opts::new("pulse_aggregator_dropped_events_total", "Events dropped by a bound, by reason."),
+            Opts::new(
+                "pulse_aggregator_dropped_events_total",
+                "Events dropped by a bound, by reason.",
+            ),
             &["reason"],
         )
         .expect("valid metric name"),
     ),
-    pending_events: gauge("pulse_aggregator_pending_events", "Events waiting for the watermark."),
+    pending_events: gauge(
+        "pulse_aggregator_pending_events",
+        "Events waiting for the watermark.",
+    ),
     open_sessions: gauge("pulse_aggregator_open_sessions", "Open view sessions."),
     input_queue_depth: gauge(
         "pulse_aggregator_input_queue_depth",
@@ -62,12 +71,20 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     flush_seconds: register(
         Histogram::with_opts(
-            HistogramOpts::new("pulse_aggregator_flush_seconds", "Time of one flush (advance + provisional + sink write).")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "pulse_aggregator_flush_seconds",
+                "Time of one flush (advance + provisional + sink write).",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         )
         .expect("valid metric name"),
     ),
-    watermark_ms: gauge("pulse_aggregator_watermark_ms", "Current watermark (epoch ms)."),
+    watermark_ms: gauge(
+        "pulse_aggregator_watermark_ms",
+        "Current watermark (epoch ms).",
+    ),
 });
 
 impl Metrics {
@@ -81,16 +98,35 @@ impl Metrics {
         let d = |a: u64, b: u64| b.saturating_sub(a);
         self.events_total.inc_by(d(before.events, now.events));
         self.late_events_total.inc_by(d(before.late, now.late));
-        self.orphan_events_total.inc_by(d(before.orphans, now.orphans));
+        self.orphan_events_total
+            .inc_by(d(before.orphans, now.orphans));
         for (reason, a, b) in [
-            ("pending_full", before.dropped_pending_full, now.dropped_pending_full),
-            ("max_sessions", before.dropped_max_sessions, now.dropped_max_sessions),
-            ("max_targets", before.dropped_max_targets, now.dropped_max_targets),
-            ("max_viewer_minutes", before.dropped_viewer_minutes, now.dropped_viewer_minutes),
+            (
+                "pending_full",
+                before.dropped_pending_full,
+                now.dropped_pending_full,
+            ),
+            (
+                "max_sessions",
+                before.dropped_max_sessions,
+                now.dropped_max_sessions,
+            ),
+            (
+                "max_targets",
+                before.dropped_max_targets,
+                now.dropped_max_targets,
+            ),
+            (
+                "max_viewer_minutes",
+                before.dropped_viewer_minutes,
+                now.dropped_viewer_minutes,
+            ),
         ] {
             let n = d(a, b);
             if n > 0 {
-                self.dropped_events_total.with_label_values(&[reason]).inc_by(n);
+                self.dropped_events_total
+                    .with_label_values(&[reason])
+                    .inc_by(n);
             }
         }
         self.pending_events.set(now.pending as i64);

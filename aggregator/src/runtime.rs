@@ -62,7 +62,11 @@ pub struct RunReport {
 }
 
 impl<S: WindowSink + ?Sized> WindowSink for Box<S> {
-    fn write(&mut self, closed: &ClosedWindows, provisional: &Provisional) -> Result<(), AggregatorError> {
+    fn write(
+        &mut self,
+        closed: &ClosedWindows,
+        provisional: &Provisional,
+    ) -> Result<(), AggregatorError> {
         (**self).write(closed, provisional)
     }
 
@@ -85,7 +89,10 @@ pub fn spawn<S: WindowSink + 'static>(
     std::thread::Builder::new()
         .name("pulse-aggregator".into())
         .spawn(move || run(&handle, cfg, rx, sink, opts))
-        .map_err(|e| AggregatorError::Io { path: "<thread>".into(), source: e })
+        .map_err(|e| AggregatorError::Io {
+            path: "<thread>".into(),
+            source: e,
+        })
 }
 
 enum Wake {
@@ -119,7 +126,12 @@ pub fn run<S: WindowSink>(
         },
         None => Aggregator::new(cfg.clone()),
     };
-    let mut live = Live { metrics: Metrics::get(), last: agg.stats(), received: false, clock: opts.clock.clone() };
+    let mut live = Live {
+        metrics: Metrics::get(),
+        last: agg.stats(),
+        received: false,
+        clock: opts.clock.clone(),
+    };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
     loop {
@@ -207,7 +219,9 @@ impl Live {
             tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len(),
                 "sink write failed");
         }
-        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
         let now_stats = agg.stats();
         self.metrics.record(&self.last, &now_stats);
         self.last = now_stats;

@@ -182,7 +182,11 @@ impl ViewSession {
             if rebuffering {
                 self.rebuffer_ms += ts - self.last_ts;
             }
-            step.interval = Some(Interval { from: self.last_ts, to: ts, rebuffering });
+            step.interval = Some(Interval {
+                from: self.last_ts,
+                to: ts,
+                rebuffering,
+            });
         }
         self.last_ts = ts;
         self.note_attributes(e);
@@ -298,11 +302,16 @@ mod end_as_text {
     use pulse_schemas::EndReason;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(end: &Option<(i64, EndReason)>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        end: &Option<(i64, EndReason)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         end.map(|(ts, r)| (ts, r.as_str())).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(i64, EndReason)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<(i64, EndReason)>, D::Error> {
         let v: Option<(i64, String)> = Option::deserialize(d)?;
         match v {
             None => Ok(None),

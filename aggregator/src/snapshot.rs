@@ -33,11 +33,17 @@ struct Snapshot {
 }
 
 fn snap_err(path: &Path, message: impl Into<String>) -> AggregatorError {
-    AggregatorError::Snapshot { path: path.display().to_string(), message: message.into() }
+    AggregatorError::Snapshot {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> AggregatorError {
-    AggregatorError::Io { path: path.display().to_string(), source }
+    AggregatorError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Aggregator {
@@ -63,9 +69,13 @@ impl Aggregator {
     /// session timeout must be those of the snapshot; bounds and node come from `cfg`.
     pub fn restore(cfg: AggregatorConfig, bytes: &[u8]) -> Result<Aggregator, AggregatorError> {
         let here = Path::new("<memory>");
-        let snap: Snapshot = serde_json::from_slice(bytes).map_err(|e| snap_err(here, e.to_string()))?;
+        let snap: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| snap_err(here, e.to_string()))?;
         if snap.version != SNAPSHOT_VERSION {
-            return Err(snap_err(here, format!("version {} (expected {SNAPSHOT_VERSION})", snap.version)));
+            return Err(snap_err(
+                here,
+                format!("version {} (expected {SNAPSHOT_VERSION})", snap.version),
+            ));
         }
         if snap.tick_ms != cfg.tick_ms || snap.session_timeout_ms != cfg.session_timeout_ms {
             return Err(snap_err(
@@ -78,7 +88,9 @@ impl Aggregator {
         }
         let mut pending = Vec::with_capacity(snap.pending.len());
         for line in &snap.pending {
-            pending.push(parse_event(line).map_err(|e| snap_err(here, format!("pending event: {e}")))?);
+            pending.push(
+                parse_event(line).map_err(|e| snap_err(here, format!("pending event: {e}")))?,
+            );
         }
         let mut core = snap.core;
         core.env.params.node = cfg.node_id.clone();
@@ -117,7 +129,11 @@ impl Aggregator {
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
         if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            && let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
         {
             let _ = d.sync_all();
         }
@@ -126,7 +142,10 @@ impl Aggregator {
 
     /// Loads the snapshot at `path` if there is one, then renames it to `<path>.loaded`
     /// so that a later restart does not apply it twice. `Ok(None)` when there is none.
-    pub fn load_snapshot(cfg: AggregatorConfig, path: &Path) -> Result<Option<Aggregator>, AggregatorError> {
+    pub fn load_snapshot(
+        cfg: AggregatorConfig,
+        path: &Path,
+    ) -> Result<Option<Aggregator>, AggregatorError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -13,7 +13,9 @@
 use crate::session::{Step, ViewSession};
 use crate::tombstones::Graves;
 use crate::window::{Bound, MinuteWindow, TickWindow};
-use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target, TickRow, ViewerMinuteRow};
+use pulse_schemas::{
+    ClosedWindows, Event, EventKind, Id, SessionRow, Target, TickRow, ViewerMinuteRow,
+};
 use serde::{Deserialize, Serialize};
 
 /// The fixed parameters the windows need.
@@ -70,7 +72,13 @@ impl TargetState {
     }
 
     /// Applies one committed event of this target.
-    pub fn apply<G: Graves>(&mut self, e: &Event, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+    pub fn apply<G: Graves>(
+        &mut self,
+        e: &Event,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) {
         let mut step = Step::default();
         if e.kind.is_playback()
             && let Some(session) = &e.session
@@ -101,13 +109,12 @@ impl TargetState {
         if let Some(ms) = step.startup_ms {
             acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
         }
-        match self.minutes.entry(e.ts, &e.viewer, &mut env.viewer_minutes) {
-            Some(vm) => {
-                vm.events += 1;
-                vm.followed |= e.kind == EventKind::Follow;
-                vm.chat_messages += chat;
-            }
-            None => env.counters.dropped_viewer_minutes += 1,
+        let followed = e.kind == EventKind::Follow;
+        if !self
+            .minutes
+            .record(e.ts, &e.viewer, followed, chat, &mut env.viewer_minutes)
+        {
+            env.counters.dropped_viewer_minutes += 1;
         }
     }
 
@@ -128,12 +135,18 @@ impl TargetState {
                 s.expire();
                 self.end_session(session, env, graves, out);
                 env.counters.orphans += 1;
-                return Some(Step { orphan: true, ..Step::default() });
+                return Some(Step {
+                    orphan: true,
+                    ..Step::default()
+                });
             }
             Some(s) => s.apply(e),
             None if graves.ended(&self.target, session, e.ts) => {
                 env.counters.orphans += 1;
-                return Some(Step { orphan: true, ..Step::default() });
+                return Some(Step {
+                    orphan: true,
+                    ..Step::default()
+                });
             }
             None => {
                 if !env.sessions.take() {
@@ -151,22 +164,43 @@ impl TargetState {
         Some(step)
     }
 
-    fn end_session<G: Graves>(&mut self, session: &Id, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+    fn end_session<G: Graves>(
+        &mut self,
+        session: &Id,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) {
         if let Some(s) = self.sessions.remove(session) {
             env.sessions.release(1);
             out.sessions.push(self.session_row(&s, env));
-            graves.bury(&self.target, session, s.end.map_or(s.last_ts, |(end, _)| end));
+            graves.bury(
+                &self.target,
+                session,
+                s.end.map_or(s.last_ts, |(end, _)| end),
+            );
         }
     }
 
     fn session_row(&self, s: &ViewSession, env: &Env) -> SessionRow {
-        s.to_row(&env.params.node, self.target.kind, &self.target.id, &self.channel)
+        s.to_row(
+            &env.params.node,
+            self.target.kind,
+            &self.target.id,
+            &self.channel,
+        )
     }
 
     /// The concurrency sample at tick end `t` (every event before `t` applied): expires
     /// sessions silent for longer than the timeout, and books the viewers into the tick
     /// `[t − tick, t)`.
-    pub fn sample<G: Graves>(&mut self, t: i64, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+    pub fn sample<G: Graves>(
+        &mut self,
+        t: i64,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) {
         let timeout = env.params.timeout_ms;
         let mut viewers = 0i64;
         let mut expired = 0usize;
@@ -174,7 +208,8 @@ impl TargetState {
         self.sessions.retain(|id, s| {
             if s.timed_out_at(t, timeout) {
                 s.expire();
-                out.sessions.push(s.to_row(node, target.kind, &target.id, channel));
+                out.sessions
+                    .push(s.to_row(node, target.kind, &target.id, channel));
                 graves.bury(target, id, s.last_ts);
                 expired += 1;
                 false
@@ -195,15 +230,23 @@ impl TargetState {
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
         self.ticks.pop_closed(close_before, |t, acc| {
             if !acc.is_empty() {
-                out.ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
+                out.ticks
+                    .push(acc.to_row(node, target.kind, &target.id, channel, t));
             }
         });
-        self.minutes.pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
-            for (viewer, acc) in &viewers {
-                out.viewer_minutes
-                    .push(acc.to_row(node, target.kind, &target.id, channel, m, viewer));
-            }
-        });
+        self.minutes
+            .pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
+                for (viewer, acc) in &viewers {
+                    out.viewer_minutes.push(acc.to_row(
+                        node,
+                        target.kind,
+                        &target.id,
+                        channel,
+                        m,
+                        viewer,
+                    ));
+                }
+            });
     }
 
     /// Rows of every open window (provisional output).
@@ -222,7 +265,12 @@ impl TargetState {
     }
 
     /// Ends every open session by timeout (end of a replay: nothing more will come).
-    pub fn expire_all<G: Graves>(&mut self, env: &mut Env, graves: &mut G, out: &mut ClosedWindows) {
+    pub fn expire_all<G: Graves>(
+        &mut self,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) {
         let ids: Vec<Id> = self.sessions.keys().cloned().collect();
         for id in ids {
             if let Some(s) = self.sessions.get_mut(&id) {

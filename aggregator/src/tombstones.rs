@@ -39,7 +39,11 @@ pub struct Tombstones {
 
 impl Tombstones {
     pub fn new(ttl_ms: i64, max: usize) -> Self {
-        Tombstones { ttl_ms, max, ..Tombstones::default() }
+        Tombstones {
+            ttl_ms,
+            max,
+            ..Tombstones::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -112,7 +116,8 @@ impl Graves for Tombstones {
         if sessions.insert(session.clone(), end_ts).is_none() {
             self.len += 1;
         }
-        self.order.push_back((target.clone(), session.clone(), end_ts));
+        self.order
+            .push_back((target.clone(), session.clone(), end_ts));
     }
 }
 
@@ -124,7 +129,10 @@ pub struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a Tombstones) -> Self {
-        Overlay { base, added: Default::default() }
+        Overlay {
+            base,
+            added: Default::default(),
+        }
     }
 }
 
@@ -165,12 +173,16 @@ mod by_target {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use pulse_schemas::TargetKind;
 
     fn target(s: &str) -> Target {
-        Target { kind: TargetKind::Stream, id: Id::new_unchecked(s) }
+        Target {
+            kind: TargetKind::Stream,
+            id: Id::new_unchecked(s),
+        }
     }
 
     #[test]

@@ -63,7 +63,14 @@ impl TickAcc {
     }
 
     /// The `stream_ticks` row (builds the startup histogram).
-    pub fn to_row(&self, node: &Id, kind: TargetKind, target: &Id, channel: &Id, t: i64) -> TickRow {
+    pub fn to_row(
+        &self,
+        node: &Id,
+        kind: TargetKind,
+        target: &Id,
+        channel: &Id,
+        t: i64,
+    ) -> TickRow {
         TickRow {
             node: node.clone(),
             kind,
@@ -100,7 +107,11 @@ pub struct TickWindow {
 
 impl TickWindow {
     pub fn new(tick_ms: i64) -> Self {
-        TickWindow { tick_ms: tick_ms.max(1), base: 0, ticks: VecDeque::new() }
+        TickWindow {
+            tick_ms: tick_ms.max(1),
+            base: 0,
+            ticks: VecDeque::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,7 +168,10 @@ impl TickWindow {
     /// Every open tick with its start, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &TickAcc)> {
         let (base, tick) = (self.base, self.tick_ms);
-        self.ticks.iter().enumerate().map(move |(i, a)| (base + i as i64 * tick, a))
+        self.ticks
+            .iter()
+            .enumerate()
+            .map(move |(i, a)| (base + i as i64 * tick, a))
     }
 }
 
@@ -229,14 +243,22 @@ impl MinuteWindow {
         self.minutes.is_empty()
     }
 
-    /// The accumulator of `viewer` in the minute holding `ts`; `None` when a new entry
-    /// would pass `bound` (the caller counts the drop).
-    pub fn entry(&mut self, ts: i64, viewer: &Id, bound: &mut Bound) -> Option<&mut ViewerMinuteAcc> {
+    /// Adds one event of `viewer` at `ts` to its minute; false when a new entry would
+    /// pass `bound` (the caller counts the drop).
+    pub fn record(
+        &mut self,
+        ts: i64,
+        viewer: &Id,
+        followed: bool,
+        chat_messages: i64,
+        bound: &mut Bound,
+    ) -> bool {
         let minute = window_start(ts, MINUTE_MS);
         let pos = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
             Some(i) if self.minutes[i].0 == minute => i,
             Some(i) => {
-                self.minutes.insert(i + 1, (minute, MinuteViewers::default()));
+                self.minutes
+                    .insert(i + 1, (minute, MinuteViewers::default()));
                 i + 1
             }
             None => {
@@ -245,17 +267,31 @@ impl MinuteWindow {
             }
         };
         let viewers = &mut self.minutes[pos].1;
-        if !viewers.contains_key(viewer) {
-            if !bound.take() {
-                return None;
-            }
-            viewers.insert(viewer.clone(), ViewerMinuteAcc::default());
+        if let Some(acc) = viewers.get_mut(viewer) {
+            acc.events += 1;
+            acc.followed |= followed;
+            acc.chat_messages += chat_messages;
+            return true;
         }
-        viewers.get_mut(viewer)
+        if !bound.take() {
+            return false;
+        }
+        let acc = ViewerMinuteAcc {
+            events: 1,
+            followed,
+            chat_messages,
+        };
+        viewers.insert(viewer.clone(), acc);
+        true
     }
 
     /// Removes every minute `[m, m + 60 s)` with `m + 60 s <= close_before`, oldest first.
-    pub fn pop_closed(&mut self, close_before: i64, bound: &mut Bound, mut f: impl FnMut(i64, MinuteViewers)) {
+    pub fn pop_closed(
+        &mut self,
+        close_before: i64,
+        bound: &mut Bound,
+        mut f: impl FnMut(i64, MinuteViewers),
+    ) {
         while let Some((m, _)) = self.minutes.front() {
             if m + MINUTE_MS > close_before {
                 break;

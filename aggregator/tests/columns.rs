@@ -1,5 +1,6 @@
 //! Every column of stream_ticks, view_sessions and viewer_minutes, and the engine's
 //! rules: closing, lateness, orphans, bounds, provisional rows, snapshot/restore.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -31,11 +32,19 @@ fn a_silent_session_counts_for_30_s_then_stops_and_its_tail_is_not_watch_time() 
     let evs = vec![ev(K::Viewstart, 1_000, "a"), ev(K::Playing, 2_000, "a")];
     let (rows, agg) = run_all(cfg(), evs);
     // alive at T while 2 000 ≥ T − 30 000, i.e. T ≤ 32 000: ticks 0 .. 25 000.
-    let with_viewers: Vec<i64> = rows.ticks.iter().filter(|r| r.viewers > 0).map(|r| r.t).collect();
+    let with_viewers: Vec<i64> = rows
+        .ticks
+        .iter()
+        .filter(|r| r.viewers > 0)
+        .map(|r| r.t)
+        .collect();
     assert_eq!(with_viewers, vec![0, 5_000, 10_000, 15_000, 20_000, 25_000]);
     assert_eq!(rows.sum(|r| r.watch_ms), 0);
     let s = rows.session("a").unwrap();
-    assert_eq!((s.end_reason, s.end_ts, s.watch_ms), (EndReason::Timeout, 2_000, 0));
+    assert_eq!(
+        (s.end_reason, s.end_ts, s.watch_ms),
+        (EndReason::Timeout, 2_000, 0)
+    );
     assert_eq!(agg.stats().sessions, 0);
 }
 
@@ -53,14 +62,26 @@ fn watch_and_rebuffer_time_split_at_tick_boundaries() {
     let t0 = rows.tick("s1", 0).unwrap();
     let t1 = rows.tick("s1", 5_000).unwrap();
     let t2 = rows.tick("s1", 10_000).unwrap();
-    assert_eq!((t0.watch_ms, t1.watch_ms, t2.watch_ms), (1_000, 5_000, 2_000));
-    assert_eq!((t0.rebuffer_ms, t1.rebuffer_ms, t2.rebuffer_ms), (0, 1_000, 1_500));
+    assert_eq!(
+        (t0.watch_ms, t1.watch_ms, t2.watch_ms),
+        (1_000, 5_000, 2_000)
+    );
+    assert_eq!(
+        (t0.rebuffer_ms, t1.rebuffer_ms, t2.rebuffer_ms),
+        (0, 1_000, 1_500)
+    );
     assert_eq!((t1.rebuffer_count, t2.rebuffer_count), (1, 0));
     assert_eq!((t0.views, t0.startups), (1, 1));
     assert_eq!(t0.events + t1.events + t2.events, 6);
     let s = rows.session("a").unwrap();
-    assert_eq!((s.watch_ms, s.rebuffer_ms, s.rebuffer_count, s.startup_ms), (8_000, 2_500, 1, Some(1_000)));
-    assert_eq!((s.start_ts, s.end_ts, s.end_reason, s.counted_view), (3_000, 14_000, EndReason::Viewend, true));
+    assert_eq!(
+        (s.watch_ms, s.rebuffer_ms, s.rebuffer_count, s.startup_ms),
+        (8_000, 2_500, 1, Some(1_000))
+    );
+    assert_eq!(
+        (s.start_ts, s.end_ts, s.end_reason, s.counted_view),
+        (3_000, 14_000, EndReason::Viewend, true)
+    );
 }
 
 #[test]
@@ -77,7 +98,10 @@ fn startups_failures_and_embed_views() {
     ];
     let (rows, _) = run_all(cfg(), evs);
     let t0 = rows.tick("s1", 0).unwrap();
-    assert_eq!((t0.views, t0.embed_views, t0.startups, t0.failures), (3, 1, 2, 0));
+    assert_eq!(
+        (t0.views, t0.embed_views, t0.startups, t0.failures),
+        (3, 1, 2, 0)
+    );
     let h = decode_hist(&t0.startup_hist).unwrap();
     assert_eq!(h.len(), 2);
     assert!(h.equivalent(h.min(), 250) && h.equivalent(h.max(), 2_000));
@@ -104,25 +128,59 @@ fn engagement_columns_and_viewer_minutes() {
     ];
     let (rows, agg) = run_all(cfg(), evs);
     let t0 = rows.tick("s1", 0).unwrap();
-    assert_eq!((t0.chat_messages, t0.follows, t0.likes, t0.events, t0.viewers), (4, 1, 1, 4, 0));
+    assert_eq!(
+        (
+            t0.chat_messages,
+            t0.follows,
+            t0.likes,
+            t0.events,
+            t0.viewers
+        ),
+        (4, 1, 1, 4, 0)
+    );
     let t1 = rows.tick("s1", 5_000).unwrap();
     assert_eq!((t1.shares, t1.clickthroughs, t1.events), (1, 1, 2));
-    assert_eq!(agg.stats().sessions, 0, "engagement events start no session");
+    assert_eq!(
+        agg.stats().sessions,
+        0,
+        "engagement events start no session"
+    );
     let vm: Vec<_> = rows
         .viewer_minutes
         .iter()
-        .map(|r| (r.minute, r.viewer.as_str(), r.events, r.followed, r.chat_messages))
+        .map(|r| {
+            (
+                r.minute,
+                r.viewer.as_str(),
+                r.events,
+                r.followed,
+                r.chat_messages,
+            )
+        })
         .collect();
     assert_eq!(
         vm,
-        vec![(0, "u1", 3, true, 4), (0, "u2", 2, false, 0), (0, "u3", 1, false, 0), (60_000, "u1", 1, false, 1)]
+        vec![
+            (0, "u1", 3, true, 4),
+            (0, "u2", 2, false, 0),
+            (0, "u3", 1, false, 0),
+            (60_000, "u1", 1, false, 1)
+        ]
     );
-    assert!(rows.viewer_minutes.iter().all(|r| r.node.as_str() == "local" && r.channel.as_str() == "c1"));
+    assert!(
+        rows.viewer_minutes
+            .iter()
+            .all(|r| r.node.as_str() == "local" && r.channel.as_str() == "c1")
+    );
 }
 
 #[test]
 fn paused_and_long_rebuffering_sessions_are_not_viewers() {
-    let mut evs = vec![ev(K::Viewstart, 1_000, "p"), ev(K::Playing, 1_500, "p"), ev(K::Pause, 2_000, "p")];
+    let mut evs = vec![
+        ev(K::Viewstart, 1_000, "p"),
+        ev(K::Playing, 1_500, "p"),
+        ev(K::Pause, 2_000, "p"),
+    ];
     evs.push(heartbeat(12_000, "p", Some(PlayerState::Paused)));
     evs.push(ev(K::Viewend, 14_000, "p"));
     evs.push(on(ev(K::Viewstart, 0, "r"), "s2"));
@@ -157,14 +215,22 @@ fn orphans_are_counted_and_start_nothing() {
     assert_eq!(agg.stats().orphans, 3);
     assert_eq!(rows.sessions.len(), 2);
     assert_eq!(rows.sum(|r| r.failures), 0, "an orphan error is no failure");
-    assert_eq!(rows.sum(|r| r.events), 8, "orphans are still events of the target");
+    assert_eq!(
+        rows.sum(|r| r.events),
+        8,
+        "orphans are still events of the target"
+    );
     assert_eq!(rows.sum(|r| r.views), 2);
     assert_eq!(rows.session("b").unwrap().end_ts, 11_000);
 }
 
 #[test]
 fn mid_way_sessions_are_not_views_but_watch() {
-    let evs = vec![heartbeat(1_000, "m", None), heartbeat(11_000, "m", None), ev(K::Viewend, 12_000, "m")];
+    let evs = vec![
+        heartbeat(1_000, "m", None),
+        heartbeat(11_000, "m", None),
+        ev(K::Viewend, 12_000, "m"),
+    ];
     let (rows, _) = run_all(cfg(), evs);
     assert_eq!(rows.sum(|r| r.views), 0);
     assert_eq!(rows.sum(|r| r.watch_ms), 11_000);
@@ -174,7 +240,10 @@ fn mid_way_sessions_are_not_views_but_watch() {
 #[test]
 fn late_events_are_counted_and_dropped() {
     let mut agg = Aggregator::new(cfg());
-    assert_eq!(agg.push(ev(K::Viewstart, 100_000, "a")), Admission::Accepted);
+    assert_eq!(
+        agg.push(ev(K::Viewstart, 100_000, "a")),
+        Admission::Accepted
+    );
     agg.advance(90_000);
     assert_eq!(agg.push(ev(K::Viewstart, 89_999, "b")), Admission::Late);
     assert_eq!(agg.push(ev(K::Viewstart, 90_000, "c")), Admission::Accepted);
@@ -197,10 +266,17 @@ fn windows_close_only_when_the_watermark_passes_end_plus_timeout() {
     assert_eq!(c.ticks.iter().map(|r| r.t).collect::<Vec<_>>(), vec![0]);
     assert_eq!(c.closed_through, 5_000);
     let c = agg.advance(45_000);
-    assert_eq!(c.ticks.iter().map(|r| r.t).collect::<Vec<_>>(), vec![5_000, 10_000]);
+    assert_eq!(
+        c.ticks.iter().map(|r| r.t).collect::<Vec<_>>(),
+        vec![5_000, 10_000]
+    );
     assert_eq!(c.ticks[0].watch_ms, 5_000);
     assert_eq!(c.ticks[1].watch_ms, 2_000);
-    assert_eq!(c.sessions.len(), 1, "silent since 12 000: ended by the sample at T = 45 000");
+    assert_eq!(
+        c.sessions.len(),
+        1,
+        "silent since 12 000: ended by the sample at T = 45 000"
+    );
     assert_eq!(c.sessions[0].end_ts, 12_000);
     // the viewer-minute [0, 60 s) closes at 90 s
     assert!(c.viewer_minutes.is_empty());
@@ -212,7 +288,11 @@ fn windows_close_only_when_the_watermark_passes_end_plus_timeout() {
 
 #[test]
 fn provisional_shows_open_windows_without_changing_anything() {
-    let evs = vec![ev(K::Viewstart, 1_000, "a"), ev(K::Playing, 2_000, "a"), heartbeat(12_000, "a", None)];
+    let evs = vec![
+        ev(K::Viewstart, 1_000, "a"),
+        ev(K::Playing, 2_000, "a"),
+        heartbeat(12_000, "a", None),
+    ];
     let mut a = Aggregator::new(cfg());
     let mut b = Aggregator::new(cfg());
     for e in &evs {
@@ -222,7 +302,10 @@ fn provisional_shows_open_windows_without_changing_anything() {
     let p = a.provisional(13_000);
     let watch: i64 = p.ticks.iter().map(|r| r.watch_ms).sum();
     assert_eq!(watch, 10_000, "pending events included");
-    assert_eq!(p.ticks.iter().find(|r| r.t == 0).map(|r| r.viewers), Some(1));
+    assert_eq!(
+        p.ticks.iter().find(|r| r.t == 0).map(|r| r.viewers),
+        Some(1)
+    );
     assert_eq!(p.viewer_minutes.len(), 1);
     let _ = a.provisional(20_000);
     let mut ra = Rows::default();
@@ -235,7 +318,11 @@ fn provisional_shows_open_windows_without_changing_anything() {
 
 #[test]
 fn bounds_drop_and_count() {
-    let config = AggregatorConfig { max_pending_events: 2, max_sessions: 1, ..cfg() };
+    let config = AggregatorConfig {
+        max_pending_events: 2,
+        max_sessions: 1,
+        ..cfg()
+    };
     let mut agg = Aggregator::new(config.clone());
     assert_eq!(agg.push(ev(K::Viewstart, 1_000, "a")), Admission::Accepted);
     assert_eq!(agg.push(ev(K::Viewstart, 1_000, "b")), Admission::Accepted);
@@ -244,14 +331,22 @@ fn bounds_drop_and_count() {
     let s = agg.stats();
     assert_eq!((s.dropped_pending_full, s.dropped_max_sessions), (1, 1));
     assert_eq!(c.ticks.iter().map(|r| r.views).sum::<i64>(), 1);
-    assert_eq!(c.ticks.iter().map(|r| r.events).sum::<i64>(), 1, "a dropped event counts nowhere");
+    assert_eq!(
+        c.ticks.iter().map(|r| r.events).sum::<i64>(),
+        1,
+        "a dropped event counts nowhere"
+    );
     assert_eq!(c.sessions.len(), 1);
 }
 
 #[test]
 fn same_millisecond_order_is_fixed() {
     // viewend and playing at the same ms: playing first, then viewend, whatever the arrival.
-    let a = vec![ev(K::Viewstart, 1_000, "a"), ev(K::Viewend, 2_000, "a"), ev(K::Playing, 2_000, "a")];
+    let a = vec![
+        ev(K::Viewstart, 1_000, "a"),
+        ev(K::Viewend, 2_000, "a"),
+        ev(K::Playing, 2_000, "a"),
+    ];
     let mut b = a.clone();
     b.reverse();
     let (ra, _) = run_all(cfg(), a);
@@ -294,21 +389,38 @@ fn snapshot_restore_resumes_exactly() {
     rows.add(&agg.finish());
     assert_eq!(rows.sorted(), whole);
 
-    let other = AggregatorConfig { tick_ms: 1_000, ..cfg() };
+    let other = AggregatorConfig {
+        tick_ms: 1_000,
+        ..cfg()
+    };
     assert!(Aggregator::restore(other, &bytes).is_err());
     assert!(Aggregator::restore(cfg(), b"{}").is_err());
 }
 
 #[test]
 fn rows_carry_node_kind_target_and_channel() {
-    let config = AggregatorConfig { node_id: id("n7"), ..cfg() };
+    let config = AggregatorConfig {
+        node_id: id("n7"),
+        ..cfg()
+    };
     let mut e = ev(K::Viewstart, 1_000, "a");
     e.target.kind = pulse_schemas::TargetKind::Clip;
     e.target.id = id("clip9");
     e.channel = id("chan");
     let (rows, _) = run_all(config, vec![e]);
     let t = &rows.ticks[0];
-    assert_eq!((t.node.as_str(), t.kind, t.target.as_str(), t.channel.as_str()), ("n7", pulse_schemas::TargetKind::Clip, "clip9", "chan"));
+    assert_eq!(
+        (
+            t.node.as_str(),
+            t.kind,
+            t.target.as_str(),
+            t.channel.as_str()
+        ),
+        ("n7", pulse_schemas::TargetKind::Clip, "clip9", "chan")
+    );
     let s = &rows.sessions[0];
-    assert_eq!((s.node.as_str(), s.target.as_str(), s.viewer.as_str()), ("n7", "clip9", "v-a"));
+    assert_eq!(
+        (s.node.as_str(), s.target.as_str(), s.viewer.as_str()),
+        ("n7", "clip9", "v-a")
+    );
 }

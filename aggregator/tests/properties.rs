@@ -1,6 +1,7 @@
 //! Property tests (issue 2): the numbers do not depend on the arrival order inside the
 //! allowed lateness; watch time ≤ session length; rebuffer time ≤ watch time; a session
 //! silent for 30 s stops counting as a viewer.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -30,7 +31,10 @@ fn event(kind: K, ts: i64, target: usize, session: Option<usize>, viewer: usize)
         ts,
         viewer: id(&format!("v{viewer}")),
         channel: id("c1"),
-        target: Target { kind: TargetKind::Stream, id: id(&format!("t{target}")) },
+        target: Target {
+            kind: TargetKind::Stream,
+            id: id(&format!("t{target}")),
+        },
         session: session.map(|s| id(&format!("x{s}"))),
         pos: None,
         state: None,
@@ -53,21 +57,38 @@ fn session_plan() -> impl Strategy<Value = SessionPlan> {
         0usize..3,
         0i64..90_000,
         proptest::bool::weighted(0.8),
-        proptest::collection::vec((prop_oneof![4 => 0i64..12_000, 1 => 12_000i64..45_000], 0..PLAYBACK.len(), 0u8..5), 0..14),
+        proptest::collection::vec(
+            (
+                prop_oneof![4 => 0i64..12_000, 1 => 12_000i64..45_000],
+                0..PLAYBACK.len(),
+                0u8..5,
+            ),
+            0..14,
+        ),
     )
 }
 
 fn build(plans: &[SessionPlan], engagement: &[(usize, i64, usize, usize)]) -> Vec<Event> {
     let mut out = Vec::new();
     for (i, (target, start, viewstart, steps)) in plans.iter().enumerate() {
-        let first = if *viewstart { K::Viewstart } else { K::Heartbeat };
+        let first = if *viewstart {
+            K::Viewstart
+        } else {
+            K::Heartbeat
+        };
         out.push(event(first, *start, *target, Some(i), i));
         let mut ts = *start;
         for (gap, k, st) in steps {
             ts += gap;
             let mut e = event(PLAYBACK[*k], ts, *target, Some(i), i);
             if e.kind == K::Heartbeat {
-                e.state = [None, Some(PlayerState::Playing), Some(PlayerState::Paused), Some(PlayerState::Rebuffering), Some(PlayerState::Starting)][*st as usize];
+                e.state = [
+                    None,
+                    Some(PlayerState::Playing),
+                    Some(PlayerState::Paused),
+                    Some(PlayerState::Rebuffering),
+                    Some(PlayerState::Starting),
+                ][*st as usize];
             }
             out.push(e);
         }
@@ -99,12 +120,20 @@ fn feed(config: &AggregatorConfig, events: &[Event], every: usize) -> (Rows, Agg
 fn scenario() -> impl Strategy<Value = (Vec<Event>, Vec<i64>, usize, usize)> {
     (
         proptest::collection::vec(session_plan(), 1..8),
-        proptest::collection::vec((0usize..3, 0i64..150_000, 0..ENGAGE.len(), 0usize..6), 0..10),
+        proptest::collection::vec(
+            (0usize..3, 0i64..150_000, 0..ENGAGE.len(), 0usize..6),
+            0..10,
+        ),
     )
         .prop_flat_map(|(plans, engagement)| {
             let events = build(&plans, &engagement);
             let n = events.len();
-            (Just(events), proptest::collection::vec(0i64..10_000, n), 1usize..40, 1usize..40)
+            (
+                Just(events),
+                proptest::collection::vec(0i64..10_000, n),
+                1usize..40,
+                1usize..40,
+            )
         })
 }
 

@@ -1,5 +1,6 @@
 //! Replay twice gives identical rows; the live loop on its own thread with an injected
 //! clock; graceful shutdown snapshots and a restart resumes.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -69,7 +70,11 @@ fn replay_twice_is_identical() {
 
 #[test]
 fn replay_counts_events_beyond_the_lateness_as_late() {
-    let events = vec![ev(K::Viewstart, 100_000, "a"), ev(K::Viewstart, 89_999, "b"), ev(K::Viewstart, 90_000, "c")];
+    let events = vec![
+        ev(K::Viewstart, 100_000, "a"),
+        ev(K::Viewstart, 89_999, "b"),
+        ev(K::Viewstart, 90_000, "c"),
+    ];
     let mut sink = CollectSink::default();
     let stats = replay(&cfg(), events, &mut sink).unwrap();
     assert_eq!(stats.late, 1);
@@ -84,10 +89,17 @@ fn manual_clock(start: i64) -> (Arc<AtomicI64>, pulse_aggregator::Clock) {
 
 #[test]
 fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("aggregator.snapshot.json");
-    let config = AggregatorConfig { flush_interval_ms: 20, ..cfg() };
+    let config = AggregatorConfig {
+        flush_interval_ms: 20,
+        ..cfg()
+    };
     let events = trace();
     let t0 = events[0].ts;
     let (first, second) = events.split_at(events.len() / 2);
@@ -96,10 +108,16 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
     let (now, clock) = manual_clock(t0);
     let (tx, rx) = channel(&config);
     let shutdown = CancellationToken::new();
-    let opts = RunOptions { clock, shutdown: shutdown.clone(), snapshot_path: Some(snap.clone()) };
+    let opts = RunOptions {
+        clock,
+        shutdown: shutdown.clone(),
+        snapshot_path: Some(snap.clone()),
+    };
     let sink = CollectSink::default();
     let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let handle = rt.block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), sink), opts) }).unwrap();
+    let handle = rt
+        .block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), sink), opts) })
+        .unwrap();
     for chunk in first.chunks(50) {
         now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
         rt.block_on(tx.send(chunk.to_vec())).unwrap();
@@ -110,16 +128,34 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
     assert!(!report.restored);
     assert!(report.flushes >= 2);
     assert!(snap.exists());
-    let provisional_seen = shared.lock().unwrap().iter().any(|(_, p): &(Rows, usize)| *p > 0);
-    assert!(provisional_seen, "provisional rows were written while windows were open");
+    let provisional_seen = shared
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, p): &(Rows, usize)| *p > 0);
+    assert!(
+        provisional_seen,
+        "provisional rows were written while windows were open"
+    );
 
     // Second run: restores, takes the rest, then SIGTERM again.
     let (now, clock) = manual_clock(first.last().unwrap().ts);
     let (tx, rx) = channel(&config);
     let shutdown = CancellationToken::new();
-    let opts = RunOptions { clock, shutdown: shutdown.clone(), snapshot_path: Some(snap.clone()) };
+    let opts = RunOptions {
+        clock,
+        shutdown: shutdown.clone(),
+        snapshot_path: Some(snap.clone()),
+    };
     let handle = rt
-        .block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), CollectSink::default()), opts) })
+        .block_on(async {
+            spawn(
+                config.clone(),
+                rx,
+                SharedSink(shared.clone(), CollectSink::default()),
+                opts,
+            )
+        })
         .unwrap();
     for chunk in second.chunks(50) {
         now.store(chunk.last().unwrap().ts, Ordering::SeqCst);

@@ -1,9 +1,12 @@
 //! Every transition of the view-session state machine (METRICS.md §1).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::{ev, heartbeat, id};
-use pulse_aggregator::session::{Interval, REBUFFER_VIEWER_CUTOFF_MS, SessionState as S, ViewSession};
+use pulse_aggregator::session::{
+    Interval, REBUFFER_VIEWER_CUTOFF_MS, SessionState as S, ViewSession,
+};
 use pulse_schemas::{Device, EndReason, EventKind as K, PlayerState, TargetKind};
 
 const TIMEOUT: i64 = 30_000;
@@ -52,7 +55,14 @@ fn starting_is_not_watch_time_and_first_playing_gives_startup() {
 fn playing_is_watch_time_until_the_next_event() {
     let mut s = playing_at(2_000);
     let step = s.apply(&ev(K::Pause, 7_000, "x"));
-    assert_eq!(step.interval, Some(Interval { from: 2_000, to: 7_000, rebuffering: false }));
+    assert_eq!(
+        step.interval,
+        Some(Interval {
+            from: 2_000,
+            to: 7_000,
+            rebuffering: false
+        })
+    );
     assert_eq!(s.state, S::Paused);
     let step = s.apply(&heartbeat(9_000, "x", Some(PlayerState::Paused)));
     assert_eq!(step.interval, None, "paused is not watching");
@@ -67,9 +77,19 @@ fn rebuffering_is_watch_and_rebuffer_time() {
     assert_eq!(s.state, S::Rebuffering);
     assert_eq!(s.rebuffer_since, 3_000);
     let step = s.apply(&ev(K::RebufferEnd, 4_500, "x"));
-    assert_eq!(step.interval, Some(Interval { from: 3_000, to: 4_500, rebuffering: true }));
+    assert_eq!(
+        step.interval,
+        Some(Interval {
+            from: 3_000,
+            to: 4_500,
+            rebuffering: true
+        })
+    );
     assert_eq!(s.state, S::Playing);
-    assert_eq!((s.watch_ms, s.rebuffer_ms, s.rebuffer_count), (2_500, 1_500, 1));
+    assert_eq!(
+        (s.watch_ms, s.rebuffer_ms, s.rebuffer_count),
+        (2_500, 1_500, 1)
+    );
 }
 
 #[test]
@@ -89,7 +109,11 @@ fn heartbeat_keeps_alive_and_changes_nothing() {
     let mut s = playing_at(2_000);
     s.apply(&ev(K::Pause, 3_000, "x"));
     let step = s.apply(&heartbeat(13_000, "x", Some(PlayerState::Playing)));
-    assert_eq!(s.state, S::Paused, "a heartbeat of an open session does not move it");
+    assert_eq!(
+        s.state,
+        S::Paused,
+        "a heartbeat of an open session does not move it"
+    );
     assert_eq!(s.last_ts, 13_000);
     assert_eq!(step, Default::default());
     // a repeated viewstart is not a new view either
@@ -116,7 +140,10 @@ fn error_and_viewend_end_the_session() {
     assert_eq!(step.ended, Some(EndReason::Viewend));
     assert!(!step.failed);
     let row = s.to_row(&id("n"), TargetKind::Vod, &id("v1"), &id("c1"));
-    assert_eq!((row.start_ts, row.end_ts, row.watch_ms), (1_000, 4_000, 2_000));
+    assert_eq!(
+        (row.start_ts, row.end_ts, row.watch_ms),
+        (1_000, 4_000, 2_000)
+    );
     assert_eq!(row.end_reason, EndReason::Viewend);
     assert_eq!(row.startup_ms, Some(1_000));
 }
@@ -124,7 +151,10 @@ fn error_and_viewend_end_the_session() {
 #[test]
 fn silence_ends_at_the_last_event() {
     let mut s = playing_at(2_000);
-    assert!(!s.timed_out_at(2_000 + TIMEOUT, TIMEOUT), "30 s exactly is still alive");
+    assert!(
+        !s.timed_out_at(2_000 + TIMEOUT, TIMEOUT),
+        "30 s exactly is still alive"
+    );
     assert!(s.timed_out_at(2_001 + TIMEOUT, TIMEOUT));
     s.expire();
     assert_eq!(s.state, S::Ended);
@@ -136,9 +166,18 @@ fn silence_ends_at_the_last_event() {
 fn first_seen_mid_way_resumes_in_the_implied_state() {
     let cases = [
         (heartbeat(5_000, "m", Some(PlayerState::Paused)), S::Paused),
-        (heartbeat(5_000, "m", Some(PlayerState::Rebuffering)), S::Rebuffering),
-        (heartbeat(5_000, "m", Some(PlayerState::Starting)), S::Starting),
-        (heartbeat(5_000, "m", Some(PlayerState::Playing)), S::Playing),
+        (
+            heartbeat(5_000, "m", Some(PlayerState::Rebuffering)),
+            S::Rebuffering,
+        ),
+        (
+            heartbeat(5_000, "m", Some(PlayerState::Starting)),
+            S::Starting,
+        ),
+        (
+            heartbeat(5_000, "m", Some(PlayerState::Playing)),
+            S::Playing,
+        ),
         (heartbeat(5_000, "m", None), S::Playing),
         (ev(K::Playing, 5_000, "m"), S::Playing),
         (ev(K::RebufferEnd, 5_000, "m"), S::Playing),
@@ -177,9 +216,16 @@ fn viewer_sample_rules() {
     assert!(!p.is_viewer_at(5_000, TIMEOUT), "paused does not count");
     let mut r = playing_at(2_000);
     r.apply(&ev(K::RebufferStart, 3_000, "x"));
-    r.apply(&heartbeat(3_000 + REBUFFER_VIEWER_CUTOFF_MS - 5_000, "x", None));
+    r.apply(&heartbeat(
+        3_000 + REBUFFER_VIEWER_CUTOFF_MS - 5_000,
+        "x",
+        None,
+    ));
     assert!(r.is_viewer_at(3_000 + REBUFFER_VIEWER_CUTOFF_MS, TIMEOUT));
-    assert!(!r.is_viewer_at(3_001 + REBUFFER_VIEWER_CUTOFF_MS, TIMEOUT), "rebuffering > 5 min");
+    assert!(
+        !r.is_viewer_at(3_001 + REBUFFER_VIEWER_CUTOFF_MS, TIMEOUT),
+        "rebuffering > 5 min"
+    );
     let mut e = playing_at(2_000);
     e.apply(&ev(K::Viewend, 3_000, "x"));
     assert!(!e.is_viewer_at(5_000, TIMEOUT));

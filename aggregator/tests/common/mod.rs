@@ -1,4 +1,5 @@
 //! Shared helpers of the aggregator tests: event builders and a sink that keeps what it gets.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use pulse_aggregator::{Aggregator, AggregatorConfig, AggregatorError, Provisional, WindowSink};
@@ -18,7 +19,10 @@ pub fn ev(kind: EventKind, ts: i64, session: &str) -> Event {
         ts,
         viewer: id(&format!("v-{session}")),
         channel: id("c1"),
-        target: Target { kind: TargetKind::Stream, id: id("s1") },
+        target: Target {
+            kind: TargetKind::Stream,
+            id: id("s1"),
+        },
         session: kind.is_playback().then(|| id(session)),
         pos: None,
         state: None,
@@ -73,15 +77,21 @@ impl Rows {
 
     /// Sorted so that rows from differently grouped flushes compare.
     pub fn sorted(mut self) -> Rows {
-        self.ticks.sort_by(|a, b| (a.t, &a.target).cmp(&(b.t, &b.target)));
-        self.sessions.sort_by(|a, b| (&a.target, &a.session, a.end_ts).cmp(&(&b.target, &b.session, b.end_ts)));
-        self.viewer_minutes
-            .sort_by(|a, b| (a.minute, &a.target, &a.viewer).cmp(&(b.minute, &b.target, &b.viewer)));
+        self.ticks
+            .sort_by(|a, b| (a.t, &a.target).cmp(&(b.t, &b.target)));
+        self.sessions.sort_by(|a, b| {
+            (&a.target, &a.session, a.end_ts).cmp(&(&b.target, &b.session, b.end_ts))
+        });
+        self.viewer_minutes.sort_by(|a, b| {
+            (a.minute, &a.target, &a.viewer).cmp(&(b.minute, &b.target, &b.viewer))
+        });
         self
     }
 
     pub fn tick(&self, target: &str, t: i64) -> Option<&TickRow> {
-        self.ticks.iter().find(|r| r.target.as_str() == target && r.t == t)
+        self.ticks
+            .iter()
+            .find(|r| r.target.as_str() == target && r.t == t)
     }
 
     pub fn session(&self, session: &str) -> Option<&SessionRow> {
@@ -94,7 +104,10 @@ impl Rows {
 }
 
 /// Pushes every event, then `finish()`.
-pub fn run_all(config: AggregatorConfig, events: impl IntoIterator<Item = Event>) -> (Rows, Aggregator) {
+pub fn run_all(
+    config: AggregatorConfig,
+    events: impl IntoIterator<Item = Event>,
+) -> (Rows, Aggregator) {
     let mut agg = Aggregator::new(config);
     for e in events {
         agg.push(e);
@@ -123,7 +136,11 @@ impl CollectSink {
 }
 
 impl WindowSink for CollectSink {
-    fn write(&mut self, closed: &ClosedWindows, provisional: &Provisional) -> Result<(), AggregatorError> {
+    fn write(
+        &mut self,
+        closed: &ClosedWindows,
+        provisional: &Provisional,
+    ) -> Result<(), AggregatorError> {
         self.closed.push(closed.clone());
         self.provisional.push(provisional.clone());
         Ok(())
