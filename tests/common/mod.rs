@@ -25,8 +25,10 @@ pub struct Server {
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.to_path_buf();
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     cfg.ingest.trusted_token = Some(TOKEN.into());
     cfg
 }

@@ -98,15 +98,13 @@ pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
             }
         }
         if !ended {
-            match rng.u32(0..10) {
-                0..=5 => {
-                    t += rng.i64(1..10_000);
-                    push("viewend", t, json!({}));
-                    if rng.u32(0..10) == 0 {
-                        push("heartbeat", t + 1000, json!({}));
-                    }
+            // Six in ten leave with viewend; the rest close the tab silently.
+            if rng.u32(0..10) <= 5 {
+                t += rng.i64(1..10_000);
+                push("viewend", t, json!({}));
+                if rng.u32(0..10) == 0 {
+                    push("heartbeat", t + 1000, json!({}));
                 }
-                _ => {} // tab closed silently
             }
         }
         // Engagement from this viewer on the same stream.
