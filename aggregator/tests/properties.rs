@@ -26,27 +26,21 @@ const PLAYBACK: &[K] = &[
 const ENGAGE: &[K] = &[K::Chat, K::Follow, K::Like, K::Share, K::Clickthrough];
 
 fn event(kind: K, ts: i64, target: usize, session: Option<usize>, viewer: usize) -> Event {
-    Event {
+    let target = Target {
+        kind: TargetKind::Stream,
+        id: id(&format!("t{target}")),
+    };
+    let session = session.map(|s| id(&format!("x{s}")));
+    let mut e = Event::new(
         kind,
         ts,
-        viewer: id(&format!("v{viewer}")),
-        channel: id("c1"),
-        target: Target {
-            kind: TargetKind::Stream,
-            id: id(&format!("t{target}")),
-        },
-        session: session.map(|s| id(&format!("x{s}"))),
-        pos: None,
-        state: None,
-        bitrate_kbps: None,
-        device: None,
-        country: None,
-        player: None,
-        embed: None,
-        code: (kind == K::Error).then(|| "E".into()),
-        count: None,
-        platform: None,
-    }
+        id(&format!("v{viewer}")),
+        id("c1"),
+        target,
+        session,
+    );
+    e.code = (kind == K::Error).then(|| "E".into());
+    e
 }
 
 /// One session: (target, start, first is viewstart, steps of (gap, kind index, heartbeat state)).

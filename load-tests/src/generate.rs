@@ -34,27 +34,18 @@ pub fn event(
     stream: &Id,
     session: Option<&Id>,
 ) -> Event {
-    Event {
+    let target = Target {
+        kind: TargetKind::Stream,
+        id: stream.clone(),
+    };
+    Event::new(
         kind,
         ts,
-        viewer: viewer.clone(),
-        channel: channel.clone(),
-        target: Target {
-            kind: TargetKind::Stream,
-            id: stream.clone(),
-        },
-        session: session.cloned(),
-        pos: None,
-        state: None,
-        bitrate_kbps: None,
-        device: None,
-        country: None,
-        player: None,
-        embed: None,
-        code: None,
-        count: None,
-        platform: None,
-    }
+        viewer.clone(),
+        channel.clone(),
+        target,
+        session.cloned(),
+    )
 }
 
 /// One event rendered around its `ts`: `head` + ts + `tail`.

@@ -48,40 +48,29 @@ pub fn watch_minutes(watch_ms: i64) -> f64 {
     watch_ms as f64 / 60_000.0
 }
 
+/// `part / whole`, 0 when `whole` is not positive (every rate of METRICS.md is 0 then).
+fn ratio(part: f64, whole: f64) -> f64 {
+    if whole <= 0.0 { 0.0 } else { part / whole }
+}
+
 /// Rebuffer time / watch time; 0 when there is no watch time.
 pub fn rebuffer_ratio(rebuffer_ms: i64, watch_ms: i64) -> f64 {
-    if watch_ms <= 0 {
-        0.0
-    } else {
-        rebuffer_ms as f64 / watch_ms as f64
-    }
+    ratio(rebuffer_ms as f64, watch_ms as f64)
 }
 
 /// Rebuffer count per minute of watch time; 0 when there is no watch time.
 pub fn rebuffer_frequency(rebuffer_count: i64, watch_ms: i64) -> f64 {
-    if watch_ms <= 0 {
-        0.0
-    } else {
-        rebuffer_count as f64 / watch_minutes(watch_ms)
-    }
+    ratio(rebuffer_count as f64, watch_minutes(watch_ms))
 }
 
 /// Sessions ended by `error` / views; 0 when there are no views.
 pub fn failure_rate(failures: i64, views: i64) -> f64 {
-    if views <= 0 {
-        0.0
-    } else {
-        failures as f64 / views as f64
-    }
+    ratio(failures as f64, views as f64)
 }
 
 /// Distinct viewers who followed / unique viewers; 0 when there are no viewers.
 pub fn conversion_rate(followers: i64, unique_viewers: i64) -> f64 {
-    if unique_viewers <= 0 {
-        0.0
-    } else {
-        followers as f64 / unique_viewers as f64
-    }
+    ratio(followers as f64, unique_viewers as f64)
 }
 
 /// Startup p50/p95/p99 in integer ms (0 when nothing started).

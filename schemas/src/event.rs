@@ -128,6 +128,35 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with its required fields and every optional field absent.
+    pub fn new(
+        kind: EventKind,
+        ts: i64,
+        viewer: Id,
+        channel: Id,
+        target: Target,
+        session: Option<Id>,
+    ) -> Event {
+        Event {
+            kind,
+            ts,
+            viewer,
+            channel,
+            target,
+            session,
+            pos: None,
+            state: None,
+            bitrate_kbps: None,
+            device: None,
+            country: None,
+            player: None,
+            embed: None,
+            code: None,
+            count: None,
+            platform: None,
+        }
+    }
+
     /// Messages this event stands for (`count` of a `chat`, default 1).
     pub fn chat_messages(&self) -> u32 {
         if self.kind == EventKind::Chat {

@@ -14,27 +14,15 @@ pub fn id(s: &str) -> Id {
 
 /// An event of stream `s1` on channel `c1`; the viewer is `v-<session>`.
 pub fn ev(kind: EventKind, ts: i64, session: &str) -> Event {
-    Event {
-        kind,
-        ts,
-        viewer: id(&format!("v-{session}")),
-        channel: id("c1"),
-        target: Target {
-            kind: TargetKind::Stream,
-            id: id("s1"),
-        },
-        session: kind.is_playback().then(|| id(session)),
-        pos: None,
-        state: None,
-        bitrate_kbps: None,
-        device: None,
-        country: None,
-        player: None,
-        embed: None,
-        code: (kind == EventKind::Error).then(|| "E1".into()),
-        count: None,
-        platform: None,
-    }
+    let target = Target {
+        kind: TargetKind::Stream,
+        id: id("s1"),
+    };
+    let viewer = id(&format!("v-{session}"));
+    let session = kind.is_playback().then(|| id(session));
+    let mut e = Event::new(kind, ts, viewer, id("c1"), target, session);
+    e.code = (kind == EventKind::Error).then(|| "E1".into());
+    e
 }
 
 pub fn on(mut e: Event, stream: &str) -> Event {
