@@ -9,6 +9,9 @@
 //! - [`frame`]: WebSocket frames and `POST` bodies (one event, an array, a `seq`
 //!   envelope, NDJSON); the valid events of a batch are kept.
 //! - [`tables`]: the analytics tables as rows and Arrow schemas (one definition each).
+//! - [`access`]: roles, principals, stream lifecycle changes and the `AccessControl`
+//!   trait the catalog implements (tokens, channel ownership, stream keys), with an
+//!   in-memory `StaticAccess` for tests and tools.
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -29,12 +32,17 @@
 //! - Table counters are `Int64` and times epoch-ms `Int64`, so the Parquet files read
 //!   the same in DataFusion, Polars and DuckDB, and map one-to-one onto ClickHouse.
 
+pub mod access;
 pub mod embedded;
 pub mod event;
 pub mod frame;
 pub mod id;
 pub mod tables;
 
+pub use access::{
+    AccessControl, AccessError, LifecycleChange, LifecycleSource, Principal, Role, StaticAccess,
+    StreamStatus,
+};
 pub use embedded::{EmbeddedTables, TablesView};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
