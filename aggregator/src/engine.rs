@@ -67,22 +67,38 @@ fn rest_order(a: &Event, b: &Event) -> Ordering {
         })
 }
 
-/// The pending events with `ts < w`, as `(ts, type rank, index)` in the total order of
-/// [`event_order`]. Sorting small keys instead of whole events: ties on time and rank
-/// (rare) fall back to comparing the events.
-fn due_order(pending: &[Event], w: i64, order: &mut Vec<(i64, u8, usize)>) {
+/// A key of the commit order: `(ts, type rank, identity fingerprint, index in pending)`.
+pub(crate) type OrderKey = (i64, u8, u64, usize);
+
+/// Fingerprint of an event's identity (target, session, viewer) with a fixed seed: a
+/// deterministic tie-break among events of the same millisecond and type that sorts
+/// as integers instead of comparing ids. Events of one session share it, so equal
+/// fingerprints fall back to [`event_order`].
+fn identity_fingerprint(e: &Event) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x5eed_0f_7075_15e5).build_hasher();
+    e.target.hash(&mut h);
+    e.session.hash(&mut h);
+    e.viewer.hash(&mut h);
+    h.finish()
+}
+
+/// The pending events with `ts < w`, in the commit order: time, type rank, identity
+/// fingerprint, then [`event_order`] for events of the same identity (rare). Any
+/// arrival order gives the same sequence, and the sort compares integers only.
+fn due_order(pending: &[Event], w: i64, order: &mut Vec<OrderKey>) {
     order.clear();
     order.extend(
         pending
             .iter()
             .enumerate()
             .filter(|(_, e)| e.ts < w)
-            .map(|(i, e)| (e.ts, kind_rank(e.kind), i)),
+            .map(|(i, e)| (e.ts, kind_rank(e.kind), identity_fingerprint(e), i)),
     );
     order.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| event_order(&pending[a.2], &pending[b.2]))
+        (a.0, a.1, a.2)
+            .cmp(&(b.0, b.1, b.2))
+            .then_with(|| event_order(&pending[a.3], &pending[b.3]))
     });
 }
 
@@ -216,7 +232,7 @@ pub struct Aggregator {
     /// Events waiting for the watermark, in arrival order.
     pub(crate) pending: Vec<Event>,
     /// Reused buffer of the commit order (`due_order`).
-    pub(crate) order: Vec<(i64, u8, usize)>,
+    pub(crate) order: Vec<OrderKey>,
     pub(crate) core: Core,
     pub(crate) graves: Tombstones,
     pub(crate) events: u64,
@@ -289,7 +305,7 @@ impl Aggregator {
         let mut out = ClosedWindows::default();
         let mut order = std::mem::take(&mut self.order);
         due_order(&self.pending, w, &mut order);
-        for &(_, _, i) in &order {
+        for &(_, _, _, i) in &order {
             self.core
                 .commit(&self.pending[i], &mut self.graves, &mut out);
         }
@@ -311,7 +327,7 @@ impl Aggregator {
             self.cfg.tick_ms,
         );
         sort_rows(&mut out.ticks, &mut out.viewer_minutes);
-        out.sessions.sort_by(|a, b| {
+        sort_moving_once(&mut out.sessions, |a, b| {
             (a.end_ts, a.kind, &a.target, &a.session)
                 .cmp(&(b.end_ts, b.kind, &b.target, &b.session))
         });
@@ -327,7 +343,7 @@ impl Aggregator {
         let mut closed = ClosedWindows::default();
         let mut order = Vec::new();
         due_order(&self.pending, w, &mut order);
-        for &(_, _, i) in &order {
+        for &(_, _, _, i) in &order {
             core.commit(&self.pending[i], &mut graves, &mut closed);
         }
         core.sample_through(w, &mut graves, &mut closed);
@@ -388,11 +404,29 @@ impl Aggregator {
     }
 }
 
-fn sort_rows(ticks: &mut [pulse_schemas::TickRow], minutes: &mut [pulse_schemas::ViewerMinuteRow]) {
-    ticks.sort_by(|a, b| (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target)));
-    minutes.sort_by(|a, b| {
+fn sort_rows(
+    ticks: &mut Vec<pulse_schemas::TickRow>,
+    minutes: &mut Vec<pulse_schemas::ViewerMinuteRow>,
+) {
+    sort_moving_once(ticks, |a, b| {
+        (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target))
+    });
+    sort_moving_once(minutes, |a, b| {
         (a.minute, a.kind, &a.target, &a.viewer).cmp(&(b.minute, b.kind, &b.target, &b.viewer))
     });
+}
+
+/// Sorts rows by `cmp` (keys are unique, so the order is fully determined) while
+/// moving each row once: the sort runs over indexes, then the rows are taken in order.
+/// Rows are 100–250 bytes; a sort that swaps them moves each one many times.
+fn sort_moving_once<T>(rows: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
+    if rows.len() < 2 {
+        return;
+    }
+    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| cmp(&rows[a as usize], &rows[b as usize]));
+    let mut slots: Vec<Option<T>> = rows.drain(..).map(Some).collect();
+    rows.extend(order.iter().filter_map(|&i| slots[i as usize].take()));
 }
 
 /// JSON maps need string keys: targets are written as a list of their states.

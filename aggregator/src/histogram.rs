@@ -31,28 +31,83 @@ pub fn clamp_startup(ms: i64) -> u64 {
 }
 
 /// Builds the V2 serialization of the startup times in `values` (empty bytes when there are none).
+///
+/// Written directly from the sorted bucket indexes of the values, without filling a
+/// histogram: the bytes are exactly those of `V2Serializer` on a histogram holding the
+/// same values (a property test compares them), at a fraction of the cost — a fresh or
+/// reset histogram of these bounds is ~45 KB of counters to zero and to scan.
 pub fn encode_startups(values: &[u32]) -> Vec<u8> {
     if values.is_empty() {
         return Vec::new();
     }
-    // One reusable histogram per thread: a fresh one is ~45 KB of counters to allocate
-    // and zero for every row. u32 counters (a tick has far fewer than 4 billion
-    // startups); the V2 format does not depend on the counter width.
-    SCRATCH.with(|cell| {
-        let mut h = cell.borrow_mut();
-        h.reset();
-        for &v in values {
-            h.saturating_record(clamp_startup(i64::from(v)));
+    let mut indexes: Vec<u32> = values
+        .iter()
+        .map(|&v| bucket_index(clamp_startup(i64::from(v))))
+        .collect();
+    indexes.sort_unstable();
+    let mut out = Vec::with_capacity(V2_HEADER_SIZE + 3 * indexes.len() + 8);
+    out.extend_from_slice(&V2_COOKIE.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes()); // payload length, filled below
+    out.extend_from_slice(&0u32.to_be_bytes()); // normalizing index offset
+    out.extend_from_slice(&u32::from(STARTUP_SIGFIG).to_be_bytes());
+    out.extend_from_slice(&STARTUP_LOW_MS.to_be_bytes());
+    out.extend_from_slice(&STARTUP_HIGH_MS.to_be_bytes());
+    out.extend_from_slice(&1.0f64.to_be_bytes());
+    // Counts from index 0 through the index of the largest value: a run of two or more
+    // empty buckets is written as minus its length, a single empty bucket as 0.
+    let mut next = 0u32;
+    let mut i = 0;
+    while i < indexes.len() {
+        let index = indexes[i];
+        let run = indexes[i..].iter().take_while(|&&x| x == index).count();
+        match index - next {
+            0 => {}
+            1 => write_varint(&mut out, 0),
+            zeros => write_varint(&mut out, zig_zag(-i64::from(zeros))),
         }
-        encode_hist(&h)
-    })
+        write_varint(&mut out, zig_zag(run as i64));
+        next = index + 1;
+        i += run;
+    }
+    let payload = (out.len() - V2_HEADER_SIZE) as u32;
+    out[4..8].copy_from_slice(&payload.to_be_bytes());
+    out
 }
 
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Histogram<u32>> = std::cell::RefCell::new(
-        Histogram::new_with_bounds(STARTUP_LOW_MS, STARTUP_HIGH_MS, STARTUP_SIGFIG)
-            .expect("constant histogram bounds are valid"),
-    );
+/// The V2 format's cookie (hdrhistogram's `V2_COOKIE_BASE | 0x10`) and header size.
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_HEADER_SIZE: usize = 40;
+
+/// Bucket layout of a 1..600 000 ms, 3-digit histogram: 2 048 sub-buckets (2^11) of
+/// unit 1 ms (magnitude 0), half of them per bucket after the first.
+const SUB_BUCKET_COUNT_MAGNITUDE: u32 = 11;
+const SUB_BUCKET_HALF_COUNT_MAGNITUDE: u32 = SUB_BUCKET_COUNT_MAGNITUDE - 1;
+const SUB_BUCKET_MASK: u64 = (1 << SUB_BUCKET_COUNT_MAGNITUDE) - 1;
+
+/// Index of the counter holding `value` (the same as `Histogram::index_for`).
+fn bucket_index(value: u64) -> u32 {
+    let bucket = 64 - SUB_BUCKET_COUNT_MAGNITUDE - (value | SUB_BUCKET_MASK).leading_zeros();
+    let sub_bucket = (value >> bucket) as u32;
+    ((bucket + 1) << SUB_BUCKET_HALF_COUNT_MAGNITUDE) + sub_bucket
+        - (1 << SUB_BUCKET_HALF_COUNT_MAGNITUDE)
+}
+
+fn zig_zag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// LEB128 as the V2 format writes it: 7 bits per byte, low first, at most 9 bytes
+/// (the ninth carries the top 8 bits whole).
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    for _ in 0..8 {
+        if v < 0x80 {
+            out.push(v as u8);
+            return;
+        }
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// V2 serialization of `h` (what `stream_ticks.startup_hist` holds).
@@ -135,6 +190,42 @@ mod tests {
         assert!(encode_startups(&[]).is_empty());
         assert_eq!(decode_hist(&[]).unwrap().len(), 0);
         assert!(decode_hist(&[1, 2, 3]).is_err());
+    }
+
+    /// The reference: what hdrhistogram's own serializer writes for the same values.
+    fn reference(values: &[u32]) -> Vec<u8> {
+        let mut h = new_startup_hist();
+        for &v in values {
+            h.saturating_record(clamp_startup(i64::from(v)));
+        }
+        encode_hist(&h)
+    }
+
+    #[test]
+    fn direct_encoding_matches_hdrhistogram_on_edges() {
+        for values in [
+            vec![1],
+            vec![0, 0, 0],
+            vec![600_000],
+            vec![u32::MAX],
+            vec![2047, 2048, 2049, 4095, 4096],
+            vec![1, 3, 5, 1_000, 1_001, 1_002, 250_000],
+            (0..5_000).collect::<Vec<u32>>(),
+        ] {
+            assert_eq!(encode_startups(&values), reference(&values), "{values:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn direct_encoding_matches_hdrhistogram(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![0u32..3_000, 0u32..700_000, proptest::num::u32::ANY],
+                1..200,
+            )
+        ) {
+            proptest::prop_assert_eq!(encode_startups(&values), reference(&values));
+        }
     }
 
     #[test]

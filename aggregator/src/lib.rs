@@ -19,9 +19,12 @@
 //! Design choices:
 //! - **Event time, deterministic.** The core has no clock and no I/O. Events wait in a
 //!   pending buffer until the watermark `W` passes them, then are committed in one total
-//!   order: `(ts, fixed rank of the event type, target, session, viewer, every other
-//!   field)`. So any arrival order within the allowed lateness gives the same rows, and
-//!   row lists are sorted before they leave the core.
+//!   order: `(ts, fixed rank of the event type, a fixed-seed fingerprint of (target,
+//!   session, viewer), then target, session, viewer and every other field)`. So any
+//!   arrival order within the allowed lateness gives the same rows, and row lists are
+//!   sorted before they leave the core. (The fingerprint only orders events of
+//!   different sessions within one millisecond, which no metric depends on; it makes
+//!   the commit sort compare integers.)
 //! - **Watermark.** Live: `W = max(W, min(max event ts, now) − allowed_lateness)`, and
 //!   `max(W, now − allowed_lateness)` after a flush interval without events, so windows
 //!   close when traffic stops. Replay: `W = max ts so far − allowed_lateness`, checked

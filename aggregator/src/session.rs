@@ -18,6 +18,7 @@
 //! The caller (the target's window state) owns the map of sessions, checks the
 //! timeout before [`ViewSession::apply`], and books the returned [`Step`] into ticks.
 
+use crate::window::MinuteSlot;
 use pulse_schemas::{Device, EndReason, Event, EventKind, Id, PlayerState, SessionRow, TargetKind};
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +116,10 @@ pub struct ViewSession {
     /// How and when it ended (`end_ts` is the last event for a timeout).
     #[serde(with = "end_as_text")]
     pub end: Option<(i64, EndReason)>,
+    /// Where its viewer's current minute accumulator sits (a hint for the target's
+    /// minute window; not part of the session's meaning).
+    #[serde(default)]
+    pub minute_slot: Option<MinuteSlot>,
 }
 
 impl ViewSession {
@@ -141,6 +146,7 @@ impl ViewSession {
             player: None,
             embed: None,
             end: None,
+            minute_slot: None,
         };
         s.note_attributes(e);
         let mut step = Step {

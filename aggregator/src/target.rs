@@ -79,12 +79,18 @@ impl TargetState {
         graves: &mut G,
         out: &mut ClosedWindows,
     ) {
+        let followed = e.kind == EventKind::Follow;
+        let chat = i64::from(e.chat_messages());
         let mut step = Step::default();
+        let mut minute_recorded = None;
         if e.kind.is_playback()
             && let Some(session) = &e.session
         {
-            match self.drive_session(e, session, env, graves, out) {
-                Some(s) => step = s,
+            match self.drive_session(e, session, chat, env, graves, out) {
+                Some((s, recorded)) => {
+                    step = s;
+                    minute_recorded = recorded;
+                }
                 None => return, // dropped by max_sessions
             }
         }
@@ -93,7 +99,6 @@ impl TargetState {
         }
         let acc = self.ticks.at(e.ts);
         acc.events += 1;
-        let chat = i64::from(e.chat_messages());
         match e.kind {
             EventKind::Chat => acc.chat_messages += chat,
             EventKind::Follow => acc.follows += 1,
@@ -109,59 +114,86 @@ impl TargetState {
         if let Some(ms) = step.startup_ms {
             acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
         }
-        let followed = e.kind == EventKind::Follow;
-        if !self
-            .minutes
-            .record(e.ts, &e.viewer, followed, chat, &mut env.viewer_minutes)
-        {
+        let recorded = minute_recorded.unwrap_or_else(|| {
+            self.minutes.record(
+                e.ts,
+                &e.viewer,
+                followed,
+                chat,
+                &mut env.viewer_minutes,
+                None,
+            )
+        });
+        if !recorded {
             env.counters.dropped_viewer_minutes += 1;
         }
     }
 
     /// Runs the session state machine; `None` when the event is dropped by `max_sessions`.
+    /// For an event of a live session, also books its viewer minute through the
+    /// session's cached slot (the second value: `Some(booked)`).
     fn drive_session<G: Graves>(
         &mut self,
         e: &Event,
         session: &Id,
+        chat: i64,
         env: &mut Env,
         graves: &mut G,
         out: &mut ClosedWindows,
-    ) -> Option<Step> {
+    ) -> Option<(Step, Option<bool>)> {
         let timeout = env.params.timeout_ms;
-        let step = match self.sessions.get_mut(session) {
+        let followed = e.kind == EventKind::Follow;
+        let orphan = Step {
+            orphan: true,
+            ..Step::default()
+        };
+        let (step, recorded) = match self.sessions.get_mut(session) {
             Some(s) if s.timed_out_at(e.ts, timeout) => {
                 // Silent for longer than the timeout: it ended at its last event, and
                 // this event belongs to an ended session.
                 s.expire();
                 self.end_session(session, env, graves, out);
                 env.counters.orphans += 1;
-                return Some(Step {
-                    orphan: true,
-                    ..Step::default()
-                });
+                return Some((orphan, None));
             }
-            Some(s) => s.apply(e),
+            Some(s) => {
+                let step = s.apply(e);
+                let booked = self.minutes.record(
+                    e.ts,
+                    &e.viewer,
+                    followed,
+                    chat,
+                    &mut env.viewer_minutes,
+                    Some(&mut s.minute_slot),
+                );
+                (step, booked)
+            }
             None if graves.ended(&self.target, session, e.ts) => {
                 env.counters.orphans += 1;
-                return Some(Step {
-                    orphan: true,
-                    ..Step::default()
-                });
+                return Some((orphan, None));
             }
             None => {
                 if !env.sessions.take() {
                     env.counters.dropped_max_sessions += 1;
                     return None;
                 }
-                let (s, step) = ViewSession::begin(session.clone(), e);
+                let (mut s, step) = ViewSession::begin(session.clone(), e);
+                let booked = self.minutes.record(
+                    e.ts,
+                    &e.viewer,
+                    followed,
+                    chat,
+                    &mut env.viewer_minutes,
+                    Some(&mut s.minute_slot),
+                );
                 self.sessions.insert(session.clone(), s);
-                step
+                (step, booked)
             }
         };
         if step.ended.is_some() {
             self.end_session(session, env, graves, out);
         }
-        Some(step)
+        Some((step, Some(recorded)))
     }
 
     fn end_session<G: Graves>(
@@ -236,7 +268,7 @@ impl TargetState {
         });
         self.minutes
             .pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
-                for (viewer, acc) in &viewers {
+                for (viewer, acc) in viewers.iter() {
                     out.viewer_minutes.push(acc.to_row(
                         node,
                         target.kind,
@@ -258,7 +290,7 @@ impl TargetState {
             }
         }
         for (m, viewers) in self.minutes.iter() {
-            for (viewer, acc) in viewers {
+            for (viewer, acc) in viewers.iter() {
                 minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
             }
         }

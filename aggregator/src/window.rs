@@ -125,6 +125,14 @@ impl TickWindow {
 
     /// The accumulator of the tick holding `ts`, created if needed.
     pub fn at(&mut self, ts: i64) -> &mut TickAcc {
+        // Fast path, no division: most events fall in the newest open tick.
+        let n = self.ticks.len();
+        if n > 0 {
+            let last = self.base + (n as i64 - 1) * self.tick_ms;
+            if ts >= last && ts < last + self.tick_ms {
+                return &mut self.ticks[n - 1];
+            }
+        }
         let t = window_start(ts, self.tick_ms);
         if self.ticks.is_empty() {
             self.base = t;
@@ -207,8 +215,43 @@ impl ViewerMinuteAcc {
     }
 }
 
-/// Viewers of one minute.
-pub type MinuteViewers = foldhash::HashMap<Id, ViewerMinuteAcc>;
+/// Viewers of one minute: their accumulators in first-seen order, and an index by
+/// viewer. A session remembers the slot of its viewer's current minute
+/// ([`MinuteSlot`]), so most events reach their accumulator without hashing the id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinuteViewers {
+    index: foldhash::HashMap<Id, u32>,
+    accs: Vec<(Id, ViewerMinuteAcc)>,
+}
+
+impl MinuteViewers {
+    fn with_capacity(n: usize) -> Self {
+        MinuteViewers {
+            index: foldhash::HashMap::with_capacity_and_hasher(n, Default::default()),
+            accs: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.accs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accs.is_empty()
+    }
+
+    /// The viewers and their accumulators, in first-seen order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Id, &ViewerMinuteAcc)> {
+        self.accs.iter().map(|(v, a)| (v, a))
+    }
+}
+
+/// Where a viewer's accumulator of one minute sits (a hint: checked before use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteSlot {
+    pub minute: i64,
+    pub slot: u32,
+}
 
 /// A global bound on open entries (viewer-minutes, sessions): `open` counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,7 +287,8 @@ impl MinuteWindow {
     }
 
     /// Adds one event of `viewer` at `ts` to its minute; false when a new entry would
-    /// pass `bound` (the caller counts the drop).
+    /// pass `bound` (the caller counts the drop). `hint` is the slot this viewer had
+    /// last time (used when it still holds this viewer in this minute) and is updated.
     pub fn record(
         &mut self,
         ts: i64,
@@ -252,13 +296,17 @@ impl MinuteWindow {
         followed: bool,
         chat_messages: i64,
         bound: &mut Bound,
+        hint: Option<&mut Option<MinuteSlot>>,
     ) -> bool {
         let minute = window_start(ts, MINUTE_MS);
         let pos = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
             Some(i) if self.minutes[i].0 == minute => i,
             Some(i) => {
+                // Sized like the minute before it: the same audience mostly carries on,
+                // so the index does not grow by rehashing every minute.
+                let like = self.minutes[i].1.len();
                 self.minutes
-                    .insert(i + 1, (minute, MinuteViewers::default()));
+                    .insert(i + 1, (minute, MinuteViewers::with_capacity(like)));
                 i + 1
             }
             None => {
@@ -267,21 +315,43 @@ impl MinuteWindow {
             }
         };
         let viewers = &mut self.minutes[pos].1;
-        if let Some(acc) = viewers.get_mut(viewer) {
-            acc.events += 1;
-            acc.followed |= followed;
-            acc.chat_messages += chat_messages;
-            return true;
-        }
-        if !bound.take() {
-            return false;
-        }
-        let acc = ViewerMinuteAcc {
-            events: 1,
-            followed,
-            chat_messages,
+        let cached = match &hint {
+            Some(Some(h)) if h.minute == minute => Some(h.slot as usize),
+            _ => None,
         };
-        viewers.insert(viewer.clone(), acc);
+        let slot = match cached {
+            Some(i) if viewers.accs.get(i).is_some_and(|(v, _)| v == viewer) => Some(i),
+            _ => viewers.index.get(viewer).map(|&i| i as usize),
+        };
+        let slot = match slot {
+            Some(i) => {
+                let acc = &mut viewers.accs[i].1;
+                acc.events += 1;
+                acc.followed |= followed;
+                acc.chat_messages += chat_messages;
+                i
+            }
+            None => {
+                if !bound.take() {
+                    return false;
+                }
+                let acc = ViewerMinuteAcc {
+                    events: 1,
+                    followed,
+                    chat_messages,
+                };
+                let i = viewers.accs.len();
+                viewers.index.insert(viewer.clone(), i as u32);
+                viewers.accs.push((viewer.clone(), acc));
+                i
+            }
+        };
+        if let Some(h) = hint {
+            *h = Some(MinuteSlot {
+                minute,
+                slot: slot as u32,
+            });
+        }
         true
     }
 
