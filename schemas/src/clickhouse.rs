@@ -188,13 +188,15 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// between the parentheses; enough for our own DDL files, which a test keeps in step
 /// with the Arrow schemas).
 pub fn ddl_columns(ddl: &str) -> Vec<(String, String)> {
-    let Some(open) = ddl.find('(') else {
+    // Comments above the statement may hold parentheses: start at CREATE TABLE.
+    let Some(create) = ddl.find("CREATE TABLE") else {
         return Vec::new();
     };
-    let Some(close) = ddl.find(") ENGINE") else {
+    let body = &ddl[create..];
+    let (Some(open), Some(close)) = (body.find('('), body.find(") ENGINE")) else {
         return Vec::new();
     };
-    ddl[open + 1..close]
+    body[open + 1..close]
         .split(',')
         .filter_map(|c| {
             let c = c.trim();
