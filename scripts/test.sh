@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Pulse, the way CI does. Installs what the tests need when it
-# is missing (nothing beyond the Rust toolchain for now), then: formatting, clippy
+# is missing (clickhouse-server and chDB: scripts/need-clickhouse.sh), then: formatting, clippy
 # with warnings as errors, and the whole test suite (unit, property, end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "ClickHouse server and chDB for the store tests"
+./scripts/need-clickhouse.sh
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -9,6 +9,7 @@
 
 use anyhow::{Context, bail};
 use pulse_aggregator::AggregatorConfig;
+use pulse_aggregator::sinks::clickhouse::ClickHouseConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub enum StoreKind {
     /// Parquet + DataFusion under `data_dir`, no other process.
     Embedded,
-    /// ClickHouse at `clickhouse_url` (the scale path; not yet built).
+    /// ClickHouse at `clickhouse_url` (the scale path).
     Clickhouse,
 }
 
@@ -58,6 +59,8 @@ pub struct Config {
     pub aggregator: AggregatorConfig,
     /// Embedded store bounds.
     pub embedded: EmbeddedStoreConfig,
+    /// ClickHouse sink bounds (batch rows, insert interval, spool size, retries).
+    pub clickhouse: ClickHouseConfig,
     /// Query service bounds.
     pub query: QueryConfig,
 }
@@ -79,12 +82,22 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             aggregator: AggregatorConfig::default(),
             embedded: EmbeddedStoreConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
             query: QueryConfig::default(),
         }
     }
 }
 
 impl Config {
+    /// The ClickHouse sink settings with the top-level keys applied (URL, and the spool
+    /// under `data_dir`).
+    pub fn clickhouse_sink(&self) -> ClickHouseConfig {
+        let mut c = self.clickhouse.clone();
+        c.url = self.clickhouse_url.clone();
+        c.spool_dir = self.data_dir.join("clickhouse-spool");
+        c
+    }
+
     /// Defaults, then `file` (if any), then the `PULSE_*` variables of `env`.
     pub fn load(
         file: Option<&Path>,
@@ -136,11 +149,30 @@ impl Config {
                 self.node_id
             );
         }
-        if self.store == StoreKind::Clickhouse {
-            bail!("store = \"clickhouse\" is not available yet in this build; use \"embedded\"");
+        if self.store == StoreKind::Clickhouse
+            && !(self.clickhouse_url.starts_with("http://")
+                || self.clickhouse_url.starts_with("https://"))
+        {
+            bail!(
+                "clickhouse_url must be an http:// or https:// URL, got {:?}",
+                self.clickhouse_url
+            );
         }
         Ok(())
     }
+}
+
+/// Whether the environment variable `name` sets a configuration key (`PULSE_NODE_ID`,
+/// `PULSE_INGEST__RATE_PER_S`, …); other `PULSE_*` variables are ignored by [`Config::load`].
+pub fn env_key_is_known(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("PULSE_") else {
+        return false;
+    };
+    let Ok(mut tree) = toml::Value::try_from(Config::default()) else {
+        return false;
+    };
+    let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    set_known(&mut tree, &path, "0")
 }
 
 fn merge(base: &mut toml::Value, over: toml::Value) {

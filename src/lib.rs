@@ -6,6 +6,9 @@
 //!   listener; `run(listener, config, shutdown, clock)` so tests bind `127.0.0.1:0`.
 //! - [`replay`]: `pulse replay FILE` — an NDJSON trace through the live aggregator code
 //!   into the configured store.
+//! - [`store`]: the configured store (embedded or ClickHouse): its writer, its reader
+//!   and `pulse migrate`. `serve::run_role` runs `pulse ingest` (ingest + aggregator)
+//!   and `pulse query` (the API) as separate processes for the multi-node layout.
 //! - [`demo`]: the built-in audience of `pulse serve --demo`.
 //!
 //! Shutdown order (one cancellation token from SIGTERM/SIGINT): the HTTP server stops
@@ -18,5 +21,6 @@ pub mod config;
 pub mod demo;
 pub mod replay;
 pub mod serve;
+pub mod store;
 
 pub use config::Config;

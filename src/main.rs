@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every role in one process (ingest, aggregator, query) on the embedded store.
+    /// Run every role in one process (ingest, aggregator, query) on the configured store.
     Serve {
         /// Also run a simulated audience over real WebSockets, and print where to look.
         #[arg(long)]
@@ -31,6 +31,12 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         demo_viewers: usize,
     },
+    /// Run ingest + aggregator only, writing to the configured store (a scale-out node).
+    Ingest,
+    /// Run the query API only, over the configured store (store = "clickhouse").
+    Query,
+    /// Apply the ClickHouse DDL (idempotent; `pulse ingest`/`query` also do it at start-up).
+    Migrate,
     /// Replay an NDJSON trace through the aggregator into the configured store.
     Replay { file: PathBuf },
     /// Drive load against a running server on 127.0.0.1 and report rates, latency and RSS.
@@ -52,7 +58,16 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting tokio")?;
     match cli.command {
-        Command::Serve { demo, demo_viewers } => rt.block_on(serve(cfg, demo, demo_viewers)),
+        Command::Serve { demo, demo_viewers } => {
+            rt.block_on(serve(cfg, pulse::serve::Role::All, demo, demo_viewers))
+        }
+        Command::Ingest => rt.block_on(serve(cfg, pulse::serve::Role::Ingest, false, 0)),
+        Command::Query => rt.block_on(serve(cfg, pulse::serve::Role::Query, false, 0)),
+        Command::Migrate => {
+            let n = rt.block_on(pulse::store::migrate(&cfg))?;
+            println!("applied {n} DDL statements to {}", cfg.clickhouse_url);
+            Ok(())
+        }
         Command::Replay { file } => {
             let report = rt.block_on(async {
                 tokio::task::spawn_blocking(move || pulse::replay::replay_file(&cfg, &file)).await
@@ -79,7 +94,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(mut cfg: Config, demo: bool, demo_viewers: usize) -> anyhow::Result<()> {
+async fn serve(
+    mut cfg: Config,
+    role: pulse::serve::Role,
+    demo: bool,
+    demo_viewers: usize,
+) -> anyhow::Result<()> {
     if demo && cfg.ingest.trusted_token.is_none() {
         cfg.ingest.trusted_token = Some(format!("demo-{:016x}", fastrand::u64(..)));
     }
@@ -105,12 +125,13 @@ async fn serve(mut cfg: Config, demo: bool, demo_viewers: usize) -> anyhow::Resu
         Some(tokio::spawn(pulse::demo::run(dcfg, shutdown.clone())))
     } else {
         eprintln!(
-            "pulse listening on http://{addr} (data in {})",
+            "pulse ({role:?}) listening on http://{addr} (data in {})",
             cfg.data_dir.display()
         );
         None
     };
-    let result = pulse::serve::run(
+    let result = pulse::serve::run_role(
+        role,
         listener,
         cfg,
         shutdown.clone(),

@@ -27,7 +27,7 @@ pub fn replay_file(cfg: &Config, file: &Path) -> anyhow::Result<ReplayReport> {
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
     );
-    let (_tables, mut sink) = crate::serve::open_store(cfg)?;
+    let (_tables, mut sink) = crate::store::open_sink(cfg)?;
     let agg_cfg = crate::serve::aggregator_config(cfg)?;
     let mut report = ReplayReport::default();
     let mut read_error = None;

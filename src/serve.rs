@@ -1,11 +1,10 @@
 //! `pulse serve`: every role in one process.
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use anyhow::Context;
 use pulse_aggregator::runtime::{self, Clock, RunOptions};
 use pulse_aggregator::sinks::embedded::EmbeddedSink;
 use pulse_ingest::IngestState;
-use pulse_query::QueryState;
 use pulse_schemas::{EmbeddedTables, Id};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +36,17 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<(std::sync::Arc<EmbeddedTables
     Ok((tables, sink))
 }
 
+/// Which roles one process runs (DESIGN.md: `pulse serve`, `pulse ingest`, `pulse query`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Ingest, aggregator and query.
+    All,
+    /// Ingest and aggregator, writing to the configured store (`/metrics` included).
+    Ingest,
+    /// The query API over the configured store (ClickHouse: no aggregator here).
+    Query,
+}
+
 /// Serves ingest + aggregator + query on `listener` until `shutdown` is cancelled,
 /// then shuts down in order and returns once every task and thread has stopped.
 pub async fn run(
@@ -45,9 +55,45 @@ pub async fn run(
     shutdown: CancellationToken,
     clock: Clock,
 ) -> anyhow::Result<()> {
+    run_role(Role::All, listener, cfg, shutdown, clock).await
+}
+
+/// Serves the roles of `role` on `listener` until `shutdown` is cancelled, then shuts
+/// down in order (HTTP, sockets, aggregator flush) and returns once everything stopped.
+pub async fn run_role(
+    role: Role,
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: CancellationToken,
+    clock: Clock,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let (tables, sink) = open_store(&cfg)?;
+    if role == Role::Query {
+        if cfg.store != StoreKind::Clickhouse {
+            anyhow::bail!(
+                "pulse query reads a shared store: set store = \"clickhouse\" (the embedded store is read by `pulse serve`)"
+            );
+        }
+        // Migrate at start-up so the tables exist for the first read; ClickHouse may
+        // come up later (the sink's sender migrates again before it writes).
+        if let Err(e) = crate::store::migrate(&cfg).await {
+            tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
+        }
+        let query = crate::store::query_state(&cfg, EmbeddedTables::new());
+        query.set_ready(true);
+        let http_stop = shutdown.child_token();
+        let served = axum::serve(
+            listener,
+            pulse_query::router(query.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_stop.cancelled().await })
+        .await
+        .context("HTTP server");
+        query.set_ready(false);
+        return served;
+    }
+    let (tables, sink) = crate::store::open_sink(&cfg)?;
     let agg_cfg = aggregator_config(&cfg)?;
     let (tx, rx) = runtime::channel(&agg_cfg);
     let agg_stop = CancellationToken::new();
@@ -67,9 +113,14 @@ pub async fn run(
     let ingest = IngestState::with_clock(cfg.ingest.clone(), tx, clock.clone())
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone());
-    let query = QueryState::new(tables, cfg.query.clone(), cfg.tick_ms);
+    let query = crate::store::query_state(&cfg, tables);
     query.set_ready(true);
-    let app = pulse_ingest::router(ingest.clone()).merge(pulse_query::router(query.clone()));
+    let mut app = pulse_ingest::router(ingest.clone());
+    app = match role {
+        Role::All => app.merge(pulse_query::router(query.clone())),
+        // An ingest node still serves /metrics (the query router's), not the API.
+        _ => app.route("/metrics", axum::routing::get(pulse_query::metrics::render)),
+    };
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -40,6 +40,11 @@ pub struct AggregatorConfig {
     /// Capacity of the ingest → aggregator channel, in batches (each ≤ 1000 events);
     /// a full channel makes ingest wait. Default 1024.
     pub channel_capacity_batches: usize,
+    /// Days of analytics rows kept in the store: once an hour the live loop asks the sink
+    /// to drop whole UTC days that ended more than this long ago (embedded: Parquet day
+    /// directories; ClickHouse: `ALTER TABLE … DROP PARTITION`). 0 keeps everything.
+    /// Default 0.
+    pub retention_days: u32,
 }
 
 impl Default for AggregatorConfig {
@@ -57,6 +62,7 @@ impl Default for AggregatorConfig {
             tombstone_ttl_ms: 3_600_000,
             flush_interval_ms: 1_000,
             channel_capacity_batches: 1_024,
+            retention_days: 0,
         }
     }
 }

@@ -14,7 +14,12 @@
 //! - [`config`]: [`AggregatorConfig`] with the documented defaults.
 //! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`].
 //! - [`metrics`]: `pulse_aggregator_*` Prometheus metrics.
-//! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]; the embedded store).
+//! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]): the embedded store, and
+//!   ClickHouse ([`sinks::clickhouse`]: RowBinary inserts of every table `ClosedWindows`
+//!   carries, fed from a bounded on-disk [`sinks::spool`] by a sender thread, so a slow
+//!   or absent ClickHouse never holds up ingest; retries with backoff; duplicates from a
+//!   retried insert collapse in `ReplacingMergeTree` keys and are read with `FINAL`).
+//!   Retention (`retention_days`) drops whole UTC days hourly in either store.
 //!
 //! Design choices:
 //! - **Event time, deterministic.** The core has no clock and no I/O. Events wait in a
@@ -103,4 +108,6 @@ pub enum AggregatorError {
     Config(String),
     #[error("aggregator runtime: {0}")]
     Runtime(String),
+    #[error("ClickHouse: {0}")]
+    ClickHouse(String),
 }

@@ -134,3 +134,56 @@ impl Metrics {
         self.watermark_ms.set(now.watermark);
     }
 }
+
+/// Metrics of the ClickHouse sink (`pulse_aggregator_clickhouse_*`).
+pub struct ClickHouseMetrics {
+    /// Rows acknowledged by ClickHouse, all tables.
+    pub rows_inserted_total: IntCounter,
+    /// INSERT statements acknowledged.
+    pub inserts_total: IntCounter,
+    /// Failed INSERT (or migration) attempts; each is retried.
+    pub insert_errors_total: IntCounter,
+    /// Flushes refused because the spool was full (their rows are lost; logged).
+    pub spool_dropped_total: IntCounter,
+    /// Rows of the refused flushes.
+    pub spool_dropped_rows_total: IntCounter,
+    pub spool_bytes: IntGauge,
+    pub spool_files: IntGauge,
+}
+
+static CLICKHOUSE: LazyLock<ClickHouseMetrics> = LazyLock::new(|| ClickHouseMetrics {
+    rows_inserted_total: counter(
+        "pulse_aggregator_clickhouse_rows_inserted_total",
+        "Rows acknowledged by ClickHouse (all tables).",
+    ),
+    inserts_total: counter(
+        "pulse_aggregator_clickhouse_inserts_total",
+        "INSERT statements acknowledged by ClickHouse.",
+    ),
+    insert_errors_total: counter(
+        "pulse_aggregator_clickhouse_insert_errors_total",
+        "Failed ClickHouse INSERT or migration attempts (retried).",
+    ),
+    spool_dropped_total: counter(
+        "pulse_aggregator_clickhouse_spool_dropped_total",
+        "Flushes refused because the on-disk spool was full.",
+    ),
+    spool_dropped_rows_total: counter(
+        "pulse_aggregator_clickhouse_spool_dropped_rows_total",
+        "Rows of the flushes refused because the on-disk spool was full.",
+    ),
+    spool_bytes: gauge(
+        "pulse_aggregator_clickhouse_spool_bytes",
+        "Bytes waiting in the ClickHouse spool.",
+    ),
+    spool_files: gauge(
+        "pulse_aggregator_clickhouse_spool_files",
+        "Flushes waiting in the ClickHouse spool.",
+    ),
+});
+
+impl ClickHouseMetrics {
+    pub fn get() -> &'static ClickHouseMetrics {
+        &CLICKHOUSE
+    }
+}

@@ -73,7 +73,14 @@ impl<S: WindowSink + ?Sized> WindowSink for Box<S> {
     fn shutdown(&mut self) -> Result<(), AggregatorError> {
         (**self).shutdown()
     }
+
+    fn drop_days_before(&mut self, cutoff_ms: i64) -> Result<usize, AggregatorError> {
+        (**self).drop_days_before(cutoff_ms)
+    }
 }
+
+/// How often the live loop applies `retention_days`.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the live loop on its own OS thread; join the handle after cancelling
 /// `opts.shutdown`. Must be called from inside a tokio runtime (whose timer it uses).
@@ -134,6 +141,7 @@ pub fn run<S: WindowSink>(
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
+    let mut next_retention = Instant::now();
     loop {
         let wait = next_flush.saturating_duration_since(Instant::now());
         let wake = if wait.is_zero() {
@@ -169,6 +177,13 @@ pub fn run<S: WindowSink>(
             live.flush(&mut agg, &mut sink);
             report.flushes += 1;
             next_flush = Instant::now() + every;
+            if cfg.retention_days > 0 && Instant::now() >= next_retention {
+                next_retention = Instant::now() + RETENTION_EVERY;
+                let cutoff = (live.clock)() - i64::from(cfg.retention_days) * 86_400_000;
+                if let Err(e) = sink.drop_days_before(cutoff) {
+                    tracing::warn!(error = %e, "retention failed; trying again in an hour");
+                }
+            }
         }
     }
     // Shutdown: take what ingest already handed over, flush, make it durable, snapshot.

@@ -1,11 +1,13 @@
-//! pulse-query: the analytics HTTP API over the embedded store (issue 2 scope).
+//! pulse-query: the analytics HTTP API over the embedded store or ClickHouse.
 //!
 //! Modules:
 //! - [`config`]: `QueryConfig` (bounds: points per series, export rows, timeout, body size).
 //! - [`store`]: the `AnalyticsStore` trait — the few reads every metric needs (per-tick
 //!   totals summed across nodes, live ranges, distinct viewer counts, merged startup
 //!   histograms) — so a ClickHouse reader can later give the same answers;
-//!   [`store::embedded`] answers them with DataFusion over one `TablesView`.
+//!   [`store::embedded`] answers them with DataFusion over one `TablesView`,
+//!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
+//!   [`store::Store`] is the configured one.
 //! - [`summary`]: the metric formulas (pure) and the stream summary.
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
 //!   gathering of their inputs from a store.
@@ -59,7 +61,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use store::embedded::{EmbeddedSnapshot, EmbeddedStore};
+use store::embedded::EmbeddedStore;
+use store::{Store, StoreSnapshot};
 
 /// Shared state of the query routes (cheap to clone).
 #[derive(Clone, Debug)]
@@ -70,7 +73,7 @@ pub struct QueryState {
 #[derive(Debug)]
 struct Inner {
     tables: Arc<EmbeddedTables>,
-    store: EmbeddedStore,
+    store: Store,
     config: QueryConfig,
     ready: Arc<AtomicBool>,
     tick_ms: i64,
@@ -80,7 +83,23 @@ impl QueryState {
     /// State over the embedded tables; `tick_ms` is the aggregator's tick (default 5000).
     /// Not ready until [`QueryState::set_ready`] is called.
     pub fn new(tables: Arc<EmbeddedTables>, config: QueryConfig, tick_ms: i64) -> QueryState {
-        let store = EmbeddedStore::new(tables.clone(), config.target_partitions);
+        let store = Store::Embedded(EmbeddedStore::new(tables.clone(), config.target_partitions));
+        Self::with_store(tables, store, config, tick_ms)
+    }
+
+    /// State over the ClickHouse server at `url` (closed windows only: there are no
+    /// provisional rows in ClickHouse). Not ready until [`QueryState::set_ready`].
+    pub fn clickhouse(url: &str, config: QueryConfig, tick_ms: i64) -> QueryState {
+        let store = Store::ClickHouse(store::clickhouse::ClickHouseStore::new(url));
+        Self::with_store(EmbeddedTables::new(), store, config, tick_ms)
+    }
+
+    fn with_store(
+        tables: Arc<EmbeddedTables>,
+        store: Store,
+        config: QueryConfig,
+        tick_ms: i64,
+    ) -> QueryState {
         QueryState {
             inner: Arc::new(Inner {
                 tables,
@@ -119,8 +138,8 @@ impl QueryState {
     }
 
     /// One consistent view of the store for one request.
-    pub fn snapshot(&self) -> Result<Arc<EmbeddedSnapshot>, QueryError> {
-        self.inner.store.snapshot()
+    pub async fn snapshot(&self) -> Result<Arc<StoreSnapshot>, QueryError> {
+        self.with_timeout(self.inner.store.snapshot()).await
     }
 
     /// Runs a store read under the configured timeout.

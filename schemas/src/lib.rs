@@ -12,6 +12,9 @@
 //! - [`access`]: roles, principals, stream lifecycle changes and the `AccessControl`
 //!   trait the catalog implements (tokens, channel ownership, stream keys), with an
 //!   in-memory `StaticAccess` for tests and tools.
+//! - [`clickhouse`]: the ClickHouse DDL (`schemas/clickhouse/*.sql`, day partitions,
+//!   `ReplacingMergeTree` keyed by each row's natural key so re-inserts deduplicate) and
+//!   the RowBinary encoding of any table's Arrow batch.
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -33,6 +36,7 @@
 //!   the same in DataFusion, Polars and DuckDB, and map one-to-one onto ClickHouse.
 
 pub mod access;
+pub mod clickhouse;
 pub mod embedded;
 pub mod event;
 pub mod frame;

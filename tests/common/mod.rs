@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod clickhouse;
+pub mod conformance;
 pub mod reference;
 pub mod trace;
 

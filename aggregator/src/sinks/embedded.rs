@@ -197,6 +197,52 @@ impl EmbeddedSink {
         &self.config.data_dir
     }
 
+    /// Retention: drops every Parquet day directory (`<table>/day=YYYY-MM-DD`) whose UTC
+    /// day ends at or before `cutoff_ms`. Readers stop seeing its files first (a new view
+    /// is published), then the directories are deleted. Returns `(table, day)` of each.
+    /// Rows still in the WAL are not touched (retention is meant for days long compacted).
+    pub fn drop_days_before(
+        &mut self,
+        cutoff_ms: i64,
+    ) -> Result<Vec<(Table, String)>, AggregatorError> {
+        let first_kept = format!("day={}", utc_day(cutoff_ms));
+        let mut dropped = Vec::new();
+        let mut dirs = Vec::new();
+        for &table in Table::ALL {
+            let root = parquet_dir(&self.config.data_dir, table);
+            let entries = match std::fs::read_dir(&root) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(files::io_err(&root, e)),
+            };
+            for entry in entries {
+                let path = entry.map_err(|e| files::io_err(&root, e))?.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if name.starts_with("day=") && name < first_kept.as_str() && path.is_dir() {
+                    dropped.push((table, name["day=".len()..].to_owned()));
+                    dirs.push(path);
+                }
+            }
+        }
+        if dirs.is_empty() {
+            return Ok(dropped);
+        }
+        let gone = dirs.clone();
+        self.tables.update(move |v| {
+            for list in v.files.values_mut() {
+                list.retain(|f| !gone.iter().any(|d| f.starts_with(d)));
+            }
+        });
+        for d in &dirs {
+            std::fs::remove_dir_all(d).map_err(|e| files::io_err(d, e))?;
+        }
+        dropped.sort();
+        tracing::info!(days = dropped.len(), "retention dropped day partitions");
+        Ok(dropped)
+    }
+
     /// Compacts every segment into Parquet now; returns the number of part files
     /// published. On error the rows stay in memory and in the WAL.
     pub fn compact_now(&mut self) -> Result<usize, AggregatorError> {
@@ -465,6 +511,10 @@ impl WindowSink for EmbeddedSink {
 
     /// Compacts everything into Parquet. If that fails the rows are still durable in the
     /// WAL (loaded at the next open), so this logs the failure and returns `Ok`.
+    fn drop_days_before(&mut self, cutoff_ms: i64) -> Result<usize, AggregatorError> {
+        EmbeddedSink::drop_days_before(self, cutoff_ms).map(|d| d.len())
+    }
+
     fn shutdown(&mut self) -> Result<(), AggregatorError> {
         if let Err(e) = self.compact_now() {
             tracing::error!(error = %e, "final compaction failed; closed rows stay in the WAL for the next start");

@@ -1,10 +1,13 @@
-//! Sinks: where closed windows go. One file per store (`embedded.rs` now, with its
-//! file layout, WAL and Parquet parts in `embedded_files.rs`; `clickhouse.rs` on the scale path).
+//! Sinks: where closed windows go. One file per store: `embedded.rs` (with its file
+//! layout, WAL and Parquet parts in `embedded_files.rs`) and `clickhouse.rs` (the scale
+//! path, with its bounded on-disk queue in `spool.rs`).
 
 use pulse_schemas::{ClosedWindows, TickRow, ViewerMinuteRow};
 
+pub mod clickhouse;
 pub mod embedded;
 mod embedded_files;
+pub mod spool;
 
 /// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
 #[derive(Clone, Debug, Default)]
@@ -25,4 +28,11 @@ pub trait WindowSink: Send {
 
     /// Final flush on graceful shutdown: everything accepted is durable when this returns.
     fn shutdown(&mut self) -> Result<(), crate::AggregatorError>;
+
+    /// Retention: drop every stored UTC day that ends at or before `cutoff_ms`. May run
+    /// in the background (the ClickHouse sink hands it to its sender). Returns the days
+    /// dropped now. Default: a sink that stores nothing drops nothing.
+    fn drop_days_before(&mut self, _cutoff_ms: i64) -> Result<usize, crate::AggregatorError> {
+        Ok(0)
+    }
 }

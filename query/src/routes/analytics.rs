@@ -36,7 +36,7 @@ pub async fn stream_summary(
 ) -> Result<Json<StreamSummary>, QueryError> {
     let Path(id) = id.map_err(|e| QueryError::invalid("id", e.body_text()))?;
     let id = Id::parse(&id).map_err(|e| QueryError::invalid("id", e))?;
-    let store = state.snapshot()?;
+    let store = state.snapshot().await?;
     let tick_ms = state.tick_ms();
     let summary = state
         .with_timeout(load_stream_summary(store.as_ref(), &id, tick_ms))
@@ -94,7 +94,7 @@ async fn answer_series(
         "points",
     )?;
     check_step_for(metric, b.step)?;
-    let store = state.snapshot()?;
+    let store = state.snapshot().await?;
     let inputs = state
         .with_timeout(load_inputs(store.as_ref(), &scope, &[metric], &b, None))
         .await?;

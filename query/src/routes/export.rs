@@ -96,7 +96,7 @@ pub async fn export(
         chunk_rows: cfg.export_chunk_rows,
         timeout_ms: cfg.query_timeout_ms,
     };
-    let store = state.snapshot()?;
+    let store = state.snapshot().await?;
     let (first, rest) = start(store, plan).await?;
     let body =
         futures_util::stream::once(async move { Ok::<_, QueryError>(bytes::Bytes::from(first)) })

@@ -1,5 +1,6 @@
 //! `AnalyticsStore`: the few reads the metrics need, answered the same by every
-//! backend (the embedded DataFusion reader here; a ClickHouse reader later).
+//! backend: [`embedded`] (DataFusion) and [`clickhouse`]; [`Store`] / [`StoreSnapshot`]
+//! pick one at start-up.
 //!
 //! A store value is *one consistent view* of the tables: the handlers take one per
 //! request ([`embedded::EmbeddedStore::snapshot`]) and run every read of that request
@@ -8,7 +9,11 @@
 //! Every read sums or merges across nodes (DESIGN.md decision 3): rows come back
 //! per tick (or per bucket), never per node.
 
+pub mod clickhouse;
 pub mod embedded;
+mod snapshot;
+
+pub use snapshot::{Store, StoreSnapshot};
 
 use crate::error::QueryError;
 use hdrhistogram::Histogram;

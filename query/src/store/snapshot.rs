@@ -1,0 +1,86 @@
+//! [`Store`]: the configured backend; [`StoreSnapshot`]: one request's view of it,
+//! answering every read by handing it to that backend.
+
+use crate::error::QueryError;
+use crate::store::clickhouse::{ClickHouseSnapshot, ClickHouseStore};
+use crate::store::embedded::{EmbeddedSnapshot, EmbeddedStore};
+use crate::store::{
+    AnalyticsStore, Bucketing, LiveRange, Scope, StartupHistogram, TickTotals, TimeRange,
+    ViewerCounts,
+};
+use std::sync::Arc;
+
+/// The store the query service reads.
+#[derive(Debug)]
+pub enum Store {
+    Embedded(EmbeddedStore),
+    ClickHouse(ClickHouseStore),
+}
+
+impl Store {
+    /// One consistent view for one request.
+    pub async fn snapshot(&self) -> Result<Arc<StoreSnapshot>, QueryError> {
+        Ok(Arc::new(match self {
+            Store::Embedded(s) => StoreSnapshot::Embedded(s.snapshot()?),
+            Store::ClickHouse(s) => StoreSnapshot::ClickHouse(s.snapshot().await?),
+        }))
+    }
+}
+
+/// One request's view of the configured store.
+#[derive(Debug)]
+pub enum StoreSnapshot {
+    Embedded(Arc<EmbeddedSnapshot>),
+    ClickHouse(ClickHouseSnapshot),
+}
+
+impl AnalyticsStore for StoreSnapshot {
+    fn closed_through(&self) -> i64 {
+        match self {
+            StoreSnapshot::Embedded(s) => s.closed_through(),
+            StoreSnapshot::ClickHouse(s) => s.closed_through(),
+        }
+    }
+
+    async fn tick_totals(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<TickTotals>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.tick_totals(scope, range).await,
+            StoreSnapshot::ClickHouse(s) => s.tick_totals(scope, range).await,
+        }
+    }
+
+    async fn live_ranges(&self, scope: &Scope) -> Result<Vec<LiveRange>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.live_ranges(scope).await,
+            StoreSnapshot::ClickHouse(s) => s.live_ranges(scope).await,
+        }
+    }
+
+    async fn viewer_counts(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+        bucketing: Bucketing,
+    ) -> Result<Vec<ViewerCounts>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.viewer_counts(scope, range, bucketing).await,
+            StoreSnapshot::ClickHouse(s) => s.viewer_counts(scope, range, bucketing).await,
+        }
+    }
+
+    async fn startup_histograms(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+        bucketing: Bucketing,
+    ) -> Result<Vec<StartupHistogram>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.startup_histograms(scope, range, bucketing).await,
+            StoreSnapshot::ClickHouse(s) => s.startup_histograms(scope, range, bucketing).await,
+        }
+    }
+}
