@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Pulse, the way CI does. Installs what the tests need when it
-# is missing (nothing beyond the Rust toolchain for now), then: formatting, clippy
+# is missing (ffmpeg and PostgreSQL for the catalog tests), then: formatting, clippy
 # with warnings as errors, and the whole test suite (unit, property, end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,10 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "external programs for the tests"
+./scripts/need-ffmpeg.sh
+./scripts/need-postgres.sh
 
 step "rustfmt"
 cargo fmt --all -- --check

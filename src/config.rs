@@ -12,6 +12,7 @@ use pulse_aggregator::AggregatorConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
+use pulse_query::catalog::CatalogConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,8 @@ pub struct Config {
     pub embedded: EmbeddedStoreConfig,
     /// Query service bounds.
     pub query: QueryConfig,
+    /// VOD/clip catalog and media job settings.
+    pub catalog: CatalogConfig,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             aggregator: AggregatorConfig::default(),
             embedded: EmbeddedStoreConfig::default(),
             query: QueryConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
