@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Pulse, the way CI does. Installs what the tests need when it
-# is missing (clickhouse-server and chDB: scripts/need-clickhouse.sh), then: formatting, clippy
+# is missing (clickhouse-server and chDB, ffmpeg, PostgreSQL: scripts/need-*.sh), then:
+# formatting, clippy
 # with warnings as errors, and the whole test suite (unit, property, end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "ClickHouse server and chDB for the store tests"
 ./scripts/need-clickhouse.sh
+step "external programs for the tests"
+./scripts/need-ffmpeg.sh
+./scripts/need-postgres.sh
 
 step "rustfmt"
 cargo fmt --all -- --check

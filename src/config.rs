@@ -13,6 +13,7 @@ use pulse_aggregator::sinks::clickhouse::ClickHouseConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
+use pulse_query::catalog::CatalogConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     /// Query service bounds.
     pub query: QueryConfig,
+    /// VOD/clip catalog and media job settings.
+    pub catalog: CatalogConfig,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             embedded: EmbeddedStoreConfig::default(),
             clickhouse: ClickHouseConfig::default(),
             query: QueryConfig::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use pulse_aggregator::runtime::{self, Clock, RunOptions};
 use pulse_aggregator::sinks::embedded::EmbeddedSink;
 use pulse_ingest::IngestState;
+use pulse_query::CatalogState;
 use pulse_schemas::{EmbeddedTables, Id};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +111,28 @@ pub async fn run_role(
     .context("starting the aggregator")?;
 
     let http_stop = shutdown.child_token();
+    let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
+    let catalog = pulse_query::catalog::open::open(
+        &catalog_url,
+        cfg.catalog.clone(),
+        pulse_query::catalog::Secrets {
+            admin_token: cfg.admin_token.clone(),
+            webhook_secret: cfg.webhook_secret.clone(),
+        },
+    )
+    .await
+    .context("opening the catalog")?;
+    let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
+        .context("opening the media store")?;
+    let catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
+    let media_stop = CancellationToken::new();
+    let media_pool =
+        pulse_query::media::spawn_pool(catalog.clone(), media.clone(), media_stop.clone());
+    let retention = tokio::spawn(pulse_query::media::retention::run(
+        catalog.clone(),
+        media.clone(),
+        media_stop.clone(),
+    ));
     let ingest = IngestState::with_clock(cfg.ingest.clone(), tx, clock.clone())
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone());
@@ -117,7 +140,9 @@ pub async fn run_role(
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {
-        Role::All => app.merge(pulse_query::router(query.clone())),
+        Role::All => app
+            .merge(pulse_query::router(query.clone()))
+            .merge(pulse_query::catalog_router(catalog_state)),
         // An ingest node still serves /metrics (the query router's), not the API.
         _ => app.route("/metrics", axum::routing::get(pulse_query::metrics::render)),
     };
@@ -128,6 +153,10 @@ pub async fn run_role(
     .with_graceful_shutdown(async move { http_stop.cancelled().await });
     let served = server.await.context("HTTP server");
     query.set_ready(false);
+    media_stop.cancel();
+    media_pool.shutdown().await;
+    let _ = retention.await;
+    catalog.close().await;
 
     // Upgraded sockets outlive the HTTP server's graceful shutdown: wait until each
     // has handed its last batch on, then let the aggregator drain and flush.

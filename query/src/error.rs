@@ -27,6 +27,27 @@ pub enum QueryError {
     /// The store failed to answer (500 `store_error`).
     #[error("store: {0}")]
     Store(String),
+    /// No valid bearer token where one is needed, or a bad webhook signature (401 `unauthorized`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The principal may not do this (403 `forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Well-formed but not acceptable: a bad clip range, a wrong state (422 `unprocessable`).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The same thing exists already (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body is larger than allowed (413 `payload_too_large`).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A bounded queue is full (503 `busy`).
+    #[error("{0}")]
+    Busy(String),
+    /// A media tool or the object store failed (500 `media_error`).
+    #[error("media: {0}")]
+    Media(String),
 }
 
 impl QueryError {
@@ -46,6 +67,13 @@ impl QueryError {
             QueryError::NotFound(_) => "not_found",
             QueryError::Timeout(_) => "timeout",
             QueryError::Store(_) => "store_error",
+            QueryError::Unauthorized(_) => "unauthorized",
+            QueryError::Forbidden(_) => "forbidden",
+            QueryError::Unprocessable(_) => "unprocessable",
+            QueryError::Conflict(_) => "conflict",
+            QueryError::PayloadTooLarge(_) => "payload_too_large",
+            QueryError::Media(_) => "media_error",
+            QueryError::Busy(_) => "busy",
         }
     }
 
@@ -55,8 +83,13 @@ impl QueryError {
             | QueryError::InvalidBody(_)
             | QueryError::TooLarge(_) => StatusCode::BAD_REQUEST,
             QueryError::NotFound(_) => StatusCode::NOT_FOUND,
-            QueryError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
-            QueryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            QueryError::Timeout(_) | QueryError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Store(_) | QueryError::Media(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            QueryError::Forbidden(_) => StatusCode::FORBIDDEN,
+            QueryError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            QueryError::Conflict(_) => StatusCode::CONFLICT,
+            QueryError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -70,6 +103,24 @@ impl From<datafusion::error::DataFusionError> for QueryError {
 impl From<arrow::error::ArrowError> for QueryError {
     fn from(e: arrow::error::ArrowError) -> Self {
         QueryError::Store(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for QueryError {
+    fn from(e: sqlx::Error) -> Self {
+        QueryError::Store(format!("catalog: {e}"))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for QueryError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        QueryError::Store(format!("catalog migrations: {e}"))
+    }
+}
+
+impl From<object_store::Error> for QueryError {
+    fn from(e: object_store::Error) -> Self {
+        QueryError::Media(format!("object store: {e}"))
     }
 }
 

@@ -15,6 +15,41 @@
 //! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
 //!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
 //!
+//! - [`catalog`]: the VOD/clip catalog (issue 6) over sqlx `Any` — SQLite (WAL, default
+//!   `catalog.sqlite` in `data_dir`) or Postgres (`catalog_url = postgres://…`) — with its
+//!   migrations, the [`AccessControl`](pulse_schemas::access::AccessControl) impl,
+//!   streams/keys/lifecycle, VODs, watch progress, clips, the media job queue, webhooks.
+//! - [`media`]: ffmpeg cuts and thumbnails, the `object_store` media store, the bounded
+//!   worker pool and the retention job. [`routes::catalog`] mounts the catalog routes
+//!   ([`catalog_router`]) over a [`CatalogState`].
+//!
+//! Catalog design choices (where PROTOCOL.md is silent):
+//! - **One code path, one migration directory.** Queries use `$N` placeholders (both
+//!   drivers take them) and the DDL only types that both backends accept and the `Any`
+//!   driver decodes alike: TEXT, BIGINT (flags as 0/1), DOUBLE PRECISION.
+//! - **Secrets hashed.** Tokens and stream keys are 32 random bytes (hex), stored as
+//!   SHA-256 and compared in constant time; the `admin_token` setting is compared
+//!   directly. A stream key is answered once, by the PUT that creates the stream.
+//! - **Search** is per-word, case-insensitive substring matching on a lower-cased
+//!   `search_text` column (title + description), ANDed over at most 8 words; `%`/`_`
+//!   are literals. Not FTS5/tsvector: the same SQL works on both backends.
+//! - **Visibility.** A private, unfinished (not READY) or soft-deleted VOD is a 404 to
+//!   everyone but its channel's creator and admins (deleted: to all); an unpublished clip
+//!   is a 404 to all but its creator, its channel's creator and admins.
+//! - **Clip times** count from the stream's LIVE, so a clip cut from the live playlist
+//!   (which must be an EVENT playlist starting at LIVE) keeps its `start_s`/`end_s` when
+//!   it is re-pointed at the VOD that the recording webhook makes READY.
+//! - **Media jobs** are rows of `media_jobs`, claimed by compare-and-set with a lease
+//!   (`media_lease_s`): a crashed worker's job is claimed again after its lease; a failure
+//!   is retried up to `media_max_attempts`, then the clip is FAILED with the reason.
+//!   Stream copy when both cut points are keyframes (ffprobe), re-encode (x264) otherwise.
+//! - **Webhooks**: signature first (401), then `ts` freshness (400), then redelivery —
+//!   the SHA-256 of an applied body is kept for twice the tolerance: a redelivery is 200
+//!   `{"applied":false}` and changes nothing.
+//! - **Analytics hand-off**: a new clip like is sent as a `like` event to the aggregator's
+//!   bounded channel (the same `Sender<Vec<Event>>` ingest uses), dropped and counted
+//!   (`pulse_query_content_events_dropped_total`) when full.
+//!
 //! Design choices:
 //! - **One consistent view per request.** A handler takes one snapshot of the embedded
 //!   tables (Parquet files ∪ recent batches ∪ provisional batches of open windows) and
@@ -43,9 +78,11 @@
 //!   the store is read. Request ids are validated (`Id::parse`) and bound as SQL
 //!   parameters, never spliced into SQL text.
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod media;
 pub mod metrics;
 pub mod routes;
 pub mod series;
@@ -54,6 +91,7 @@ pub mod summary;
 
 pub use config::QueryConfig;
 pub use error::QueryError;
+pub use routes::catalog::{CatalogState, catalog_router};
 pub use routes::router;
 
 use pulse_schemas::EmbeddedTables;

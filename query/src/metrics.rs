@@ -100,3 +100,66 @@ pub async fn render() -> Response {
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    register(IntCounter::new(name, help).expect("valid metric definition"))
+}
+
+/// `pulse_query_media_jobs_total{outcome}`: media jobs finished (done, requeued, failed).
+pub static MEDIA_JOBS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_media_jobs_total",
+        "Media jobs finished by the worker pool, by outcome",
+    );
+    register(IntCounterVec::new(opts, &["outcome"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_media_jobs_resumed_total`: jobs taken again after their lease passed.
+pub static MEDIA_JOBS_RESUMED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "pulse_query_media_jobs_resumed_total",
+        "Media jobs claimed again after a worker stopped holding them (crash, restart)",
+    )
+});
+
+/// `pulse_query_media_jobs_refused_total`: clips refused because the queue was full.
+pub static MEDIA_JOBS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "pulse_query_media_jobs_refused_total",
+        "Media jobs refused because max_queued_jobs were pending",
+    )
+});
+
+/// `pulse_query_webhooks_total{outcome}`: webhooks applied, redelivered, refused.
+pub static WEBHOOKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_webhooks_total",
+        "Platform webhooks by outcome (applied, redelivery, bad_signature, stale)",
+    );
+    register(IntCounterVec::new(opts, &["outcome"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_retention_removed_total`: VODs removed by the retention job.
+pub static RETENTION_REMOVED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "pulse_query_retention_removed_total",
+        "VODs removed by the retention job (age or test recording)",
+    )
+});
+
+/// `pulse_query_content_events_dropped_total`: analytics events of catalog actions
+/// dropped because the hand-off to the aggregator was full.
+pub static CONTENT_EVENTS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "pulse_query_content_events_dropped_total",
+        "Analytics events of clip/VOD actions dropped because the aggregator hand-off was full",
+    )
+});
+
+pub fn media_jobs_resumed() {
+    MEDIA_JOBS_RESUMED.inc();
+}
+
+pub fn media_jobs_refused() {
+    MEDIA_JOBS_REFUSED.inc();
+}

@@ -29,6 +29,7 @@ pub struct Server {
 pub fn config(dir: &std::path::Path) -> Config {
     let mut cfg = Config {
         data_dir: dir.to_path_buf(),
+        media_dir: dir.join("media"),
         ..Config::default()
     };
     cfg.ingest.trusted_token = Some(TOKEN.into());

@@ -2,8 +2,12 @@
 //! them, with the request metrics middleware.
 
 pub mod analytics;
+pub mod catalog;
+pub mod clips;
 pub mod export;
 pub mod params;
+pub mod platform;
+pub mod vods;
 
 use crate::QueryState;
 use axum::Router;

@@ -1,0 +1,207 @@
+//! Clip generation benchmark (issue 6): a 30 s clip from a one-hour 1080p HLS VOD, and
+//! clips per minute through the worker pool.
+//!
+//! `cargo run -p pulse-query --example clip_bench -- [DIR] [CLIPS]`
+//! makes (once, in DIR, default /tmp/pulse-clip-bench) 60 s of 1080p30 x264 HLS with 2 s
+//! segments, and a one-hour VOD playlist that plays those 30 segments 60 times over; then
+//! times the cut of [1800.5, 1830.5) (re-encode) and [1800, 1830) (keyframes: stream copy),
+//! and CLIPS (default 8) 30 s clips queued at once through a pool of `media_workers` (2).
+
+use pulse_query::catalog::clips::NewClip;
+use pulse_query::catalog::{CatalogConfig, Secrets, now_ms, open::open};
+use pulse_query::media::ffmpeg::{self, CutMode};
+use pulse_query::media::{MediaStore, spawn_pool};
+use pulse_schemas::Id;
+use pulse_schemas::access::{
+    AccessControl, LifecycleChange, LifecycleSource, Principal, Role, StreamStatus,
+};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn make_source(dir: &Path) -> PathBuf {
+    let hour = dir.join("hour.m3u8");
+    if hour.exists() {
+        return hour;
+    }
+    std::fs::create_dir_all(dir).expect("dir");
+    let minute = dir.join("minute.m3u8");
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30:duration=60",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=60"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "6M",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+        ])
+        .args([
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
+        .arg(&minute)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "making the 1080p source failed");
+    let text = std::fs::read_to_string(&minute).expect("playlist");
+    let segments: Vec<&str> = text.lines().filter(|l| l.ends_with(".ts")).collect();
+    let mut out = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n",
+    );
+    for round in 0..60 {
+        if round > 0 {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        for s in &segments {
+            let _ = writeln!(out, "#EXTINF:2.000000,\n{s}");
+        }
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(&hour, out).expect("write");
+    hour
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = PathBuf::from(
+        args.get(1)
+            .cloned()
+            .unwrap_or_else(|| "/tmp/pulse-clip-bench".into()),
+    );
+    let clips: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(8);
+    let t = Instant::now();
+    let src = make_source(&dir);
+    println!(
+        "source ready in {:.1} s: {}",
+        t.elapsed().as_secs_f64(),
+        src.display()
+    );
+    let src_s = src.display().to_string();
+    let dur = ffmpeg::duration("ffprobe", &src_s).await.expect("duration");
+    println!("source duration {dur:.1} s");
+    for (start, label) in [(1800.5, "off keyframes"), (1800.0, "on keyframes")] {
+        let t = Instant::now();
+        let keys = ffmpeg::keyframes(&src_s).await.expect("keys");
+        let mode = ffmpeg::cut_mode(&keys, start, start + 30.0);
+        let out = dir.join(format!("clip-{start}.mp4"));
+        ffmpeg::cut("ffmpeg", &src_s, start, start + 30.0, mode, &out)
+            .await
+            .expect("cut");
+        let got = ffmpeg::duration("ffprobe", &out.display().to_string())
+            .await
+            .expect("d");
+        println!(
+            "30 s clip {label} ({}): {:.2} s, clip lasts {got:.2} s",
+            if mode == CutMode::StreamCopy {
+                "stream copy"
+            } else {
+                "re-encode"
+            },
+            t.elapsed().as_secs_f64()
+        );
+    }
+    // The pool: CLIPS clips queued at once, off keyframes (re-encode), 2 workers.
+    let work = dir.join(format!("pool-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", work.join("c.sqlite").display());
+    let catalog = open(&url, CatalogConfig::default(), Secrets::default())
+        .await
+        .expect("open");
+    let id = |s: &str| Id::parse(s).expect("id");
+    catalog
+        .put_channel(&id("c1"), "c1", &id("u1"))
+        .await
+        .expect("channel");
+    let now = now_ms();
+    for (status, ts) in [
+        (StreamStatus::Live, now - 3_700_000),
+        (StreamStatus::Ended, now),
+    ] {
+        catalog
+            .record_lifecycle(LifecycleChange {
+                stream: id("s1"),
+                channel: id("c1"),
+                status,
+                ts,
+                source: LifecycleSource::Encoder,
+            })
+            .await
+            .expect("lifecycle");
+    }
+    let rec = pulse_query::catalog::vods::RecordingReady {
+        hls_url: src_s.clone(),
+        mp4_url: String::new(),
+        duration_s: dur,
+        size_bytes: 0,
+        resolution: "1920x1080".into(),
+    };
+    let vod = catalog
+        .recording_ready("s1", &rec)
+        .await
+        .expect("ready")
+        .expect("vod");
+    let who = Principal {
+        user: id("u1"),
+        role: Role::Creator,
+    };
+    let media = MediaStore::local(&work.join("media"), "/media").expect("media");
+    let t = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..clips {
+        let start = 60.5 + 300.0 * i as f64;
+        let new = NewClip {
+            stream: None,
+            vod: Some(vod.id.clone()),
+            start: Some(start),
+            end: Some(start + 30.0),
+            title: String::new(),
+            description: String::new(),
+        };
+        ids.push(catalog.create_clip(&who, &new).await.expect("clip").id);
+    }
+    let stop = CancellationToken::new();
+    let pool = spawn_pool(catalog.clone(), media, stop.clone());
+    loop {
+        let mut done = 0;
+        for k in &ids {
+            let c = catalog.clip_row(k).await.expect("clip");
+            assert_ne!(c.status, "FAILED", "{}", c.failure);
+            done += usize::from(c.status == "READY");
+        }
+        if done == ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{clips} clips of 30 s (re-encode) through {} workers: {secs:.1} s = {:.2} clips/min",
+        catalog.config().media_workers,
+        clips as f64 * 60.0 / secs
+    );
+    pool.shutdown().await;
+    catalog.close().await;
+    let _ = std::fs::remove_dir_all(&work);
+}

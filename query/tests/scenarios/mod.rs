@@ -1,0 +1,5 @@
+pub mod archival;
+pub mod clips;
+pub mod crash;
+pub mod platform;
+pub mod vods;
