@@ -8,8 +8,8 @@
 //! `PULSE_SERVER`, say) are left alone and listed at debug level.
 
 use anyhow::{Context, bail};
-use pulse_aggregator::AggregatorConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
+use pulse_aggregator::{AggregatorConfig, HealthConfig};
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,24 @@ pub struct Config {
     pub embedded: EmbeddedStoreConfig,
     /// Query service bounds.
     pub query: QueryConfig,
+    /// Encoder sockets, stream health and alerts.
+    pub health: HealthConfig,
+    /// Stream keys (and optionally the channel's creator token) until the catalog holds
+    /// them: `[[stream_keys]]` tables. Default none.
+    pub stream_keys: Vec<StreamKeyConfig>,
+}
+
+/// One `[[stream_keys]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamKeyConfig {
+    pub stream: String,
+    pub channel: String,
+    pub key: String,
+    /// The channel's owner (user id) ...
+    pub owner: Option<String>,
+    /// ... and their creator token, for the live feed and the health routes.
+    pub owner_token: Option<String>,
 }
 
 impl Default for Config {
@@ -80,6 +98,8 @@ impl Default for Config {
             aggregator: AggregatorConfig::default(),
             embedded: EmbeddedStoreConfig::default(),
             query: QueryConfig::default(),
+            health: HealthConfig::default(),
+            stream_keys: Vec::new(),
         }
     }
 }

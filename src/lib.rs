@@ -6,7 +6,8 @@
 //!   listener; `run(listener, config, shutdown, clock)` so tests bind `127.0.0.1:0`.
 //! - [`replay`]: `pulse replay FILE` — an NDJSON trace through the live aggregator code
 //!   into the configured store.
-//! - [`demo`]: the built-in audience of `pulse serve --demo`.
+//! - [`demo`]: the built-in audience of `pulse serve --demo`; [`demo_encoders`]: its
+//!   encoders (real sockets, stream keys in the demo's access records, occasional bitrate sags).
 //!
 //! Shutdown order (one cancellation token from SIGTERM/SIGINT): the HTTP server stops
 //! accepting and the sockets close; then the aggregator drains its channel, writes the
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod demo_encoders;
 pub mod replay;
 pub mod serve;
 

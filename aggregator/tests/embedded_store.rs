@@ -71,6 +71,7 @@ fn windows(w: i64, n: i64) -> ClosedWindows {
             })
             .collect(),
         closed_through: base + n * 5000,
+        ..ClosedWindows::default()
     }
 }
 

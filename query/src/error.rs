@@ -24,6 +24,15 @@ pub enum QueryError {
     /// The store took longer than `query_timeout_ms` (503 `timeout`).
     #[error("the query took longer than {0} ms")]
     Timeout(u64),
+    /// No or unknown bearer token (401 `unauthorized`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token may not see this object (403 `forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A part this route needs is not running on this node (503 `unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed to answer (500 `store_error`).
     #[error("store: {0}")]
     Store(String),
@@ -45,6 +54,9 @@ impl QueryError {
             QueryError::TooLarge(_) => "too_large",
             QueryError::NotFound(_) => "not_found",
             QueryError::Timeout(_) => "timeout",
+            QueryError::Unauthorized(_) => "unauthorized",
+            QueryError::Forbidden(_) => "forbidden",
+            QueryError::Unavailable(_) => "unavailable",
             QueryError::Store(_) => "store_error",
         }
     }
@@ -55,7 +67,9 @@ impl QueryError {
             | QueryError::InvalidBody(_)
             | QueryError::TooLarge(_) => StatusCode::BAD_REQUEST,
             QueryError::NotFound(_) => StatusCode::NOT_FOUND,
-            QueryError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Timeout(_) | QueryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            QueryError::Forbidden(_) => StatusCode::FORBIDDEN,
             QueryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

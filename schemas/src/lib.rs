@@ -12,6 +12,12 @@
 //! - [`access`]: roles, principals, stream lifecycle changes and the `AccessControl`
 //!   trait the catalog implements (tokens, channel ownership, stream keys), with an
 //!   in-memory `StaticAccess` for tests and tools.
+//! - [`encoder`]: encoder health reports and `{"type":"end"}` (PROTOCOL.md §2), range-checked
+//!   with messages that name the field, the accepted range and what came.
+//! - [`live`]: the creator live-feed shapes (PROTOCOL.md §3), the per-channel
+//!   [`AlertRules`] (METRICS.md §4 defaults, validated hysteresis), and the
+//!   [`LiveHealth`] trait the query service reads the health component through.
+//! - [`health_tables`]: `health_ticks` and `alerts` rows and Arrow schemas.
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -34,9 +40,12 @@
 
 pub mod access;
 pub mod embedded;
+pub mod encoder;
 pub mod event;
 pub mod frame;
+pub mod health_tables;
 pub mod id;
+pub mod live;
 pub mod tables;
 
 pub use access::{
@@ -44,9 +53,15 @@ pub use access::{
     StreamStatus,
 };
 pub use embedded::{EmbeddedTables, TablesView};
+pub use encoder::{EncoderFrame, EncoderReport, parse_encoder_frame};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
 };
 pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
+pub use health_tables::{AlertRow, HealthTickRow};
 pub use id::Id;
+pub use live::{
+    AlertBroadcast, AlertKind, AlertRules, AlertState, AlertUpdate, ConnectionStatus, HealthUpdate,
+    LiveHealth, LiveUpdate, RulesError, Severity, StreamHealthNow,
+};
 pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};

@@ -5,6 +5,7 @@ use pulse_schemas::{ClosedWindows, TickRow, ViewerMinuteRow};
 
 pub mod embedded;
 mod embedded_files;
+pub mod with_health;
 
 /// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
 #[derive(Clone, Debug, Default)]

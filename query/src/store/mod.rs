@@ -9,6 +9,7 @@
 //! per tick (or per bucket), never per node.
 
 pub mod embedded;
+pub mod health_reads;
 
 use crate::error::QueryError;
 use hdrhistogram::Histogram;
