@@ -41,7 +41,12 @@ pub fn demo_access(mut base: StaticAccess) -> StaticAccess {
 pub async fn run(server: SocketAddr, seed: u64, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     for (i, (_, stream)) in crate::demo::DEMO_STREAMS.iter().enumerate() {
-        tracker.spawn(encoder(server, stream, seed.wrapping_add(i as u64), shutdown.clone()));
+        tracker.spawn(encoder(
+            server,
+            stream,
+            seed.wrapping_add(i as u64),
+            shutdown.clone(),
+        ));
     }
     tracker.close();
     tracker.wait().await;
@@ -50,7 +55,10 @@ pub async fn run(server: SocketAddr, seed: u64, shutdown: CancellationToken) {
 async fn encoder(server: SocketAddr, stream: &'static str, seed: u64, shutdown: CancellationToken) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let target = [6000, 4500, 3500, 8000, 2500][rng.usize(0..5)];
-    let url = format!("ws://{server}/v1/encoder?stream={stream}&key={}", demo_key(stream));
+    let url = format!(
+        "ws://{server}/v1/encoder?stream={stream}&key={}",
+        demo_key(stream)
+    );
     let mut ws = match tokio_tungstenite::connect_async(url).await {
         Ok((ws, _)) => ws,
         Err(e) => {
@@ -93,7 +101,11 @@ async fn encoder(server: SocketAddr, stream: &'static str, seed: u64, shutdown: 
             "dropped_frames": if level < 1.0 { rng.i64(0..20) } else { 0 },
             "keyframe_interval_s": 2,
         });
-        if ws.send(Message::Text(report.to_string().into())).await.is_err() {
+        if ws
+            .send(Message::Text(report.to_string().into()))
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -302,10 +302,10 @@ pub fn message(t: &Transition) -> String {
             "No data from the encoder for {:.0} s",
             (t.value / 1000.0).max(t.threshold / 1000.0)
         ),
-        (AlertKind::ConnectionLost, true) => "The encoder is sending again".to_string(),
         (kind, true) if t.threshold == 0.0 => {
             format!("{} cleared: the stream ended", kind.as_str())
         }
+        (AlertKind::ConnectionLost, true) => "The encoder is sending again".to_string(),
         (kind, true) => format!("{} recovered", kind.as_str()),
     }
 }

@@ -110,17 +110,27 @@ fn opt<T>(
 
 /// Parses and validates one text frame of the encoder socket.
 pub fn parse_encoder_frame(text: &str) -> Result<EncoderFrame, Rejection> {
-    let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        let reason = if e.is_syntax() || e.is_eof() {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw: RawFrame = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        let reason = if inner.is_syntax() || inner.is_eof() {
             RejectReason::NotJson
         } else if msg.contains("unknown field") {
             RejectReason::UnknownField
         } else {
             RejectReason::InvalidType
         };
-        Rejection::new(reason, format!("encoder message: {msg}"))
+        let field = if path == "." || path == "?" {
+            "encoder message".to_string()
+        } else {
+            path
+        };
+        Rejection::new(reason, format!("{field}: {msg}"))
     })?;
+    de.end()
+        .map_err(|e| Rejection::new(RejectReason::NotJson, format!("encoder message: {e}")))?;
     match raw.kind.as_deref() {
         None | Some("health") => {}
         Some("end") => return Ok(EncoderFrame::End),

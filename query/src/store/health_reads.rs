@@ -65,8 +65,8 @@ impl EmbeddedSnapshot {
     pub async fn alert_history(&self, stream: &Id, limit: usize) -> Result<Vec<Value>, QueryError> {
         let sql = format!(
             "SELECT * FROM (SELECT ts, node, channel, alert, severity, state, value, threshold, message \
-             FROM {rel} WHERE stream = $1 ORDER BY ts DESC, alert DESC, state LIMIT {limit}) \
-             ORDER BY ts, alert, state DESC",
+             FROM {rel} WHERE stream = $1 ORDER BY ts DESC, alert DESC, state DESC LIMIT {limit}) \
+             ORDER BY ts, alert, state",
             rel = self.relation(Table::Alerts)
         );
         let params = vec![ScalarValue::Utf8(Some(stream.as_str().to_owned()))];
