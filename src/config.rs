@@ -8,9 +8,9 @@
 //! `PULSE_SERVER`, say) are left alone and listed at debug level.
 
 use anyhow::{Context, bail};
-use pulse_aggregator::AggregatorConfig;
 use pulse_aggregator::sinks::clickhouse::ClickHouseConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
+use pulse_aggregator::{AggregatorConfig, HealthConfig};
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
 use pulse_query::catalog::CatalogConfig;
@@ -66,6 +66,24 @@ pub struct Config {
     pub query: QueryConfig,
     /// VOD/clip catalog and media job settings.
     pub catalog: CatalogConfig,
+    /// Encoder sockets, stream health and alerts.
+    pub health: HealthConfig,
+    /// Stream keys (and optionally the channel's creator token) until the catalog holds
+    /// them: `[[stream_keys]]` tables. Default none.
+    pub stream_keys: Vec<StreamKeyConfig>,
+}
+
+/// One `[[stream_keys]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamKeyConfig {
+    pub stream: String,
+    pub channel: String,
+    pub key: String,
+    /// The channel's owner (user id) ...
+    pub owner: Option<String>,
+    /// ... and their creator token, for the live feed and the health routes.
+    pub owner_token: Option<String>,
 }
 
 impl Default for Config {
@@ -88,6 +106,8 @@ impl Default for Config {
             clickhouse: ClickHouseConfig::default(),
             query: QueryConfig::default(),
             catalog: CatalogConfig::default(),
+            health: HealthConfig::default(),
+            stream_keys: Vec::new(),
         }
     }
 }

@@ -9,7 +9,11 @@
 //! - [`store`]: the configured store (embedded or ClickHouse): its writer, its reader
 //!   and `pulse migrate`. `serve::run_role` runs `pulse ingest` (ingest + aggregator)
 //!   and `pulse query` (the API) as separate processes for the multi-node layout.
+//! - [`access`]: `LayeredAccess`, the configuration's static access records in front of
+//!   the catalog's (tokens, stream keys; lifecycle changes recorded in both).
 //! - [`demo`]: the built-in audience of `pulse serve --demo`.
+//! - [`demo`]: the built-in audience of `pulse serve --demo`; [`demo_encoders`]: its
+//!   encoders (real sockets, stream keys in the demo's access records, occasional bitrate sags).
 //!
 //! Shutdown order (one cancellation token from SIGTERM/SIGINT): the HTTP server stops
 //! accepting and the sockets close; then the aggregator drains its channel, writes the
@@ -17,8 +21,10 @@
 //! task and thread is joined before the process exits. A restart on the same data
 //! directory restores the snapshot and carries on as if never stopped.
 
+pub mod access;
 pub mod config;
 pub mod demo;
+pub mod demo_encoders;
 pub mod replay;
 pub mod serve;
 pub mod store;

@@ -122,7 +122,16 @@ async fn serve(
             seed: fastrand::u64(..),
         };
         print_demo_banner(addr, &cfg);
-        Some(tokio::spawn(pulse::demo::run(dcfg, shutdown.clone())))
+        let encoders = tokio::spawn(pulse::demo_encoders::run(
+            addr,
+            fastrand::u64(..),
+            shutdown.clone(),
+        ));
+        let audience = tokio::spawn(pulse::demo::run(dcfg, shutdown.clone()));
+        Some(tokio::spawn(async move {
+            let _ = encoders.await;
+            let _ = audience.await;
+        }))
     } else {
         eprintln!(
             "pulse ({role:?}) listening on http://{addr} (data in {})",
@@ -130,12 +139,17 @@ async fn serve(
         );
         None
     };
-    let result = pulse::serve::run_role(
+    let mut access = pulse::serve::static_access(&cfg)?;
+    if demo {
+        access = pulse::demo_encoders::demo_access(access);
+    }
+    let result = pulse::serve::run_role_with_access(
         role,
         listener,
         cfg,
         shutdown.clone(),
         pulse_aggregator::runtime::system_clock(),
+        std::sync::Arc::new(access),
     )
     .await;
     shutdown.cancel();
@@ -157,9 +171,12 @@ fn print_demo_banner(addr: std::net::SocketAddr, cfg: &Config) {
          channel viewers  http://{addr}/api/analytics/series?metric=viewers&channel=aurora&step=60000&from={from}\n  \
          rebuffering      http://{addr}/api/analytics/series?metric=rebuffer_ratio&stream={stream}&step=60000&from={from}\n  \
          startup p95      http://{addr}/api/analytics/series?metric=startup_p95_ms&stream={stream}&step=60000&from={from}\n  \
-         ingest metrics   http://{addr}/metrics\n\n\
+         ingest metrics   http://{addr}/metrics\n  \
+         stream health    http://{addr}/api/streams/{stream}/health   (Authorization: Bearer {creator})\n  \
+         live feed        ws://{addr}/v1/live?channel=aurora&token={creator}\n\n\
          Other demo streams: {others}. Ctrl-C stops (every window is flushed).\n",
         data = cfg.data_dir.display(),
+        creator = pulse::demo_encoders::DEMO_CREATOR_TOKEN,
         others = pulse::demo::DEMO_STREAMS
             .iter()
             .map(|(_, s)| *s)

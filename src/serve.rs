@@ -4,11 +4,14 @@ use crate::config::{Config, StoreKind};
 use anyhow::Context;
 use pulse_aggregator::runtime::{self, Clock, RunOptions};
 use pulse_aggregator::sinks::embedded::EmbeddedSink;
+use pulse_aggregator::sinks::with_health::WithHealthRows;
+use pulse_aggregator::{FileRuleOverrides, HealthService};
 use pulse_ingest::IngestState;
 use pulse_query::CatalogState;
-use pulse_schemas::{EmbeddedTables, Id};
+use pulse_schemas::{AccessControl, EmbeddedTables, Id, Role as AccessRole, StaticAccess};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,15 +51,58 @@ pub enum Role {
     Query,
 }
 
+/// The access records until the catalog (issue 6) provides them: the `admin_token`
+/// (when set) and the `[[stream_keys]]` of the configuration.
+pub fn static_access(cfg: &Config) -> anyhow::Result<StaticAccess> {
+    let mut acl = StaticAccess::new();
+    if !cfg.admin_token.is_empty() {
+        acl = acl.with_token(
+            &cfg.admin_token,
+            Id::new_unchecked("admin"),
+            AccessRole::Admin,
+        );
+    }
+    for k in &cfg.stream_keys {
+        let stream =
+            Id::parse(&k.stream).map_err(|e| anyhow::anyhow!("stream_keys.stream: {e}"))?;
+        let channel =
+            Id::parse(&k.channel).map_err(|e| anyhow::anyhow!("stream_keys.channel: {e}"))?;
+        acl = acl.with_stream_key(stream, channel.clone(), &k.key);
+        if let (Some(owner), Some(token)) = (&k.owner, &k.owner_token) {
+            let owner = Id::parse(owner).map_err(|e| anyhow::anyhow!("stream_keys.owner: {e}"))?;
+            acl = acl.with_channel(channel, owner.clone()).with_token(
+                token,
+                owner,
+                AccessRole::Creator,
+            );
+        }
+    }
+    Ok(acl)
+}
+
 /// Serves ingest + aggregator + query on `listener` until `shutdown` is cancelled,
 /// then shuts down in order and returns once every task and thread has stopped.
+/// Access records come from the configuration ([`static_access`]).
 pub async fn run(
     listener: TcpListener,
     cfg: Config,
     shutdown: CancellationToken,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    run_role(Role::All, listener, cfg, shutdown, clock).await
+    let access: Arc<dyn AccessControl> = Arc::new(static_access(&cfg)?);
+    run_role_with_access(Role::All, listener, cfg, shutdown, clock, access).await
+}
+
+/// [`run`] with the given static access records (tokens, channel owners, stream keys),
+/// asked before the catalog's.
+pub async fn run_with_access(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: CancellationToken,
+    clock: Clock,
+    access: Arc<dyn AccessControl>,
+) -> anyhow::Result<()> {
+    run_role_with_access(Role::All, listener, cfg, shutdown, clock, access).await
 }
 
 /// Serves the roles of `role` on `listener` until `shutdown` is cancelled, then shuts
@@ -67,6 +113,19 @@ pub async fn run_role(
     cfg: Config,
     shutdown: CancellationToken,
     clock: Clock,
+) -> anyhow::Result<()> {
+    let access: Arc<dyn AccessControl> = Arc::new(static_access(&cfg)?);
+    run_role_with_access(role, listener, cfg, shutdown, clock, access).await
+}
+
+/// [`run_role`] with the given static access records.
+pub async fn run_role_with_access(
+    role: Role,
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: CancellationToken,
+    clock: Clock,
+    access: Arc<dyn AccessControl>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
@@ -94,8 +153,39 @@ pub async fn run_role(
         query.set_ready(false);
         return served;
     }
+    let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
+    let catalog = pulse_query::catalog::open::open(
+        &catalog_url,
+        cfg.catalog.clone(),
+        pulse_query::catalog::Secrets {
+            admin_token: cfg.admin_token.clone(),
+            webhook_secret: cfg.webhook_secret.clone(),
+        },
+    )
+    .await
+    .context("opening the catalog")?;
+    let access: Arc<dyn AccessControl> = Arc::new(crate::access::LayeredAccess::new(
+        access,
+        Arc::new(catalog.clone()),
+    ));
     let (tables, sink) = crate::store::open_sink(&cfg)?;
     let agg_cfg = aggregator_config(&cfg)?;
+    let overrides = Arc::new(
+        FileRuleOverrides::open(&cfg.data_dir, cfg.health.max_rule_channels)
+            .context("alert rule overrides")?,
+    );
+    let health = HealthService::new(
+        cfg.health.clone(),
+        agg_cfg.node_id.clone(),
+        cfg.tick_ms,
+        access.clone(),
+        overrides,
+        clock.clone(),
+    )
+    .context("health configuration")?;
+    let sink = WithHealthRows::new(sink, health.clone());
+    let sweeper_stop = CancellationToken::new();
+    let sweeper = tokio::spawn(health.clone().run_sweeper(sweeper_stop.clone()));
     let (tx, rx) = runtime::channel(&agg_cfg);
     let agg_stop = CancellationToken::new();
     let aggregator = runtime::spawn(
@@ -111,17 +201,6 @@ pub async fn run_role(
     .context("starting the aggregator")?;
 
     let http_stop = shutdown.child_token();
-    let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
-    let catalog = pulse_query::catalog::open::open(
-        &catalog_url,
-        cfg.catalog.clone(),
-        pulse_query::catalog::Secrets {
-            admin_token: cfg.admin_token.clone(),
-            webhook_secret: cfg.webhook_secret.clone(),
-        },
-    )
-    .await
-    .context("opening the catalog")?;
     let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
         .context("opening the media store")?;
     let catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
@@ -135,8 +214,9 @@ pub async fn run_role(
     ));
     let ingest = IngestState::with_clock(cfg.ingest.clone(), tx, clock.clone())
         .context("ingest configuration")?
-        .with_shutdown(http_stop.clone());
-    let query = crate::store::query_state(&cfg, tables);
+        .with_shutdown(http_stop.clone())
+        .with_health(health.clone());
+    let query = crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {
@@ -162,6 +242,8 @@ pub async fn run_role(
     // has handed its last batch on, then let the aggregator drain and flush.
     ingest.sockets_closed().await;
     drop(ingest);
+    sweeper_stop.cancel();
+    let _ = sweeper.await;
     agg_stop.cancel();
     let report = tokio::task::spawn_blocking(move || aggregator.join())
         .await

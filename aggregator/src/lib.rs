@@ -20,8 +20,24 @@
 //!   or absent ClickHouse never holds up ingest; retries with backoff; duplicates from a
 //!   retried insert collapse in `ReplacingMergeTree` keys and are read with `FINAL`).
 //!   Retention (`retention_days`) drops whole UTC days hourly in either store.
+//! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]; the embedded store;
+//!   `sinks::with_health` adds the health rows to every flush).
+//! - Stream health (issue 5), a component of its own beside the beacon core (encoder
+//!   reports are not beacons and have their own bounded input and fast path):
+//!   [`alerts`] (the METRICS.md §4 rules with hysteresis, pure), [`health`]
+//!   (`HealthEngine`: per-stream windows, ticks, status, uptime, lifecycle; pure, clock
+//!   as input), [`live_health`] (`HealthService`: the engine behind a mutex, alert
+//!   fan-out on a bounded broadcast channel, lifecycle records, the sweeper),
+//!   [`rule_overrides`] (per-channel rules kept in `data_dir/alert_rules.json`, atomic
+//!   replace, behind a trait the catalog can implement), [`health_config`] (`[health]`).
 //!
 //! Design choices:
+//! - **Health alerts do not wait for flushes.** A report is evaluated on arrival and its
+//!   alert transitions go straight to the live feeds (broadcast); only the rows for the
+//!   store (`health_ticks`, `alerts`) ride the once-a-second flush. Rule windows use the
+//!   reports' own time (deterministic for a scripted encoder); silence, grace and uptime
+//!   use the injected clock. Across nodes, a live feed on node B learns node A's alerts
+//!   by polling the `alerts` table that every node writes (see pulse-query `live`).
 //! - **Event time, deterministic.** The core has no clock and no I/O. Events wait in a
 //!   pending buffer until the watermark `W` passes them, then are committed in one total
 //!   order: `(ts, fixed rank of the event type, a fixed-seed fingerprint of (target,
@@ -63,10 +79,15 @@
 
 use pulse_schemas::Event;
 
+pub mod alerts;
 pub mod config;
 pub mod engine;
+pub mod health;
+pub mod health_config;
 pub mod histogram;
+pub mod live_health;
 pub mod metrics;
+pub mod rule_overrides;
 pub mod runtime;
 pub mod session;
 pub mod sinks;
@@ -77,7 +98,10 @@ pub mod window;
 
 pub use config::AggregatorConfig;
 pub use engine::{Admission, Aggregator, AggregatorStats, event_order};
+pub use health_config::HealthConfig;
 pub use histogram::{decode_hist, encode_startups, merge_hists, merge_into};
+pub use live_health::HealthService;
+pub use rule_overrides::{FileRuleOverrides, RuleOverrides};
 pub use runtime::{Clock, RunOptions, RunReport, channel, replay, run, spawn, system_clock};
 pub use session::{SessionState, ViewSession};
 pub use sinks::{Provisional, WindowSink};

@@ -187,3 +187,42 @@ impl ClickHouseMetrics {
         &CLICKHOUSE
     }
 }
+
+/// Metrics of the stream-health component (`crate::live_health`).
+pub struct HealthMetrics {
+    pub reports_total: IntCounter,
+    pub alerts_total: IntCounter,
+    /// Closed health/alert rows dropped because the sink fell behind.
+    pub dropped_rows_total: IntCounter,
+    pub lifecycle_errors_total: IntCounter,
+    pub streams: IntGauge,
+}
+
+static HEALTH_METRICS: LazyLock<HealthMetrics> = LazyLock::new(|| HealthMetrics {
+    reports_total: counter(
+        "pulse_aggregator_health_reports_total",
+        "Encoder health reports evaluated.",
+    ),
+    alerts_total: counter(
+        "pulse_aggregator_health_alert_transitions_total",
+        "Alert transitions (firing or resolved) raised.",
+    ),
+    dropped_rows_total: counter(
+        "pulse_aggregator_health_dropped_rows_total",
+        "health_ticks/alerts rows dropped because the sink fell behind.",
+    ),
+    lifecycle_errors_total: counter(
+        "pulse_aggregator_health_lifecycle_errors_total",
+        "LIVE/ENDED changes the access records refused to take.",
+    ),
+    streams: gauge(
+        "pulse_aggregator_health_streams",
+        "Streams tracked by the health component (live or in grace).",
+    ),
+});
+
+impl HealthMetrics {
+    pub fn get() -> &'static HealthMetrics {
+        &HEALTH_METRICS
+    }
+}

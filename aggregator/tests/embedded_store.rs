@@ -70,6 +70,42 @@ fn windows(w: i64, n: i64) -> ClosedWindows {
                 chat_messages: 1,
             })
             .collect(),
+        health_ticks: times
+            .iter()
+            .map(|&t| pulse_schemas::HealthTickRow {
+                node: id(NODE),
+                stream: id("s1"),
+                channel: id("c1"),
+                t,
+                reports: 5,
+                seconds_reported: 5,
+                bitrate_mean_kbps: 5000.0,
+                bitrate_min_kbps: 4800,
+                target_bitrate_kbps: Some(5500),
+                fps_mean: 60.0,
+                resolution: Some("1920x1080".into()),
+                latency_mean_ms: None,
+                packet_loss_mean_pct: Some(0.1),
+                dropped_frames: 0,
+                status: "excellent",
+            })
+            .collect(),
+        alerts: times
+            .iter()
+            .take((n / 2) as usize)
+            .map(|&t| pulse_schemas::AlertRow {
+                node: id(NODE),
+                stream: id("s1"),
+                channel: id("c1"),
+                ts: t + 1,
+                alert: "bitrate_drop",
+                severity: "warning",
+                state: "firing",
+                value: 3000.0,
+                threshold: 3850.0,
+                message: "Bitrate is 3000 kbps".into(),
+            })
+            .collect(),
         closed_through: base + n * 5000,
     }
 }
@@ -102,6 +138,12 @@ fn expected(writes: &[(i64, i64)]) -> BTreeMap<Table, Vec<i64>> {
         out.entry(Table::ViewerMinutes)
             .or_default()
             .extend(c.viewer_minutes.iter().map(|r| r.minute));
+        out.entry(Table::HealthTicks)
+            .or_default()
+            .extend(c.health_ticks.iter().map(|r| r.t));
+        out.entry(Table::Alerts)
+            .or_default()
+            .extend(c.alerts.iter().map(|r| r.ts));
     }
     out.values_mut().for_each(|v| v.sort_unstable());
     out

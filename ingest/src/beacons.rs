@@ -232,7 +232,7 @@ impl Connection {
 }
 
 /// Did the read fail because the message was over `max_message_size`/`max_frame_size`?
-fn is_too_large(err: &axum::Error) -> bool {
+pub(crate) fn is_too_large(err: &axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {

@@ -1,10 +1,14 @@
-//! pulse-ingest: the player-beacon endpoints of PROTOCOL.md §1.
+//! pulse-ingest: the player-beacon endpoints of PROTOCOL.md §1 and the encoder socket of §2.
 //!
 //! Modules:
 //! - [`beacons`]: `GET /v1/beacons` (WebSocket) and `POST /v1/beacons` (JSON object,
 //!   array, `{"seq":N,"events":[...]}` envelope, or NDJSON). Parsing and validation are
 //!   `pulse_schemas::{parse_frame, parse_ndjson}`; this crate adds limits, skew
 //!   correction and the hand-off.
+//! - [`encoder`]: `GET /v1/encoder?stream=` (PROTOCOL.md §2), the encoder health socket:
+//!   stream key checked through `AccessControl` before the upgrade (401), reports
+//!   validated by `pulse_schemas::parse_encoder_frame` and evaluated on arrival by the
+//!   `HealthService` of pulse-aggregator (its own path: reports are not beacons).
 //! - [`rate_limit`]: token buckets — one per WebSocket, one per peer IP for `POST`
 //!   (bounded table) — and the abuse rule that closes a socket with 1008.
 //! - [`clock_skew`]: the per-session skew decision, remembered in a bounded node-wide
@@ -53,6 +57,7 @@
 pub mod beacons;
 pub mod clock_skew;
 pub mod config;
+pub mod encoder;
 pub mod error;
 mod generational_map;
 pub mod metrics;
@@ -93,6 +98,8 @@ pub struct IngestState {
     shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait until their events are handed on.
     sockets: TaskTracker,
+    /// Stream health (encoder sockets); `None`: `/v1/encoder` answers 503.
+    health: Option<Arc<pulse_aggregator::HealthService>>,
 }
 
 struct Shared {
@@ -128,6 +135,7 @@ impl IngestState {
             shared: Arc::new(shared),
             shutdown: CancellationToken::new(),
             sockets: TaskTracker::new(),
+            health: None,
         })
     }
 
@@ -136,6 +144,20 @@ impl IngestState {
     pub fn with_shutdown(mut self, token: CancellationToken) -> IngestState {
         self.shutdown = token;
         self
+    }
+
+    /// Serves `GET /v1/encoder` with this health service.
+    pub fn with_health(mut self, health: Arc<pulse_aggregator::HealthService>) -> IngestState {
+        self.health = Some(health);
+        self
+    }
+
+    pub(crate) fn health(&self) -> Option<&Arc<pulse_aggregator::HealthService>> {
+        self.health.as_ref()
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     /// Waits until every beacon socket task has ended (after the shutdown token was
@@ -219,5 +241,6 @@ pub fn router(state: IngestState) -> Router {
             "/v1/beacons",
             get(beacons::beacons_ws).post(beacons::beacons_post),
         )
+        .route("/v1/encoder", get(encoder::encoder_ws))
         .with_state(state)
 }

@@ -119,3 +119,40 @@ impl IngestMetrics {
         }
     }
 }
+
+/// Metrics of the encoder endpoint (`GET /v1/encoder`).
+pub struct EncoderMetrics {
+    /// Encoder sockets open now.
+    pub connections: IntGauge,
+    /// Upgrade refusals by `reason`: `no_key`, `wrong_key`, `bad_stream`, `unavailable`.
+    pub refused: IntCounterVec,
+    /// Frames refused, by `reason` (the `RejectReason` names).
+    pub rejected: IntCounterVec,
+    pub reports: IntCounter,
+}
+
+static ENCODER_METRICS: LazyLock<EncoderMetrics> = LazyLock::new(|| EncoderMetrics {
+    connections: gauge(
+        "pulse_ingest_encoder_connections",
+        "Encoder WebSockets open now.",
+    ),
+    refused: counter_vec(
+        "pulse_ingest_encoder_refused_total",
+        "Encoder upgrades refused before the WebSocket opened, by reason.",
+        "reason",
+    ),
+    rejected: counter_vec(
+        "pulse_ingest_encoder_frames_rejected_total",
+        "Encoder frames refused, by reason.",
+        "reason",
+    ),
+    reports: counter(
+        "pulse_ingest_encoder_reports_total",
+        "Encoder health reports accepted.",
+    ),
+});
+
+/// The encoder endpoint's metrics.
+pub fn encoder_metrics() -> &'static EncoderMetrics {
+    &ENCODER_METRICS
+}

@@ -24,6 +24,9 @@ pub enum QueryError {
     /// The store took longer than `query_timeout_ms` (503 `timeout`).
     #[error("the query took longer than {0} ms")]
     Timeout(u64),
+    /// A part this route needs is not running on this node (503 `unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed to answer (500 `store_error`).
     #[error("store: {0}")]
     Store(String),
@@ -66,9 +69,10 @@ impl QueryError {
             QueryError::TooLarge(_) => "too_large",
             QueryError::NotFound(_) => "not_found",
             QueryError::Timeout(_) => "timeout",
-            QueryError::Store(_) => "store_error",
             QueryError::Unauthorized(_) => "unauthorized",
             QueryError::Forbidden(_) => "forbidden",
+            QueryError::Unavailable(_) => "unavailable",
+            QueryError::Store(_) => "store_error",
             QueryError::Unprocessable(_) => "unprocessable",
             QueryError::Conflict(_) => "conflict",
             QueryError::PayloadTooLarge(_) => "payload_too_large",
@@ -83,7 +87,9 @@ impl QueryError {
             | QueryError::InvalidBody(_)
             | QueryError::TooLarge(_) => StatusCode::BAD_REQUEST,
             QueryError::NotFound(_) => StatusCode::NOT_FOUND,
-            QueryError::Timeout(_) | QueryError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryError::Timeout(_) | QueryError::Busy(_) | QueryError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             QueryError::Store(_) | QueryError::Media(_) => StatusCode::INTERNAL_SERVER_ERROR,
             QueryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             QueryError::Forbidden(_) => StatusCode::FORBIDDEN,

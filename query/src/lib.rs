@@ -12,6 +12,11 @@
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
 //!   gathering of their inputs from a store.
 //! - [`export`]: RFC 4180 CSV, streamed chunk by chunk.
+//! - [`live`]: the creator live feed `GET /v1/live?channel=` (PROTOCOL.md §3): health once a
+//!   second per live stream of the channel (viewers from the newest stream tick in
+//!   memory), alert changes the moment the health component broadcasts them.
+//!   `routes::health`: `GET /api/streams/:id/health|alerts`, `GET|PUT
+//!   /api/channels/:id/alert-rules` (creator of the channel or admin, bearer token).
 //! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
 //!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
 //!
@@ -51,6 +56,15 @@
 //!   (`pulse_query_content_events_dropped_total`) when full.
 //!
 //! Design choices:
+//! - **Alerts across nodes** (issue 5 point 5, with ClickHouse): every node writes its
+//!   alert transitions to the shared `alerts` table within one flush (~1 s). A live feed
+//!   learns of the alerts of streams whose encoder is on another node by polling that
+//!   table once a second for rows with `node ≠ self` and `ts` after the last seen one
+//!   (one query per node per second shared by all feeds, not per feed), and the health
+//!   of such streams from `health_ticks`; worst case ≈ flush (1 s) + poll (1 s) ≤ 2 s,
+//!   with no infrastructure beyond ClickHouse. The embedded store is single-node, so
+//!   only the local broadcast path exists there; the poller arrives with the
+//!   ClickHouse reader (built in parallel).
 //! - **One consistent view per request.** A handler takes one snapshot of the embedded
 //!   tables (Parquet files ∪ recent batches ∪ provisional batches of open windows) and
 //!   runs all its reads on it. A DataFusion `SessionContext` is built once per published
@@ -82,6 +96,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod routes;
@@ -106,6 +121,21 @@ use store::{Store, StoreSnapshot};
 #[derive(Clone, Debug)]
 pub struct QueryState {
     inner: Arc<Inner>,
+    /// Stream health, alerts and access records (issue 5); `None`: those routes answer 503.
+    live: Option<LiveDeps>,
+}
+
+/// What the live feed and the health routes need besides the store.
+#[derive(Clone)]
+pub struct LiveDeps {
+    pub access: Arc<dyn pulse_schemas::AccessControl>,
+    pub health: Arc<dyn pulse_schemas::LiveHealth>,
+}
+
+impl std::fmt::Debug for LiveDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveDeps")
+    }
 }
 
 #[derive(Debug)]
@@ -146,7 +176,25 @@ impl QueryState {
                 ready: Arc::new(AtomicBool::new(false)),
                 tick_ms: tick_ms.max(1),
             }),
+            live: None,
         }
+    }
+
+    /// Serves the live feed and the health/alert routes with these parts.
+    pub fn with_live(
+        mut self,
+        access: Arc<dyn pulse_schemas::AccessControl>,
+        health: Arc<dyn pulse_schemas::LiveHealth>,
+    ) -> QueryState {
+        self.live = Some(LiveDeps { access, health });
+        self
+    }
+
+    /// The live parts, or 503 when this node runs without them.
+    pub fn live(&self) -> Result<&LiveDeps, QueryError> {
+        self.live.as_ref().ok_or_else(|| {
+            QueryError::Unavailable("stream health is not enabled on this node".into())
+        })
     }
 
     /// Marks the service ready (store open, aggregator running) or not; `/readyz` follows.

@@ -66,12 +66,37 @@ pub static SNAPSHOTS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_live_feeds`: creator live-feed sockets open now.
+pub static LIVE_FEEDS: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    register(
+        prometheus::IntGauge::new(
+            "pulse_query_live_feeds",
+            "Creator live-feed WebSockets open",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_live_lagged_total`: alert messages a slow live feed skipped (it re-sent
+/// the current state instead).
+pub static LIVE_LAGGED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_live_lagged_total",
+            "Alert messages skipped by live feeds that fell behind the broadcast",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// Registers every metric now, so `/metrics` lists them before the first request.
 pub fn init() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&REQUEST_SECONDS);
     LazyLock::force(&BAD_HISTOGRAMS);
     LazyLock::force(&SNAPSHOTS_BUILT);
+    LazyLock::force(&LIVE_FEEDS);
+    LazyLock::force(&LIVE_LAGGED);
 }
 
 /// Middleware counting and timing each request by its route template (never the raw

@@ -15,6 +15,12 @@
 //! - [`clickhouse`]: the ClickHouse DDL (`schemas/clickhouse/*.sql`, day partitions,
 //!   `ReplacingMergeTree` keyed by each row's natural key so re-inserts deduplicate) and
 //!   the RowBinary encoding of any table's Arrow batch.
+//! - [`encoder`]: encoder health reports and `{"type":"end"}` (PROTOCOL.md §2), range-checked
+//!   with messages that name the field, the accepted range and what came.
+//! - [`live`]: the creator live-feed shapes (PROTOCOL.md §3), the per-channel
+//!   [`AlertRules`] (METRICS.md §4 defaults, validated hysteresis), and the
+//!   [`LiveHealth`] trait the query service reads the health component through.
+//! - [`health_tables`]: `health_ticks` and `alerts` rows and Arrow schemas.
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -38,9 +44,12 @@
 pub mod access;
 pub mod clickhouse;
 pub mod embedded;
+pub mod encoder;
 pub mod event;
 pub mod frame;
+pub mod health_tables;
 pub mod id;
+pub mod live;
 pub mod tables;
 
 pub use access::{
@@ -48,9 +57,15 @@ pub use access::{
     StreamStatus,
 };
 pub use embedded::{EmbeddedTables, TablesView};
+pub use encoder::{EncoderFrame, EncoderReport, parse_encoder_frame};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
 };
 pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
+pub use health_tables::{AlertRow, HealthTickRow};
 pub use id::Id;
+pub use live::{
+    AlertBroadcast, AlertKind, AlertRules, AlertState, AlertUpdate, ConnectionStatus, HealthUpdate,
+    LiveHealth, LiveUpdate, RulesError, Severity, StreamHealthNow,
+};
 pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};

@@ -19,6 +19,8 @@ pub enum Table {
     StreamTicks,
     ViewSessions,
     ViewerMinutes,
+    HealthTicks,
+    Alerts,
 }
 
 impl Table {
@@ -26,6 +28,8 @@ impl Table {
         Table::StreamTicks,
         Table::ViewSessions,
         Table::ViewerMinutes,
+        Table::HealthTicks,
+        Table::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +37,8 @@ impl Table {
             Table::StreamTicks => "stream_ticks",
             Table::ViewSessions => "view_sessions",
             Table::ViewerMinutes => "viewer_minutes",
+            Table::HealthTicks => "health_ticks",
+            Table::Alerts => "alerts",
         }
     }
 
@@ -46,6 +52,8 @@ impl Table {
             Table::StreamTicks => "t",
             Table::ViewSessions => "end_ts",
             Table::ViewerMinutes => "minute",
+            Table::HealthTicks => "t",
+            Table::Alerts => "ts",
         }
     }
 
@@ -54,17 +62,19 @@ impl Table {
             Table::StreamTicks => STREAM_TICKS.clone(),
             Table::ViewSessions => VIEW_SESSIONS.clone(),
             Table::ViewerMinutes => VIEWER_MINUTES.clone(),
+            Table::HealthTicks => crate::health_tables::HEALTH_TICKS.clone(),
+            Table::Alerts => crate::health_tables::ALERTS.clone(),
         }
     }
 }
 
-fn utf8(name: &str) -> Field {
+pub(crate) fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, false)
 }
-fn utf8_null(name: &str) -> Field {
+pub(crate) fn utf8_null(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
-fn i64f(name: &str) -> Field {
+pub(crate) fn i64f(name: &str) -> Field {
     Field::new(name, DataType::Int64, false)
 }
 
@@ -223,7 +233,7 @@ pub trait TableRow: Sized {
     fn to_batch(rows: &[Self]) -> RecordBatch;
 }
 
-fn batch(table: Table, cols: Vec<ArrayRef>) -> RecordBatch {
+pub(crate) fn batch(table: Table, cols: Vec<ArrayRef>) -> RecordBatch {
     // Columns are built from the schema's own field list just above, so the
     // shapes always agree; a mismatch is a programming error caught by tests.
     RecordBatch::try_new(table.schema(), cols).expect("row builders match the table schema")
@@ -238,8 +248,9 @@ macro_rules! col {
         Arc::new(b.finish()) as ArrayRef
     }};
 }
+pub(crate) use col;
 
-fn str_col<'a>(rows: impl ExactSizeIterator<Item = &'a str>) -> ArrayRef {
+pub(crate) fn str_col<'a>(rows: impl ExactSizeIterator<Item = &'a str>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
     for s in rows {
         b.append_value(s);
@@ -247,7 +258,7 @@ fn str_col<'a>(rows: impl ExactSizeIterator<Item = &'a str>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-fn opt_str_col<'a>(rows: impl ExactSizeIterator<Item = Option<&'a str>>) -> ArrayRef {
+pub(crate) fn opt_str_col<'a>(rows: impl ExactSizeIterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
     for s in rows {
         b.append_option(s);
@@ -377,18 +388,26 @@ pub struct ClosedWindows {
     pub ticks: Vec<TickRow>,
     pub sessions: Vec<SessionRow>,
     pub viewer_minutes: Vec<ViewerMinuteRow>,
+    /// Closed encoder-health ticks (written by the health component, not the beacon core).
+    pub health_ticks: Vec<crate::HealthTickRow>,
+    /// Alert transitions (firing / resolved) since the last flush.
+    pub alerts: Vec<crate::AlertRow>,
     /// Every tick starting before this time is closed (final) for this node.
     pub closed_through: i64,
 }
 
 impl ClosedWindows {
     pub fn is_empty(&self) -> bool {
-        self.ticks.is_empty() && self.sessions.is_empty() && self.viewer_minutes.is_empty()
+        self.ticks.is_empty()
+            && self.sessions.is_empty()
+            && self.viewer_minutes.is_empty()
+            && self.health_ticks.is_empty()
+            && self.alerts.is_empty()
     }
 
-    /// The three tables as Arrow batches (empty tables left out).
+    /// The tables as Arrow batches (empty tables left out).
     pub fn batches(&self) -> Vec<(Table, RecordBatch)> {
-        let mut out = Vec::with_capacity(3);
+        let mut out = Vec::with_capacity(5);
         if !self.ticks.is_empty() {
             out.push((Table::StreamTicks, TickRow::to_batch(&self.ticks)));
         }
@@ -400,6 +419,15 @@ impl ClosedWindows {
                 Table::ViewerMinutes,
                 ViewerMinuteRow::to_batch(&self.viewer_minutes),
             ));
+        }
+        if !self.health_ticks.is_empty() {
+            out.push((
+                Table::HealthTicks,
+                crate::HealthTickRow::to_batch(&self.health_ticks),
+            ));
+        }
+        if !self.alerts.is_empty() {
+            out.push((Table::Alerts, crate::AlertRow::to_batch(&self.alerts)));
         }
         out
     }

@@ -8,6 +8,7 @@ pub mod clickhouse;
 pub mod embedded;
 mod embedded_files;
 pub mod spool;
+pub mod with_health;
 
 /// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
 #[derive(Clone, Debug, Default)]

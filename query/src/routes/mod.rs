@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod catalog;
 pub mod clips;
 pub mod export;
+pub mod health;
 pub mod params;
 pub mod platform;
 pub mod vods;
@@ -13,7 +14,7 @@ use crate::QueryState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {
@@ -47,6 +48,15 @@ pub fn router(state: QueryState) -> Router {
             "/api/analytics/export",
             post(export::export).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/api/streams/{id}/health", get(health::stream_health))
+        .route("/api/streams/{id}/alerts", get(health::stream_alerts))
+        .route(
+            "/api/channels/{id}/alert-rules",
+            put(health::put_alert_rules)
+                .get(health::get_alert_rules)
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/v1/live", get(crate::live::live_feed))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))

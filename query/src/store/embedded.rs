@@ -133,7 +133,7 @@ impl EmbeddedSnapshot {
                     &view.provisional_viewer_minutes,
                     format!("minute + 60000 > {ct}"),
                 )),
-                Table::ViewSessions => None,
+                Table::ViewSessions | Table::HealthTicks | Table::Alerts => None,
             };
             if let Some((batches, open_only)) = provisional {
                 ctx.register_table(
@@ -158,7 +158,7 @@ impl EmbeddedSnapshot {
         self.version
     }
 
-    fn relation(&self, table: Table) -> &str {
+    pub(crate) fn relation(&self, table: Table) -> &str {
         self.relations
             .get(&table)
             .map(String::as_str)
@@ -166,7 +166,7 @@ impl EmbeddedSnapshot {
     }
 
     /// Runs `sql` with `$1..` bound to `params`.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         sql: &str,
         params: Vec<ScalarValue>,

@@ -15,6 +15,8 @@ mod snapshot;
 
 pub use snapshot::{Store, StoreSnapshot};
 
+pub mod health_reads;
+
 use crate::error::QueryError;
 use hdrhistogram::Histogram;
 use pulse_schemas::Id;
