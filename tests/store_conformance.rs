@@ -59,6 +59,7 @@ async fn clickhouse_answers_every_case_like_the_embedded_store() {
     let (base_a, base_b) = (a.url(""), b.url(""));
     let mut nonzero = 0;
     let mut ok_answers = 0;
+    let mut server_errors = Vec::new();
     for case in &cases {
         let (sa, ba) = run(&base_a, case).await;
         let (sb, bb) = run(&base_b, case).await;
@@ -66,14 +67,22 @@ async fn clickhouse_answers_every_case_like_the_embedded_store() {
         if let Some(d) = answer_diff(&ba, &bb) {
             panic!("{case:?} differs at {d}\nembedded: {ba}\nclickhouse: {bb}");
         }
+        if sa >= 500 {
+            server_errors.push(format!("{case:?}: {sa} {ba}"));
+        }
         if sa == 200 {
             ok_answers += 1;
             nonzero += nonzero_numbers(&ba);
         }
     }
-    // The answers hold real numbers, not empty series.
+    // Refusals (a range too long for its step, say) are the same 4xx from both stores;
+    // neither store may fail a case, and most cases must answer with numbers.
     assert!(
-        ok_answers + 10 > cases.len(),
+        server_errors.is_empty(),
+        "server errors: {server_errors:#?}"
+    );
+    assert!(
+        ok_answers * 3 >= cases.len() * 2,
         "{ok_answers} of {}",
         cases.len()
     );

@@ -1,12 +1,13 @@
--- alerts: one row per alert transition (fired / resolved) (METRICS.md §4).
+-- alerts: one row per alert transition (firing / resolved) (METRICS.md §4). Columns in
+-- the order of the Arrow schema in schemas/src/health_tables.rs (a test compares them).
 CREATE TABLE IF NOT EXISTS alerts (
     node String,
     stream String,
     channel String,
+    ts Int64,
     alert String,
     severity String,
     state String,
-    ts Int64,
     value Float64,
     threshold Float64,
     message String

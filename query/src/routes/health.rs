@@ -79,7 +79,7 @@ async fn stream_channel(state: &QueryState, stream: &Id) -> Result<Id, QueryErro
     if let Some(now) = live.health.stream_now(stream, live.health.now()) {
         return Ok(now.channel);
     }
-    let snap = state.snapshot()?;
+    let snap = state.snapshot().await?;
     let ticks = state.with_timeout(snap.health_ticks(stream, 0)).await?;
     let alerts = state.with_timeout(snap.alert_history(stream, 1)).await?;
     ticks
@@ -100,7 +100,7 @@ pub async fn stream_health(
     let live = state.live()?;
     let now = live.health.now();
     let current = live.health.stream_now(&stream, now);
-    let snap = state.snapshot()?;
+    let snap = state.snapshot().await?;
     let ticks = state
         .with_timeout(snap.health_ticks(&stream, now - HEALTH_SPAN_MS))
         .await?;
@@ -130,7 +130,7 @@ pub async fn stream_alerts(
     }
     let channel = stream_channel(&state, &stream).await?;
     authorize(&state, bearer(&headers, None), &channel).await?;
-    let snap = state.snapshot()?;
+    let snap = state.snapshot().await?;
     let alerts = state
         .with_timeout(snap.alert_history(&stream, limit))
         .await?;

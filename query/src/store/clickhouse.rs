@@ -111,7 +111,7 @@ pub fn every_query() -> Vec<String> {
     };
     let scope = |kind| Scope {
         kind,
-        id: pulse_schemas::Id::new_unchecked("it's-x"),
+        id: pulse_schemas::Id::new_unchecked("stream:x.1-a_b"),
     };
     let mut out = vec![PROGRESS_SQL.to_owned()];
     for kind in ScopeKind::ALL {

@@ -84,3 +84,35 @@ impl AnalyticsStore for StoreSnapshot {
         }
     }
 }
+
+impl StoreSnapshot {
+    /// Health ticks of `stream` from `from` (epoch ms), oldest first (see `health_reads`).
+    /// The embedded store only for now: the ClickHouse reader of `health_ticks` is not
+    /// written yet, and says so instead of answering empty.
+    pub async fn health_ticks(
+        &self,
+        stream: &pulse_schemas::Id,
+        from: i64,
+    ) -> Result<Vec<serde_json::Value>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.health_ticks(stream, from).await,
+            StoreSnapshot::ClickHouse(_) => Err(QueryError::Unavailable(
+                "health history is not read from ClickHouse yet (embedded store only)".into(),
+            )),
+        }
+    }
+
+    /// The newest `limit` alert transitions of `stream` (see `health_reads`).
+    pub async fn alert_history(
+        &self,
+        stream: &pulse_schemas::Id,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, QueryError> {
+        match self {
+            StoreSnapshot::Embedded(s) => s.alert_history(stream, limit).await,
+            StoreSnapshot::ClickHouse(_) => Err(QueryError::Unavailable(
+                "alert history is not read from ClickHouse yet (embedded store only)".into(),
+            )),
+        }
+    }
+}
