@@ -76,7 +76,7 @@ pub(crate) type OrderKey = (i64, u8, u64, usize);
 /// fingerprints fall back to [`event_order`].
 fn identity_fingerprint(e: &Event) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = foldhash::fast::FixedState::with_seed(0x5eed_0f_7075_15e5).build_hasher();
+    let mut h = foldhash::fast::FixedState::with_seed(0x005e_ed0f_7075_15e5).build_hasher();
     e.target.hash(&mut h);
     e.session.hash(&mut h);
     e.viewer.hash(&mut h);

@@ -158,7 +158,7 @@ impl QueryState {
     /// State over the ClickHouse server at `url` (closed windows only: there are no
     /// provisional rows in ClickHouse). Not ready until [`QueryState::set_ready`].
     pub fn clickhouse(url: &str, config: QueryConfig, tick_ms: i64) -> QueryState {
-        let store = Store::ClickHouse(store::clickhouse::ClickHouseStore::new(url));
+        let store = Store::ClickHouse(Box::new(store::clickhouse::ClickHouseStore::new(url)));
         Self::with_store(EmbeddedTables::new(), store, config, tick_ms)
     }
 

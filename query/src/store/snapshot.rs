@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Store {
     Embedded(EmbeddedStore),
-    ClickHouse(ClickHouseStore),
+    ClickHouse(Box<ClickHouseStore>),
 }
 
 impl Store {
@@ -22,7 +22,7 @@ impl Store {
     pub async fn snapshot(&self) -> Result<Arc<StoreSnapshot>, QueryError> {
         Ok(Arc::new(match self {
             Store::Embedded(s) => StoreSnapshot::Embedded(s.snapshot()?),
-            Store::ClickHouse(s) => StoreSnapshot::ClickHouse(s.snapshot().await?),
+            Store::ClickHouse(s) => StoreSnapshot::ClickHouse(Box::new(s.snapshot().await?)),
         }))
     }
 }
@@ -31,7 +31,7 @@ impl Store {
 #[derive(Debug)]
 pub enum StoreSnapshot {
     Embedded(Arc<EmbeddedSnapshot>),
-    ClickHouse(ClickHouseSnapshot),
+    ClickHouse(Box<ClickHouseSnapshot>),
 }
 
 impl AnalyticsStore for StoreSnapshot {
