@@ -47,9 +47,10 @@ pub async fn live_feed(
     authorize(&state, bearer(&headers, params.token.as_deref()), &channel).await?;
     let health = state.live()?.health.clone();
     let tables = state.tables().clone();
+    let tick_ms = state.tick_ms();
     Ok(ws
         .max_message_size(4096)
-        .on_upgrade(move |socket| feed(socket, health, tables, channel))
+        .on_upgrade(move |socket| feed(socket, health, tables, channel, tick_ms))
         .into_response())
 }
 
@@ -72,10 +73,11 @@ async fn send_state(
     tables: &EmbeddedTables,
     channel: &Id,
     with_alerts: bool,
+    tick_ms: i64,
 ) -> bool {
     let now = health.now();
     for mut s in health.channel_now(channel, now) {
-        s.latest.viewers = viewers_now(tables, &s.latest.stream);
+        s.latest.viewers = viewers_now(tables, &s.latest.stream, now, tick_ms);
         let Ok(text) = serde_json::to_string(&LiveUpdate::Health(s.latest)) else {
             continue;
         };
@@ -101,11 +103,12 @@ async fn feed(
     health: Arc<dyn LiveHealth>,
     tables: Arc<EmbeddedTables>,
     channel: Id,
+    tick_ms: i64,
 ) {
     LIVE_FEEDS.inc();
     let _open = OpenFeed;
     let mut alerts = health.subscribe();
-    if !send_state(&mut socket, &health, &tables, &channel, true).await {
+    if !send_state(&mut socket, &health, &tables, &channel, true, tick_ms).await {
         return;
     }
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -123,14 +126,14 @@ async fn feed(
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     LIVE_LAGGED.inc_by(n);
-                    if !send_state(&mut socket, &health, &tables, &channel, true).await {
+                    if !send_state(&mut socket, &health, &tables, &channel, true, tick_ms).await {
                         return;
                     }
                 }
                 Err(RecvError::Closed) => return,
             },
             _ = every.tick() => {
-                if !send_state(&mut socket, &health, &tables, &channel, false).await {
+                if !send_state(&mut socket, &health, &tables, &channel, false, tick_ms).await {
                     return;
                 }
             }
@@ -142,9 +145,12 @@ async fn feed(
     }
 }
 
-/// Viewers of `stream` at its newest tick in memory (provisional, else recent), summed
-/// across nodes; 0 when none.
-pub fn viewers_now(tables: &EmbeddedTables, stream: &Id) -> i64 {
+/// Viewers of `stream` at its newest *sampled* tick in memory (provisional or recent),
+/// summed across nodes: the newest tick that ended by `now` (the tick still running has
+/// no sample yet, so its row says 0), no older than three ticks; 0 when none (a tick
+/// with viewers always has a row).
+pub fn viewers_now(tables: &EmbeddedTables, stream: &Id, now: i64, tick_ms: i64) -> i64 {
+    let tick_ms = tick_ms.max(1);
     let view = tables.view();
     let recent = view
         .recent
@@ -179,6 +185,9 @@ pub fn viewers_now(tables: &EmbeddedTables, stream: &Id) -> i64 {
                 continue;
             }
             let (t, v) = (ts.value(r), vs.value(r));
+            if t + tick_ms > now || t < now - 3 * tick_ms {
+                continue;
+            }
             best = match best {
                 Some((bt, bv)) if bt == t => Some((t, bv + v)),
                 Some((bt, _)) if bt > t => best,

@@ -99,7 +99,10 @@ pub async fn stream_health(
     authorize(&state, bearer(&headers, None), &channel).await?;
     let live = state.live()?;
     let now = live.health.now();
-    let current = live.health.stream_now(&stream, now);
+    let mut current = live.health.stream_now(&stream, now);
+    if let Some(c) = current.as_mut() {
+        c.latest.viewers = crate::live::viewers_now(state.tables(), &stream, now, state.tick_ms());
+    }
     let snap = state.snapshot().await?;
     let ticks = state
         .with_timeout(snap.health_ticks(&stream, now - HEALTH_SPAN_MS))
