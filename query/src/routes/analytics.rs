@@ -4,7 +4,7 @@
 
 use crate::QueryState;
 use crate::error::QueryError;
-use crate::routes::params::{ScopeParams, buckets, check_step_for};
+use crate::routes::params::{ScopeParams, buckets, check_step_for, query_params};
 use crate::series::{Metric, Series, load_inputs, points};
 use crate::store::ScopeKind;
 use crate::summary::{StreamSummary, load_stream_summary};
@@ -23,11 +23,6 @@ pub struct SeriesParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub step: Option<String>,
-}
-
-fn query_params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, QueryError> {
-    q.map(|Query(p)| p)
-        .map_err(|e| QueryError::invalid("query", e.body_text()))
 }
 
 pub async fn stream_summary(

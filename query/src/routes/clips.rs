@@ -167,9 +167,7 @@ pub async fn list_clips(
 ) -> Result<Json<Value>, QueryError> {
     let who = principal(&state, &headers).await?;
     let channel = parse_id("id", &channel)?;
-    let p = params
-        .map(|Query(p)| p)
-        .map_err(|e| QueryError::invalid("query", e.body_text()))?;
+    let p = super::params::query_params(params)?;
     let (page, per_page) = paging(&state, p.page.as_deref(), p.per_page.as_deref())?;
     if state.catalog.channel_owner(&channel).await?.is_none() {
         return Err(QueryError::NotFound(format!("no channel {channel}")));

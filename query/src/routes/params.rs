@@ -42,6 +42,14 @@ impl NumOrText {
 }
 
 /// Epoch ms or RFC 3339 (`2025-11-24T16:00:00Z`, `2025-11-24T17:00:00+01:00`).
+/// The parsed query string of a request, or a 400 that says what was wrong with it.
+pub fn query_params<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, QueryError> {
+    q.map(|axum::extract::Query(p)| p)
+        .map_err(|e| QueryError::invalid("query", e.body_text()))
+}
+
 pub fn parse_time(name: &'static str, raw: &str) -> Result<i64, QueryError> {
     let raw = raw.trim();
     let ms = if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {

@@ -13,10 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json as j};
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, QueryError> {
-    q.map(|Query(p)| p)
-        .map_err(|e| QueryError::invalid("query", e.body_text()))
-}
+use super::params::query_params as query;
 
 #[derive(Deserialize, Default)]
 pub struct ListParams {
