@@ -30,7 +30,7 @@ impl std::fmt::Debug for ClickHouseStore {
     }
 }
 
-fn ch(e: clickhouse::error::Error) -> QueryError {
+pub(super) fn ch(e: clickhouse::error::Error) -> QueryError {
     QueryError::Store(format!("ClickHouse: {e}"))
 }
 
@@ -137,6 +137,19 @@ pub fn every_query() -> Vec<String> {
                 .to_string(),
         );
     }
+    let stream = "stream:x.1-a_b";
+    for sql in [
+        super::clickhouse_health::HEALTH_TICKS_SQL.to_owned(),
+        super::clickhouse_health::alert_history_sql(1000),
+    ] {
+        let q = snap.client.query(&sql).bind(stream);
+        let q = if sql.contains("t >= ?") {
+            q.bind(1_764_000_000_000_i64)
+        } else {
+            q
+        };
+        out.push(q.sql_display().to_string());
+    }
     out
 }
 
@@ -210,6 +223,11 @@ struct HistRow {
 }
 
 impl ClickHouseSnapshot {
+    /// The client this snapshot reads with (the health reads bind their own values).
+    pub(super) fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
     fn query(
         &self,
         sql: &str,

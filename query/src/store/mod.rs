@@ -1,6 +1,7 @@
 //! `AnalyticsStore`: the few reads the metrics need, answered the same by every
 //! backend: [`embedded`] (DataFusion) and [`clickhouse`]; [`Store`] / [`StoreSnapshot`]
-//! pick one at start-up.
+//! pick one at start-up. The health routes' reads of `health_ticks`/`alerts` live in
+//! [`health_reads`] (embedded) and `clickhouse_health`, with the same rows and keys.
 //!
 //! A store value is *one consistent view* of the tables: the handlers take one per
 //! request ([`embedded::EmbeddedStore::snapshot`]) and run every read of that request
@@ -10,6 +11,7 @@
 //! per tick (or per bucket), never per node.
 
 pub mod clickhouse;
+mod clickhouse_health;
 pub mod embedded;
 mod snapshot;
 

@@ -86,9 +86,8 @@ impl AnalyticsStore for StoreSnapshot {
 }
 
 impl StoreSnapshot {
-    /// Health ticks of `stream` from `from` (epoch ms), oldest first (see `health_reads`).
-    /// The embedded store only for now: the ClickHouse reader of `health_ticks` is not
-    /// written yet, and says so instead of answering empty.
+    /// Health ticks of `stream` from `from` (epoch ms), oldest first (`health_reads`,
+    /// `clickhouse_health`).
     pub async fn health_ticks(
         &self,
         stream: &pulse_schemas::Id,
@@ -96,9 +95,7 @@ impl StoreSnapshot {
     ) -> Result<Vec<serde_json::Value>, QueryError> {
         match self {
             StoreSnapshot::Embedded(s) => s.health_ticks(stream, from).await,
-            StoreSnapshot::ClickHouse(_) => Err(QueryError::Unavailable(
-                "health history is not read from ClickHouse yet (embedded store only)".into(),
-            )),
+            StoreSnapshot::ClickHouse(s) => s.health_ticks(stream, from).await,
         }
     }
 
@@ -110,9 +107,7 @@ impl StoreSnapshot {
     ) -> Result<Vec<serde_json::Value>, QueryError> {
         match self {
             StoreSnapshot::Embedded(s) => s.alert_history(stream, limit).await,
-            StoreSnapshot::ClickHouse(_) => Err(QueryError::Unavailable(
-                "alert history is not read from ClickHouse yet (embedded store only)".into(),
-            )),
+            StoreSnapshot::ClickHouse(s) => s.alert_history(stream, limit).await,
         }
     }
 }
