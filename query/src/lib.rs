@@ -35,9 +35,10 @@
 //! - **Secrets hashed.** Tokens and stream keys are 32 random bytes (hex), stored as
 //!   SHA-256 and compared in constant time; the `admin_token` setting is compared
 //!   directly. A stream key is answered once, by the PUT that creates the stream.
-//! - **Search** is per-word, case-insensitive substring matching on a lower-cased
-//!   `search_text` column (title + description), ANDed over at most 8 words; `%`/`_`
-//!   are literals. Not FTS5/tsvector: the same SQL works on both backends.
+//! - **Search** is full-text: SQLite FTS5 / a Postgres `tsvector` GIN index over a
+//!   lower-cased `search_text` (title + description); every query word (at most 8,
+//!   runs of letters and digits) must match a word prefix. Backend-specific DDL is
+//!   created after the shared migrations (`catalog::search`).
 //! - **Visibility.** A private, unfinished (not READY) or soft-deleted VOD is a 404 to
 //!   everyone but its channel's creator and admins (deleted: to all); an unpublished clip
 //!   is a 404 to all but its creator, its channel's creator and admins.

@@ -5,13 +5,14 @@
 //! Components: [`open`] (connect + migrate), [`tokens`] (hashed bearer tokens and the
 //! [`AccessControl`](pulse_schemas::access::AccessControl) impl), [`streams`] (channels,
 //! users, follows, streams, stream keys, lifecycle → archival), [`vods`], [`progress`],
-//! [`clips`], [`jobs`] (the durable media job queue), [`webhooks`] (signature checks).
+//! [`search`] (full-text search: FTS5 / tsvector), [`clips`], [`jobs`] (the durable media job queue), [`webhooks`] (signature checks).
 
 pub mod clips;
 pub mod config;
 pub mod jobs;
 pub mod open;
 pub mod progress;
+pub mod search;
 pub mod streams;
 pub mod tokens;
 pub mod vods;

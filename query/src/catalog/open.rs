@@ -57,5 +57,6 @@ pub async fn open(
         pool.execute("PRAGMA journal_mode = WAL;").await?;
     }
     MIGRATOR.run(&pool).await?;
+    super::search::ensure_index(&pool, backend).await?;
     Ok(Catalog::from_pool(pool, backend, config, secrets))
 }

@@ -102,20 +102,6 @@ pub struct RecordingReady {
     pub resolution: String,
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_term(term: &str) -> String {
-    let mut out = String::with_capacity(term.len() + 2);
-    out.push('%');
-    for c in term.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 impl Catalog {
     /// Whether `who` sees a VOD of `channel` that is private or not READY.
     async fn sees_hidden(
@@ -150,14 +136,14 @@ impl Catalog {
             binds.push(Bind::Int(to));
             filter.push_str(&format!(" AND v.created_at < ${}", binds.len()));
         }
-        if let Some(q) = &query.q {
-            for term in q.split_whitespace().take(8) {
-                binds.push(Bind::Text(like_term(&term.to_lowercase())));
-                filter.push_str(&format!(
-                    " AND v.search_text LIKE ${} ESCAPE '\\'",
-                    binds.len()
-                ));
-            }
+        let words = query
+            .q
+            .as_deref()
+            .map(super::search::terms)
+            .unwrap_or_default();
+        if let Some(expr) = super::search::match_expression(self.backend(), &words) {
+            binds.push(Bind::Text(expr));
+            filter.push_str(&super::search::condition(self.backend(), binds.len()));
         }
         let order = match query.sort {
             VodSort::Newest => "v.created_at DESC, v.id DESC".to_owned(),

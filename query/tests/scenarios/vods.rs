@@ -148,7 +148,30 @@ pub async fn run(backend: &Backend<'_>) {
     let (_, none) = w
         .call(Method::GET, "/api/channels/c1/vods?q=100%25", None, None)
         .await;
-    assert_eq!(none["total"], 0, "% is a literal, not a wildcard");
+    assert_eq!(none["total"], 0, "% is a separator, not a wildcard");
+    // Full-text: words match by prefix, punctuation never is syntax.
+    let (_, found) = w
+        .call(Method::GET, "/api/channels/c1/vods?q=speedr", None, None)
+        .await;
+    assert_eq!(found["total"], 3, "a word prefix matches: {found}");
+    let (_, found) = w
+        .call(Method::GET, "/api/channels/c1/vods?q=eedrun", None, None)
+        .await;
+    assert_eq!(found["total"], 0, "the middle of a word does not: {found}");
+    let (st, found) = w
+        .call(
+            Method::GET,
+            "/api/channels/c1/vods?q=%22speedrun%22%20*%3A%20(part-10",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{found}");
+    assert_eq!(
+        ids(&found),
+        vec![vods[10].clone()],
+        "quotes, stars, colons and brackets are not syntax"
+    );
     // Date range [from, to) on the VOD's time.
     let (from, to) = (base + 3 * 3_600_000, base + 6 * 3_600_000);
     let (_, ranged) = w
@@ -210,6 +233,14 @@ pub async fn run(backend: &Backend<'_>) {
         ids(&found),
         vec![vods[0].clone()],
         "the description is searched too"
+    );
+    let (_, found) = w
+        .call(Method::GET, "/api/channels/c1/vods?q=speedrun", None, None)
+        .await;
+    assert_eq!(
+        ids(&found),
+        vec![vods[10].clone(), vods[5].clone()],
+        "the old title is out of the index"
     );
     let (st, _) = w
         .call(
