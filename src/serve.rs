@@ -12,6 +12,7 @@ use pulse_schemas::{AccessControl, EmbeddedTables, Id, Role as AccessRole, Stati
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -216,7 +217,24 @@ pub async fn run_role_with_access(
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone())
         .with_health(health.clone());
-    let query = crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
+    let mut query =
+        crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
+    // With ClickHouse, other nodes' alert transitions reach this node's live feeds.
+    let alerts_stop = CancellationToken::new();
+    let mut alerts_poller = None;
+    if cfg.store == StoreKind::Clickhouse && role == Role::All {
+        let tx = Arc::new(pulse_query::remote_alerts::channel());
+        query = query.with_remote_alerts(tx.clone());
+        alerts_poller = Some(tokio::spawn(pulse_query::remote_alerts::run(
+            cfg.clickhouse_url.clone(),
+            cfg.node_id.clone(),
+            clock.clone(),
+            Duration::from_millis(cfg.clickhouse.alert_poll_ms.max(50)),
+            pulse_aggregator::live_health::guide,
+            tx.as_ref().clone(),
+            alerts_stop.clone(),
+        )));
+    }
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {
@@ -233,6 +251,10 @@ pub async fn run_role_with_access(
     .with_graceful_shutdown(async move { http_stop.cancelled().await });
     let served = server.await.context("HTTP server");
     query.set_ready(false);
+    alerts_stop.cancel();
+    if let Some(p) = alerts_poller {
+        let _ = p.await;
+    }
     media_stop.cancel();
     media_pool.shutdown().await;
     let _ = retention.await;

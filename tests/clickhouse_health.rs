@@ -8,7 +8,7 @@ mod common;
 
 use common::clickhouse::ClickHouse;
 use common::conformance::json_diff;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use pulse::config::StoreKind;
 use pulse::serve::Role;
 use pulse_schemas::{Role as UserRole, StaticAccess};
@@ -201,4 +201,77 @@ async fn health_and_alert_history_read_from_clickhouse_equal_the_embedded_store(
 
     embedded.stop().await;
     scaled.stop().await;
+}
+
+/// Issue 5 point 5: two nodes on one ClickHouse; the encoder talks to node A, the
+/// creator's live feed is open on node B. B learns A's alert transitions from the
+/// shared `alerts` table (`pulse_query::remote_alerts`) and shows them in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_raised_on_one_node_reaches_a_feed_on_another() {
+    let ch = tokio::task::spawn_blocking(ClickHouse::start)
+        .await
+        .expect("start ClickHouse");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = |name: &str| {
+        let mut cfg = common::config(&dir.path().join(name));
+        cfg.store = StoreKind::Clickhouse;
+        cfg.clickhouse_url = ch.url();
+        cfg.node_id = format!("node-{name}");
+        cfg.clickhouse.insert_interval_ms = 100;
+        cfg.clickhouse.alert_poll_ms = 100;
+        cfg
+    };
+    let a = node(cfg("a")).await;
+    let b = node(cfg("b")).await;
+    let url = format!("ws://{}/v1/live?channel=c1&token={CREATOR}", b.addr);
+    let (mut feed, _) = connect_async(url).await.expect("feed on B");
+    // Let B's poller take its first look (it only primes on it).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let mut bitrates = vec![5000; 10];
+    bitrates.extend([1500; 20]);
+    bitrates.extend([5000; 20]);
+    let sent = std::time::Instant::now();
+    a.play(&bitrates).await;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 3 {
+        let msg = tokio::time::timeout_at(deadline, feed.next())
+            .await
+            .unwrap_or_else(|_| panic!("B's feed got only {seen:?}"));
+        let Some(Ok(Message::Text(t))) = msg else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).expect("feed JSON");
+        if v["type"] == "alert" {
+            assert!(v["guide"].as_str().is_some_and(|g| !g.is_empty()), "{v}");
+            seen.push(format!("{} {} {}", v["alert"], v["severity"], v["state"]));
+        }
+    }
+    eprintln!(
+        "all 3 transitions on B {:?} after the script was sent",
+        sent.elapsed()
+    );
+    assert_eq!(
+        seen,
+        [
+            r#""bitrate_drop" "warning" "firing""#,
+            r#""bitrate_drop" "critical" "firing""#,
+            r#""bitrate_drop" "critical" "resolved""#,
+        ]
+    );
+    // Each once: nothing more arrives.
+    let more = tokio::time::timeout(Duration::from_millis(600), async {
+        loop {
+            match feed.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("\"alert\"") => return t.to_string(),
+                Some(Ok(_)) => continue,
+                _ => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(more.is_err(), "a transition came twice: {more:?}");
+    a.stop().await;
+    b.stop().await;
 }

@@ -58,14 +58,13 @@
 //!
 //! Design choices:
 //! - **Alerts across nodes** (issue 5 point 5, with ClickHouse): every node writes its
-//!   alert transitions to the shared `alerts` table within one flush (~1 s). A live feed
-//!   learns of the alerts of streams whose encoder is on another node by polling that
-//!   table once a second for rows with `node ≠ self` and `ts` after the last seen one
-//!   (one query per node per second shared by all feeds, not per feed), and the health
-//!   of such streams from `health_ticks`; worst case ≈ flush (1 s) + poll (1 s) ≤ 2 s,
-//!   with no infrastructure beyond ClickHouse. The embedded store is single-node, so
-//!   only the local broadcast path exists there; the poller arrives with the
-//!   ClickHouse reader (built in parallel).
+//!   alert transitions to the shared `alerts` table within one flush (~1 s). A node's live
+//!   feeds learn of the alerts of streams whose encoder is on another node from
+//!   [`remote_alerts`]: one poller per node (not per feed) reads the rows with
+//!   `node ≠ self` once a second and re-broadcasts the new ones; worst case ≈ flush (1 s)
+//!   + poll (1 s) ≤ 2 s, with no infrastructure beyond ClickHouse. The per-second health
+//!   messages stay node-local (the history of remote streams is in `health_ticks`). The
+//!   embedded store is single-node, so only the local broadcast path exists there.
 //! - **One consistent view per request.** A handler takes one snapshot of the embedded
 //!   tables (Parquet files ∪ recent batches ∪ provisional batches of open windows) and
 //!   runs all its reads on it. A DataFusion `SessionContext` is built once per published
@@ -100,6 +99,7 @@ pub mod export;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod remote_alerts;
 pub mod routes;
 pub mod series;
 pub mod store;
@@ -131,6 +131,8 @@ pub struct QueryState {
 pub struct LiveDeps {
     pub access: Arc<dyn pulse_schemas::AccessControl>,
     pub health: Arc<dyn pulse_schemas::LiveHealth>,
+    /// Alert transitions of other nodes (ClickHouse only; see [`remote_alerts`]).
+    pub remote_alerts: Option<remote_alerts::RemoteAlerts>,
 }
 
 impl std::fmt::Debug for LiveDeps {
@@ -187,7 +189,20 @@ impl QueryState {
         access: Arc<dyn pulse_schemas::AccessControl>,
         health: Arc<dyn pulse_schemas::LiveHealth>,
     ) -> QueryState {
-        self.live = Some(LiveDeps { access, health });
+        self.live = Some(LiveDeps {
+            access,
+            health,
+            remote_alerts: None,
+        });
+        self
+    }
+
+    /// Also forwards other nodes' alert transitions (from [`remote_alerts::run`]) to the
+    /// live feeds; only after [`QueryState::with_live`].
+    pub fn with_remote_alerts(mut self, tx: remote_alerts::RemoteAlerts) -> QueryState {
+        if let Some(live) = self.live.as_mut() {
+            live.remote_alerts = Some(tx);
+        }
         self
     }
 

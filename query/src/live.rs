@@ -8,7 +8,9 @@
 //! that falls behind the bounded broadcast counts the skipped messages
 //! (`pulse_query_live_lagged_total`) and re-sends the firing alerts, so its creator's
 //! view is right again. Viewers come from the newest `stream_ticks` row of the stream in
-//! memory (provisional or recent), summed across nodes.
+//! memory (provisional or recent), summed across nodes. With ClickHouse, the alert
+//! changes of streams whose encoder is on another node come from
+//! [`crate::remote_alerts`] (polled from the shared `alerts` table).
 
 use crate::QueryState;
 use crate::error::QueryError;
@@ -20,10 +22,11 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use pulse_schemas::{EmbeddedTables, Id, LiveHealth, LiveUpdate, Table};
+use pulse_schemas::{AlertBroadcast, EmbeddedTables, Id, LiveHealth, LiveUpdate, Table};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Query of `GET /v1/live`.
@@ -45,12 +48,14 @@ pub async fn live_feed(
         .ok_or_else(|| QueryError::invalid("channel", "expected ?channel=<id>, got nothing"))
         .and_then(|c| Id::parse(c).map_err(|e| QueryError::invalid("channel", e)))?;
     authorize(&state, bearer(&headers, params.token.as_deref()), &channel).await?;
-    let health = state.live()?.health.clone();
+    let live = state.live()?;
+    let health = live.health.clone();
+    let remote = live.remote_alerts.as_ref().map(|tx| tx.subscribe());
     let tables = state.tables().clone();
     let tick_ms = state.tick_ms();
     Ok(ws
         .max_message_size(4096)
-        .on_upgrade(move |socket| feed(socket, health, tables, channel, tick_ms))
+        .on_upgrade(move |socket| feed(socket, health, remote, tables, channel, tick_ms))
         .into_response())
 }
 
@@ -98,9 +103,20 @@ async fn send_state(
     true
 }
 
+/// The next alert of other nodes, or never when this node has no such source.
+async fn next_remote(
+    remote: &mut Option<broadcast::Receiver<AlertBroadcast>>,
+) -> Result<AlertBroadcast, RecvError> {
+    match remote {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn feed(
     mut socket: WebSocket,
     health: Arc<dyn LiveHealth>,
+    mut remote: Option<broadcast::Receiver<AlertBroadcast>>,
     tables: Arc<EmbeddedTables>,
     channel: Id,
     tick_ms: i64,
@@ -131,6 +147,17 @@ async fn feed(
                     }
                 }
                 Err(RecvError::Closed) => return,
+            },
+            msg = next_remote(&mut remote) => match msg {
+                Ok(a) if a.channel == channel => {
+                    if !send(&mut socket, a.json.to_string()).await {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => LIVE_LAGGED.inc_by(n),
+                // The poller stopped (shutdown): local alerts go on.
+                Err(RecvError::Closed) => remote = None,
             },
             _ = every.tick() => {
                 if !send_state(&mut socket, &health, &tables, &channel, false, tick_ms).await {

@@ -57,6 +57,9 @@ pub struct ClickHouseConfig {
     /// On graceful shutdown, how long to keep draining before leaving the rest in the
     /// spool for the next start, in ms. Default 15 000.
     pub shutdown_drain_ms: u64,
+    /// How often a node reads the alert transitions of the other nodes for its live
+    /// feeds (`pulse serve` on ClickHouse), in ms. Default 1000.
+    pub alert_poll_ms: u64,
 }
 
 impl Default for ClickHouseConfig {
@@ -71,6 +74,7 @@ impl Default for ClickHouseConfig {
             retry_max_ms: 5000,
             request_timeout_ms: 30_000,
             shutdown_drain_ms: 15_000,
+            alert_poll_ms: 1000,
         }
     }
 }
