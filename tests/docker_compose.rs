@@ -4,37 +4,11 @@
 //! ingest nodes behind one published port, one query node, Postgres, health checks,
 //! volumes). The YAML is read with PyYAML (python3 is already needed for chDB).
 
-use serde_json::Value;
+mod common;
+
+use common::compose::{compose, environment, strings};
 use std::path::Path;
 use std::process::Command;
-
-fn compose() -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-        ])
-        .arg(root.join("docker-compose.yml"))
-        .output()
-        .expect("python3 with PyYAML (scripts/need-clickhouse.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("compose as JSON")
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn every_service_matches_what_the_binary_accepts() {
@@ -73,18 +47,7 @@ fn every_service_matches_what_the_binary_accepts() {
             command[1..].join(" "),
             String::from_utf8_lossy(&help.stderr)
         );
-        let env: Vec<(String, String)> = svc["environment"]
-            .as_object()
-            .expect("environment as a map")
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), v)
-            })
-            .collect();
+        let env = environment(svc);
         for (k, _) in &env {
             assert!(
                 pulse::config::env_key_is_known(k),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clickhouse;
+pub mod compose;
 pub mod conformance;
 pub mod reference;
 pub mod trace;

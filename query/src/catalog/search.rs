@@ -59,9 +59,16 @@ pub async fn ensure_index(pool: &AnyPool, backend: Backend) -> Result<(), QueryE
             }
         }
         Backend::Postgres => {
+            // Nodes starting together on one Postgres would race on CREATE INDEX IF NOT
+            // EXISTS (both pass the check, one fails on the catalog's unique name), so
+            // the DDL runs under a transaction-scoped advisory lock.
+            let mut tx = pool.begin().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(7370010001)")
+                .await?;
             for ddl in POSTGRES_DDL {
-                pool.execute(*ddl).await?;
+                tx.execute(*ddl).await?;
             }
+            tx.commit().await?;
         }
     }
     Ok(())
