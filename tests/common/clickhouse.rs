@@ -93,6 +93,11 @@ impl ClickHouse {
         me
     }
 
+    /// The server's process id (setpriv execs it, so it is the server's own).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
