@@ -101,6 +101,7 @@ pub mod media;
 pub mod metrics;
 pub mod routes;
 pub mod series;
+pub mod sql;
 pub mod store;
 pub mod summary;
 
@@ -226,6 +227,46 @@ impl QueryState {
     /// One consistent view of the store for one request.
     pub async fn snapshot(&self) -> Result<Arc<StoreSnapshot>, QueryError> {
         self.with_timeout(self.inner.store.snapshot()).await
+    }
+
+    /// Checks and runs one ad-hoc SQL query on the configured store, within the
+    /// `sql_*` limits (every refusal names its rule).
+    pub async fn run_sql(&self, text: &str) -> Result<sql::SqlResult, QueryError> {
+        let cfg = &self.inner.config;
+        let limits = sql::SqlLimits {
+            max_rows: cfg.sql_max_rows,
+            timeout_ms: cfg.sql_timeout_ms,
+            max_memory_bytes: cfg.sql_max_memory_bytes,
+            target_partitions: cfg.target_partitions,
+        };
+        if text.len() > cfg.sql_max_text_bytes {
+            return Err(sql::SqlRefusal::new(
+                sql::SqlRule::TextLength,
+                format!(
+                    "the SQL text has {} bytes, at most {} are accepted (sql_max_text_bytes)",
+                    text.len(),
+                    cfg.sql_max_text_bytes
+                ),
+            )
+            .into());
+        }
+        let dialect = match &self.inner.store {
+            Store::Embedded(_) => sql::policy::SqlDialect::DataFusion,
+            Store::ClickHouse(_) => sql::policy::SqlDialect::ClickHouse,
+        };
+        let statement = sql::policy::check(text, dialect)?;
+        let run = async {
+            match &self.inner.store {
+                Store::Embedded(s) => {
+                    let snap = s.snapshot()?;
+                    sql::embedded::run(&snap, statement, &limits).await
+                }
+                Store::ClickHouse(s) => sql::clickhouse::run(s.client(), &statement, &limits).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+            .await
+            .map_err(|_| limits.time_refusal())?
     }
 
     /// Runs a store read under the configured timeout.
