@@ -261,7 +261,7 @@ impl QueryState {
                     let snap = s.snapshot()?;
                     sql::embedded::run(&snap, statement, &limits).await
                 }
-                Store::ClickHouse(s) => sql::clickhouse::run(s.client(), &statement, &limits).await,
+                Store::ClickHouse(s) => sql::clickhouse::run(s, &statement, &limits).await,
             }
         };
         tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)

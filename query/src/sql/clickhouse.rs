@@ -12,6 +12,7 @@
 
 use crate::error::QueryError;
 use crate::sql::{SqlLimits, SqlRefusal, SqlResult, SqlRule};
+use crate::store::clickhouse::ClickHouseStore;
 use arrow::array::{
     ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
@@ -24,12 +25,13 @@ pub const ANSWER_FORMAT: &str = "TabSeparatedWithNamesAndTypes";
 
 /// Runs one checked statement within `limits` (the caller also applies the time limit).
 pub async fn run(
-    client: &clickhouse::Client,
+    store: &ClickHouseStore,
     statement: &Statement,
     limits: &SqlLimits,
 ) -> Result<SqlResult, QueryError> {
     let seconds = limits.timeout_ms.div_ceil(1000).max(1);
-    let client = client
+    let client = store
+        .client()
         .clone()
         .with_setting("readonly", "1")
         .with_setting("max_execution_time", seconds.to_string())
@@ -86,7 +88,10 @@ fn arrow_type(ch_type: &str, values: &[Option<Vec<u8>>]) -> (DataType, bool) {
     let mut t = ch_type.trim();
     let mut nullable = false;
     loop {
-        if let Some(inner) = t.strip_prefix("Nullable(").and_then(|r| r.strip_suffix(')')) {
+        if let Some(inner) = t
+            .strip_prefix("Nullable(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
             nullable = true;
             t = inner;
         } else if let Some(inner) = t
@@ -102,11 +107,19 @@ fn arrow_type(ch_type: &str, values: &[Option<Vec<u8>>]) -> (DataType, bool) {
         "Int8" | "Int16" | "Int32" | "Int64" | "UInt8" | "UInt16" | "UInt32" => DataType::Int64,
         "UInt64" => DataType::UInt64,
         "Float32" | "Float64" => DataType::Float64,
-        "String" if values.iter().flatten().any(|v| std::str::from_utf8(v).is_err()) => {
+        "String"
+            if values
+                .iter()
+                .flatten()
+                .any(|v| std::str::from_utf8(v).is_err()) =>
+        {
             DataType::Binary
         }
         t if t.starts_with("FixedString(")
-            && values.iter().flatten().any(|v| std::str::from_utf8(v).is_err()) =>
+            && values
+                .iter()
+                .flatten()
+                .any(|v| std::str::from_utf8(v).is_err()) =>
         {
             DataType::Binary
         }
@@ -150,7 +163,8 @@ fn bad(what: String) -> QueryError {
 /// Parses a `TabSeparatedWithNamesAndTypes` answer into one batch.
 pub fn decode_tsv(body: &[u8], limits: &SqlLimits) -> Result<SqlResult, QueryError> {
     let mut lines = body.split(|&b| b == b'\n');
-    let split = |l: &[u8]| -> Vec<Option<Vec<u8>>> { l.split(|&b| b == b'\t').map(unescape).collect() };
+    let split =
+        |l: &[u8]| -> Vec<Option<Vec<u8>>> { l.split(|&b| b == b'\t').map(unescape).collect() };
     let text = |v: Option<Vec<u8>>| String::from_utf8_lossy(&v.unwrap_or_default()).into_owned();
     let names: Vec<String> = split(lines.next().unwrap_or_default())
         .into_iter()
@@ -274,10 +288,7 @@ mod tests {
         assert_eq!(b.column(2).as_binary::<i32>().value(1), &[0]);
         assert_eq!(b.column(3).as_primitive::<Float64Type>().value(0), 1.5);
         assert!(b.column(3).is_null(1));
-        assert_eq!(
-            b.column(4).as_primitive::<UInt64Type>().value(0),
-            u64::MAX
-        );
+        assert_eq!(b.column(4).as_primitive::<UInt64Type>().value(0), u64::MAX);
         assert_eq!(b.column(5).as_string::<i32>().value(1), "2026-11-25");
         assert!(r.schema.field(3).is_nullable());
         assert!(!r.schema.field(0).is_nullable());
@@ -300,11 +311,26 @@ mod tests {
     #[test]
     fn limit_errors_become_their_rules() {
         let err = |t: &str| classify(clickhouse::error::Error::BadResponse(t.into()), &LIMITS);
-        assert_eq!(err("Code: 159, e.displayText() = DB::Exception: Timeout exceeded").code(), "sql_time_limit");
-        assert_eq!(err("Code: 241, e.displayText() = DB::Exception: Memory limit").code(), "sql_memory_limit");
-        assert_eq!(err("Code: 396. DB::Exception: Limit for result exceeded").code(), "sql_row_limit");
-        assert_eq!(err("Code: 164, e.displayText() = DB::Exception: readonly").code(), "sql_read_only");
-        assert_eq!(err("Code: 47, e.displayText() = DB::Exception: Unknown identifier").code(), "invalid_parameter");
+        assert_eq!(
+            err("Code: 159, e.displayText() = DB::Exception: Timeout exceeded").code(),
+            "sql_time_limit"
+        );
+        assert_eq!(
+            err("Code: 241, e.displayText() = DB::Exception: Memory limit").code(),
+            "sql_memory_limit"
+        );
+        assert_eq!(
+            err("Code: 396. DB::Exception: Limit for result exceeded").code(),
+            "sql_row_limit"
+        );
+        assert_eq!(
+            err("Code: 164, e.displayText() = DB::Exception: readonly").code(),
+            "sql_read_only"
+        );
+        assert_eq!(
+            err("Code: 47, e.displayText() = DB::Exception: Unknown identifier").code(),
+            "invalid_parameter"
+        );
         assert_eq!(err("bad gateway").code(), "store_error");
     }
 }

@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn csv_quotes_and_has_a_header() {
-        let text = String::from_utf8(encode(&sample(), SqlFormat::Csv).expect("csv")).expect("utf8");
+        let text =
+            String::from_utf8(encode(&sample(), SqlFormat::Csv).expect("csv")).expect("utf8");
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("n,s,b"));
         assert_eq!(lines.next(), Some("1,\"a,\"\"b\"\"\",ff01"));
@@ -160,8 +161,8 @@ mod tests {
     fn arrow_and_parquet_read_back_the_same_batch() {
         let r = sample();
         let ipc = encode(&r, SqlFormat::Arrow).expect("arrow");
-        let reader =
-            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None).expect("ipc");
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .expect("ipc");
         let back: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("batches");
         assert_eq!(back, r.batches);
 

@@ -7,8 +7,7 @@
 use crate::sql::{SqlRefusal, SqlRule};
 use pulse_schemas::Table;
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
+    Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::{ClickHouseDialect, Dialect, GenericDialect};
 use sqlparser::parser::Parser;
@@ -103,7 +102,11 @@ fn statement_kind(statement: &Statement) -> String {
                 "TABLE" | "VIEW" | "DATABASE" | "SCHEMA" | "EXTERNAL" | "FUNCTION" | "INDEX"
             ) =>
         {
-            format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "empty".to_owned(),
@@ -136,9 +139,7 @@ impl Checker {
             .collect::<Option<Vec<_>>>()
             .unwrap_or_default();
         let known = match parts.as_slice() {
-            [one] => {
-                Table::from_name(one).is_some() || self.scopes.iter().any(|s| s.contains(one))
-            }
+            [one] => Table::from_name(one).is_some() || self.scopes.iter().any(|s| s.contains(one)),
             _ => false,
         };
         if known {
@@ -222,7 +223,9 @@ impl Visitor for Checker {
                 name, args: None, ..
             } => self.table_name(name),
             TableFactor::Table {
-                name, args: Some(_), ..
+                name,
+                args: Some(_),
+                ..
             } => ControlFlow::Break(SqlRefusal::new(
                 SqlRule::TableFunction,
                 format!(
@@ -317,15 +320,24 @@ mod tests {
             ("INSERT INTO alerts SELECT * FROM alerts", SqlRule::ReadOnly),
             ("DELETE FROM alerts", SqlRule::ReadOnly),
             ("CREATE TABLE x (a INT)", SqlRule::ReadOnly),
-            ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc'", SqlRule::Syntax),
+            (
+                "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc'",
+                SqlRule::Syntax,
+            ),
             ("COPY alerts TO '/tmp/x'", SqlRule::ReadOnly),
             ("SELECT * INTO newtable FROM alerts", SqlRule::ReadOnly),
             ("EXPLAIN ANALYZE SELECT 1", SqlRule::ReadOnly),
             ("SET x = 1", SqlRule::ReadOnly),
             ("SELECT * FROM system.tables", SqlRule::UnknownTable),
-            ("SELECT * FROM information_schema.tables", SqlRule::UnknownTable),
+            (
+                "SELECT * FROM information_schema.tables",
+                SqlRule::UnknownTable,
+            ),
             ("SELECT * FROM '/etc/passwd'", SqlRule::UnknownTable),
-            ("SELECT * FROM generate_series(1, 3)", SqlRule::TableFunction),
+            (
+                "SELECT * FROM generate_series(1, 3)",
+                SqlRule::TableFunction,
+            ),
             ("SELECT * FROM stream_ticks FOR UPDATE", SqlRule::ReadOnly),
         ];
         for &(sql, want) in cases {
@@ -337,19 +349,49 @@ mod tests {
             );
         }
         let ch: &[(&str, SqlRule)] = &[
-            ("SELECT * FROM file('x.csv', 'CSV', 'a String')", SqlRule::TableFunction),
-            ("SELECT * FROM url('http://x/', CSV, 'a String')", SqlRule::TableFunction),
-            ("SELECT * FROM s3('http://x/b/k', 'CSV')", SqlRule::TableFunction),
-            ("SELECT * FROM remote('h', default.alerts)", SqlRule::TableFunction),
+            (
+                "SELECT * FROM file('x.csv', 'CSV', 'a String')",
+                SqlRule::TableFunction,
+            ),
+            (
+                "SELECT * FROM url('http://x/', CSV, 'a String')",
+                SqlRule::TableFunction,
+            ),
+            (
+                "SELECT * FROM s3('http://x/b/k', 'CSV')",
+                SqlRule::TableFunction,
+            ),
+            (
+                "SELECT * FROM remote('h', default.alerts)",
+                SqlRule::TableFunction,
+            ),
             ("SELECT * FROM numbers(10)", SqlRule::TableFunction),
             ("SELECT file('/etc/passwd')", SqlRule::ForbiddenFunction),
-            ("SELECT dictGetString('d', 'a', toUInt64(1))", SqlRule::ForbiddenFunction),
-            ("SELECT 1 FROM alerts WHERE 1 IN (SELECT 1 FROM url('http://x', CSV, 'a UInt8'))", SqlRule::TableFunction),
-            ("SELECT * FROM alerts SETTINGS readonly = 0", SqlRule::SettingsClause),
-            ("SELECT * FROM alerts FORMAT TabSeparated", SqlRule::FormatClause),
+            (
+                "SELECT dictGetString('d', 'a', toUInt64(1))",
+                SqlRule::ForbiddenFunction,
+            ),
+            (
+                "SELECT 1 FROM alerts WHERE 1 IN (SELECT 1 FROM url('http://x', CSV, 'a UInt8'))",
+                SqlRule::TableFunction,
+            ),
+            (
+                "SELECT * FROM alerts SETTINGS readonly = 0",
+                SqlRule::SettingsClause,
+            ),
+            (
+                "SELECT * FROM alerts FORMAT TabSeparated",
+                SqlRule::FormatClause,
+            ),
             ("SELECT * FROM system.users", SqlRule::UnknownTable),
-            ("SELECT 1 UNION ALL SELECT * FROM url('http://x', CSV, 'a UInt8')", SqlRule::TableFunction),
-            ("WITH x AS (SELECT * FROM s3('http://x/b', 'CSV')) SELECT * FROM x", SqlRule::TableFunction),
+            (
+                "SELECT 1 UNION ALL SELECT * FROM url('http://x', CSV, 'a UInt8')",
+                SqlRule::TableFunction,
+            ),
+            (
+                "WITH x AS (SELECT * FROM s3('http://x/b', 'CSV')) SELECT * FROM x",
+                SqlRule::TableFunction,
+            ),
         ];
         for &(sql, want) in ch {
             assert_eq!(rule(sql, SqlDialect::ClickHouse), Some(want), "{sql}");
@@ -367,7 +409,10 @@ mod tests {
     #[test]
     fn a_with_name_is_a_table_only_inside_its_query() {
         let sql = "SELECT * FROM (WITH users AS (SELECT 1) SELECT * FROM users) a, users";
-        assert_eq!(rule(sql, SqlDialect::ClickHouse), Some(SqlRule::UnknownTable));
+        assert_eq!(
+            rule(sql, SqlDialect::ClickHouse),
+            Some(SqlRule::UnknownTable)
+        );
     }
 
     #[test]
