@@ -12,6 +12,9 @@
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
 //!   gathering of their inputs from a store.
 //! - [`export`]: RFC 4180 CSV, streamed chunk by chunk.
+//! - [`sql`]: the data team's ad-hoc SQL (`POST /api/sql`, admin only, `routes::sql`):
+//!   a `sqlparser` check of the syntax tree, DataFusion or ClickHouse under limits, and
+//!   the answer as JSON, CSV, Arrow IPC or Parquet.
 //! - [`live`]: the creator live feed `GET /v1/live?channel=` (PROTOCOL.md §3): health once a
 //!   second per live stream of the channel (viewers from the newest stream tick in
 //!   memory), alert changes the moment the health component broadcasts them.
@@ -87,6 +90,22 @@
 //!   nothing is counted twice.
 //! - **Distinct viewers are per minute** (`viewer_minutes`): unique viewers, new followers
 //!   and conversion need a step ≥ 1 min (400 otherwise) and are exact over any range.
+//! - **Ad-hoc SQL** (issue 4 point 7). Checked on the parsed tree, never the text: one
+//!   statement, a query, only the analytics tables (`Table::ALL`) and WITH names in
+//!   scope, no table functions at all (even harmless ones: `generate_series`,
+//!   `numbers`), no file/URL/remote/dictionary functions, no SETTINGS/FORMAT clause. The
+//!   checked tree is what runs (DataFusion plans it directly; ClickHouse gets its
+//!   rendering), and each store refuses writes again by itself (`SQLOptions`; ClickHouse
+//!   `readonly=1`, which also forbids table functions and setting changes). Rule breaks
+//!   are 400, limits past (`sql_max_rows`, `sql_timeout_ms`, `sql_max_memory_bytes`)
+//!   422, each with the rule as `code`; an error of the query itself (unknown column)
+//!   is 400 `invalid_parameter`. On the embedded store a query sees the same union of
+//!   files, recent and open provisional rows as the routes; on ClickHouse it reads the
+//!   tables as stored (no `FINAL` added: a retried insert may show twice unless the
+//!   query says `FINAL`). DataFusion plans get a cooperative wrapper on every operator
+//!   so the time limit stops CPU-bound work, and spilling is off so the memory pool is
+//!   a hard limit. The answer is bounded by the row and memory limits, so it is
+//!   encoded whole (off the async workers) rather than streamed.
 //! - **Everything bounded**: points per series, rows and metrics per export, body size,
 //!   time per request (503 `timeout`); the series is dense so its size is known before
 //!   the store is read. Request ids are validated (`Id::parse`) and bound as SQL
