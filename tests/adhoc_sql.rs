@@ -170,6 +170,35 @@ async fn embedded_sql_matches_the_raw_events_polars_and_duckdb() {
     let want = reference(&events);
     assert_eq!(got, want, "SQL totals against the raw events");
     assert!(want.values().all(|m| m["views"] > 0 && m["watch_ms"] > 0));
+    // The same numbers as the stream summary route.
+    for (stream, m) in &got {
+        let v: Value = reqwest::Client::new()
+            .get(server.url(&format!("/api/analytics/streams/{stream}")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("GET summary")
+            .json()
+            .await
+            .expect("JSON summary");
+        let s = &v["metrics"];
+        assert_eq!(s["views"].as_i64(), Some(m["views"]), "{stream}: {v}");
+        assert_eq!(
+            s["unique_viewers"].as_i64(),
+            Some(m["unique_viewers"]),
+            "{stream}"
+        );
+        assert_eq!(
+            s["chat_messages"].as_i64(),
+            Some(m["chat_messages"]),
+            "{stream}"
+        );
+        let watch = s["watch_minutes"].as_f64().unwrap_or(-1.0) * 60_000.0;
+        assert!(
+            (watch - m["watch_ms"] as f64).abs() < 1e-6,
+            "{stream}: {watch}"
+        );
+    }
 
     // The same query in every other format, read back by polars.
     let mut files = Vec::new();

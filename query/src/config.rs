@@ -40,6 +40,10 @@ pub struct QueryConfig {
     /// Ad-hoc SQL: longest accepted SQL text, in bytes (400 `sql_text_length`).
     /// Default 65 536.
     pub sql_max_text_bytes: usize,
+    /// Ad-hoc SQL: queries running at once on this node (each may use
+    /// `sql_max_memory_bytes`); one more is answered 503 `busy` and counted
+    /// (`pulse_query_sql_refused_total{rule="busy"}`). Default 2.
+    pub sql_max_concurrent: usize,
 }
 
 impl Default for QueryConfig {
@@ -56,6 +60,7 @@ impl Default for QueryConfig {
             sql_timeout_ms: 30_000,
             sql_max_memory_bytes: 256 * 1024 * 1024,
             sql_max_text_bytes: 64 * 1024,
+            sql_max_concurrent: 2,
         }
     }
 }

@@ -165,6 +165,8 @@ struct Inner {
     config: QueryConfig,
     ready: Arc<AtomicBool>,
     tick_ms: i64,
+    /// Ad-hoc SQL queries running now (at most `sql_max_concurrent`).
+    sql_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl QueryState {
@@ -188,6 +190,9 @@ impl QueryState {
         config: QueryConfig,
         tick_ms: i64,
     ) -> QueryState {
+        let sql_slots = Arc::new(tokio::sync::Semaphore::new(
+            config.sql_max_concurrent.max(1),
+        ));
         QueryState {
             inner: Arc::new(Inner {
                 tables,
@@ -195,6 +200,7 @@ impl QueryState {
                 config,
                 ready: Arc::new(AtomicBool::new(false)),
                 tick_ms: tick_ms.max(1),
+                sql_slots,
             }),
             live: None,
         }
@@ -274,6 +280,20 @@ impl QueryState {
             Store::ClickHouse(_) => sql::policy::SqlDialect::ClickHouse,
         };
         let statement = sql::policy::check(text, dialect)?;
+        let _slot = self
+            .inner
+            .sql_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                crate::metrics::SQL_REFUSED
+                    .with_label_values(&["busy"])
+                    .inc();
+                QueryError::Busy(format!(
+                    "{} ad-hoc SQL queries are running (sql_max_concurrent); try again shortly",
+                    cfg.sql_max_concurrent
+                ))
+            })?;
         let run = async {
             match &self.inner.store {
                 Store::Embedded(s) => {
