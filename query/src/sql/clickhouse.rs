@@ -2,7 +2,7 @@
 //! `sqlparser`, runs with the limits as settings of the request —
 //! `readonly=1` (no writes, no setting changes, no table functions),
 //! `max_execution_time`, `max_result_rows` with `result_overflow_mode=throw`,
-//! `max_memory_usage` — and `wait_end_of_query=1`, so a limit hit mid-answer is an
+//! `max_memory_usage` and `max_result_bytes` — and `wait_end_of_query=1`, so a limit hit mid-answer is an
 //! HTTP error, not a truncated body. The answer is read as
 //! `TabSeparatedWithNamesAndTypes` (a format ClickHouse 18.16 writes), at most
 //! `sql_max_memory_bytes` of it, and turned into one Arrow batch:
@@ -38,6 +38,7 @@ pub async fn run(
         .with_setting("max_result_rows", limits.max_rows.to_string())
         .with_setting("result_overflow_mode", "throw")
         .with_setting("max_memory_usage", limits.max_memory_bytes.to_string())
+        .with_setting("max_result_bytes", limits.max_memory_bytes.to_string())
         .with_setting("wait_end_of_query", "1");
     let sql = statement.to_string();
     let mut cursor = client
@@ -74,8 +75,9 @@ fn classify(e: clickhouse::error::Error, limits: &SqlLimits) -> QueryError {
         Some(159) => limits.time_refusal().into(),
         // MEMORY_LIMIT_EXCEEDED
         Some(241) => limits.memory_refusal(&short).into(),
-        // TOO_MANY_ROWS, TOO_MANY_ROWS_OR_BYTES
-        Some(158 | 396) => limits.row_refusal().into(),
+        // TOO_MANY_ROWS, TOO_MANY_BYTES, TOO_MANY_ROWS_OR_BYTES: which limit it names
+        Some(158 | 307 | 396) if text.contains("max bytes") => limits.memory_refusal(&short).into(),
+        Some(158 | 307 | 396) => limits.row_refusal().into(),
         // READONLY
         Some(164) => SqlRefusal::new(SqlRule::ReadOnly, short).into(),
         Some(_) => QueryError::invalid("sql", short),
