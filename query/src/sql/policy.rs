@@ -310,6 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn clickhouse_reads_with_final_and_its_own_functions_pass() {
+        for sql in [
+            "SELECT target, sum(views) FROM stream_ticks FINAL GROUP BY target",
+            "SELECT uniqExact(viewer) FROM viewer_minutes WHERE minute >= 0",
+            "SELECT intDiv(t, 60000) * 60000 AS m, sum(watch_ms) FROM stream_ticks GROUP BY m",
+        ] {
+            assert_eq!(rule(sql, SqlDialect::ClickHouse), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn what_clickhouse_runs_is_the_checked_tree_with_final_kept() {
+        let sql = "SELECT target FROM stream_ticks FINAL WHERE t > 0";
+        let checked = check(sql, SqlDialect::ClickHouse).expect("passes");
+        assert_eq!(checked.to_string(), sql);
+    }
+
+    #[test]
     fn every_rule_refuses_what_it_names() {
         let cases: &[(&str, SqlRule)] = &[
             ("SELEC 1", SqlRule::Syntax),
