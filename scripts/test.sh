@@ -17,6 +17,7 @@ step "ClickHouse server and chDB for the store tests"
 step "external programs for the tests"
 ./scripts/need-ffmpeg.sh
 ./scripts/need-postgres.sh
+./scripts/need-python-readers.sh
 
 step "rustfmt"
 cargo fmt --all -- --check

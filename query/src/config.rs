@@ -26,6 +26,24 @@ pub struct QueryConfig {
     /// Partitions DataFusion may use for one query (its `target_partitions`).
     /// Default 2: the queries are small and the machine is shared with ingest.
     pub target_partitions: usize,
+    /// Ad-hoc SQL (`POST /api/sql`): most rows one answer may hold; a query with more
+    /// is refused with 422 `sql_row_limit`. Default 100 000.
+    pub sql_max_rows: usize,
+    /// Ad-hoc SQL: longest a query may run (DataFusion: the whole request; ClickHouse:
+    /// also `max_execution_time`, rounded up to seconds), else 422 `sql_time_limit`.
+    /// Default 30 000.
+    pub sql_timeout_ms: u64,
+    /// Ad-hoc SQL: most memory one query may use (DataFusion: its memory pool, the
+    /// answer included; ClickHouse: `max_memory_usage`, and the size of the answer),
+    /// else 422 `sql_memory_limit`. Default 268 435 456 (256 MiB).
+    pub sql_max_memory_bytes: usize,
+    /// Ad-hoc SQL: longest accepted SQL text, in bytes (400 `sql_text_length`).
+    /// Default 65 536.
+    pub sql_max_text_bytes: usize,
+    /// Ad-hoc SQL: queries running at once on this node (each may use
+    /// `sql_max_memory_bytes`); one more is answered 503 `busy` and counted
+    /// (`pulse_query_sql_refused_total{rule="busy"}`). Default 2.
+    pub sql_max_concurrent: usize,
 }
 
 impl Default for QueryConfig {
@@ -38,6 +56,11 @@ impl Default for QueryConfig {
             query_timeout_ms: 10_000,
             max_body_bytes: 16 * 1024,
             target_partitions: 2,
+            sql_max_rows: 100_000,
+            sql_timeout_ms: 30_000,
+            sql_max_memory_bytes: 256 * 1024 * 1024,
+            sql_max_text_bytes: 64 * 1024,
+            sql_max_concurrent: 2,
         }
     }
 }

@@ -51,6 +51,15 @@ pub enum QueryError {
     /// A media tool or the object store failed (500 `media_error`).
     #[error("media: {0}")]
     Media(String),
+    /// An ad-hoc SQL query broke a rule (`POST /api/sql`): 400/422 with the rule's code.
+    #[error("{}", .0.message)]
+    SqlRefused(crate::sql::SqlRefusal),
+}
+
+impl From<crate::sql::SqlRefusal> for QueryError {
+    fn from(r: crate::sql::SqlRefusal) -> Self {
+        QueryError::SqlRefused(r)
+    }
 }
 
 impl QueryError {
@@ -78,6 +87,7 @@ impl QueryError {
             QueryError::PayloadTooLarge(_) => "payload_too_large",
             QueryError::Media(_) => "media_error",
             QueryError::Busy(_) => "busy",
+            QueryError::SqlRefused(r) => r.rule.code(),
         }
     }
 
@@ -96,6 +106,7 @@ impl QueryError {
             QueryError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             QueryError::Conflict(_) => StatusCode::CONFLICT,
             QueryError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            QueryError::SqlRefused(r) => r.rule.status(),
         }
     }
 }

@@ -89,6 +89,24 @@ pub static LIVE_LAGGED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_sql_queries_total{format}`: ad-hoc SQL queries answered.
+pub static SQL_QUERIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_sql_queries_total",
+        "Ad-hoc SQL queries (POST /api/sql) answered, by answer format",
+    );
+    register(IntCounterVec::new(opts, &["format"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_sql_refused_total{rule}`: ad-hoc SQL queries refused, by the rule broken.
+pub static SQL_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_sql_refused_total",
+        "Ad-hoc SQL queries refused, by the rule they broke (its error code)",
+    );
+    register(IntCounterVec::new(opts, &["rule"]).expect("valid metric definition"))
+});
+
 /// Registers every metric now, so `/metrics` lists them before the first request.
 pub fn init() {
     LazyLock::force(&REQUESTS);
@@ -97,6 +115,8 @@ pub fn init() {
     LazyLock::force(&SNAPSHOTS_BUILT);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);
+    LazyLock::force(&SQL_QUERIES);
+    LazyLock::force(&SQL_REFUSED);
 }
 
 /// Middleware counting and timing each request by its route template (never the raw

@@ -8,6 +8,7 @@ pub mod export;
 pub mod health;
 pub mod params;
 pub mod platform;
+pub mod sql;
 pub mod vods;
 
 use crate::QueryState;
@@ -47,6 +48,12 @@ pub fn router(state: QueryState) -> Router {
         .route(
             "/api/analytics/export",
             post(export::export).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/api/sql",
+            post(sql::run_sql).layer(DefaultBodyLimit::max(
+                state.config().sql_max_text_bytes.saturating_add(4096),
+            )),
         )
         .route("/api/streams/{id}/health", get(health::stream_health))
         .route("/api/streams/{id}/alerts", get(health::stream_alerts))

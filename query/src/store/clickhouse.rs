@@ -44,6 +44,11 @@ impl ClickHouseStore {
         }
     }
 
+    /// The HTTP client (ad-hoc SQL adds its own limits as settings).
+    pub(crate) fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
     /// Reads `closed_through` and returns the view of this request.
     pub async fn snapshot(&self) -> Result<ClickHouseSnapshot, QueryError> {
         let nodes: Vec<(String, i64)> = self

@@ -158,6 +158,11 @@ impl EmbeddedSnapshot {
         self.version
     }
 
+    /// The context the relations are registered in (ad-hoc SQL builds its views here).
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     pub(crate) fn relation(&self, table: Table) -> &str {
         self.relations
             .get(&table)
