@@ -140,7 +140,9 @@ pub async fn run_role_with_access(
         if let Err(e) = crate::store::migrate(&cfg).await {
             tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
         }
-        let query = crate::store::query_state(&cfg, EmbeddedTables::new());
+        let query = crate::store::query_state(&cfg, EmbeddedTables::new())
+            .with_access(access)
+            .with_clock(clock.clone());
         query.set_ready(true);
         let http_stop = shutdown.child_token();
         let served = axum::serve(
@@ -216,7 +218,10 @@ pub async fn run_role_with_access(
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone())
         .with_health(health.clone());
-    let query = crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
+    let query = crate::store::query_state(&cfg, tables)
+        .with_live(access.clone(), health.clone())
+        .with_catalog(catalog.clone())
+        .with_clock(clock.clone());
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {

@@ -26,6 +26,21 @@ pub struct QueryConfig {
     /// Partitions DataFusion may use for one query (its `target_partitions`).
     /// Default 2: the queries are small and the machine is shared with ingest.
     pub target_partitions: usize,
+    /// Targets whose channel is remembered for access checks (a target never changes
+    /// channel); once full, lookups go to the catalog/store. Default 100 000.
+    pub channel_cache_entries: usize,
+    /// Trending scores are recomputed when older than this, in ms (METRICS.md §5: at
+    /// least every minute). Default 60 000.
+    pub trending_refresh_ms: u64,
+    /// Events older than this are left out of trending scores, in ms (after 7 days an
+    /// event weighs 2^-28 of its weight). Default 604 800 000.
+    pub trending_window_ms: i64,
+    /// Most (target, tick) rows of content activity one trending refresh reads; beyond
+    /// it the oldest ticks are left out and counted. Default 1 000 000.
+    pub trending_max_rows: usize,
+    /// Most entries one list answer holds (best streams, top clips/VODs, trending):
+    /// the `limit` parameter's default is 10 and its maximum this. Default 100.
+    pub max_list_items: usize,
 }
 
 impl Default for QueryConfig {
@@ -38,6 +53,11 @@ impl Default for QueryConfig {
             query_timeout_ms: 10_000,
             max_body_bytes: 16 * 1024,
             target_partitions: 2,
+            channel_cache_entries: 100_000,
+            trending_refresh_ms: 60_000,
+            trending_window_ms: 7 * 86_400_000,
+            trending_max_rows: 1_000_000,
+            max_list_items: 100,
         }
     }
 }
