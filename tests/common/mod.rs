@@ -5,6 +5,7 @@
 
 pub mod clickhouse;
 pub mod conformance;
+pub mod content;
 pub mod reference;
 pub mod trace;
 

@@ -137,6 +137,7 @@ pub fn every_query() -> Vec<String> {
                 .to_string(),
         );
     }
+    out.extend(super::content_reads::every_query());
     out
 }
 

@@ -232,13 +232,29 @@ struct ContentRow {
     shares: i64,
 }
 
-/// The ClickHouse SQL of these reads (also run by the dialect check).
-pub fn clickhouse_sql() -> [String; 4] {
-    [
-        target_totals_ch(false),
-        target_totals_ch(true),
-        ENGAGEMENT_CH.to_owned(),
-        CONTENT_CH.to_owned(),
+/// The ClickHouse SQL of these reads with sample values bound (for the dialect check).
+pub fn every_query() -> Vec<String> {
+    let c = clickhouse::Client::default();
+    let (id, t0, t1) = ("chan:x.1-a_b", 1_764_000_000_000i64, 1_764_000_060_000i64);
+    let show = |q: clickhouse::query::Query| q.sql_display().to_string();
+    vec![
+        show(
+            c.query(&target_totals_ch(false))
+                .bind(id)
+                .bind("clip")
+                .bind(t1),
+        ),
+        show(
+            c.query(&target_totals_ch(true))
+                .bind(id)
+                .bind("vod")
+                .bind(t1)
+                .bind(t0)
+                .bind(t1),
+        ),
+        show(c.query(ENGAGEMENT_CH).bind(60_000i64).bind("vod").bind(id)),
+        show(c.query(CONTENT_CH).bind(t1).bind(t0).bind(t1).bind(1001u64)),
+        show(c.query(CHANNEL_CH).bind("clip").bind(id).bind(t1)),
     ]
 }
 
