@@ -273,8 +273,9 @@ const ENGAGEMENT_CH: &str = "SELECT toInt64(count()), toInt64(countIf(w >= ?)) F
      (SELECT session, sum(watch_ms) AS w, max(counted_view) AS c FROM view_sessions FINAL \
       WHERE kind = ? AND target = ? GROUP BY session) WHERE c = 1";
 
-const CONTENT_CH: &str = "SELECT kind, target, max(channel) AS channel, t, sum(views) AS views, \
-     sum(embed_views) AS embed_views, sum(likes) AS likes, sum(shares) AS shares \
+// Aliases differ from column names: ClickHouse resolves a WHERE name to its alias.
+const CONTENT_CH: &str = "SELECT kind, target, max(channel) AS ch, t, sum(views) AS v, \
+     sum(embed_views) AS ev, sum(likes) AS lk, sum(shares) AS sh \
      FROM stream_ticks FINAL WHERE kind IN ('vod', 'clip') AND t < ? AND t >= ? AND t < ? \
      AND views + embed_views + likes + shares > 0 GROUP BY kind, target, t \
      ORDER BY kind, target, t LIMIT ?";
