@@ -166,11 +166,12 @@ fn print_demo_banner(addr: std::net::SocketAddr, cfg: &Config) {
     println!(
         "\nPulse is running with a simulated audience (embedded store in {data}).\n\
          Watch the numbers move (they refresh every second; `final` turns true ~45 s later):\n\n  \
-         stream summary   http://{addr}/api/analytics/streams/{stream}\n  \
-         viewers (5 s)    http://{addr}/api/analytics/charts/viewers?stream={stream}&step=5000&from={from}\n  \
-         channel viewers  http://{addr}/api/analytics/series?metric=viewers&channel=aurora&step=60000&from={from}\n  \
-         rebuffering      http://{addr}/api/analytics/series?metric=rebuffer_ratio&stream={stream}&step=60000&from={from}\n  \
-         startup p95      http://{addr}/api/analytics/series?metric=startup_p95_ms&stream={stream}&step=60000&from={from}\n  \
+         stream summary   http://{addr}/api/analytics/streams/{stream}?token={creator}\n  \
+         viewers (5 s)    http://{addr}/api/analytics/charts/viewers?stream={stream}&step=5000&from={from}&token={creator}\n  \
+         channel viewers  http://{addr}/api/analytics/series?metric=viewers&channel=aurora&step=60000&from={from}&token={creator}\n  \
+         channel summary  http://{addr}/api/analytics/channels/aurora?token={creator}\n  \
+         rebuffering      http://{addr}/api/analytics/series?metric=rebuffer_ratio&stream={stream}&step=60000&from={from}&token={creator}\n  \
+         startup p95      http://{addr}/api/analytics/series?metric=startup_p95_ms&stream={stream}&step=60000&from={from}&token={creator}\n  \
          ingest metrics   http://{addr}/metrics\n  \
          stream health    http://{addr}/api/streams/{stream}/health   (Authorization: Bearer {creator})\n  \
          live feed        ws://{addr}/v1/live?channel=aurora&token={creator}\n\n\

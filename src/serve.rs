@@ -141,7 +141,9 @@ pub async fn run_role_with_access(
         if let Err(e) = crate::store::migrate(&cfg).await {
             tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
         }
-        let query = crate::store::query_state(&cfg, EmbeddedTables::new());
+        let query = crate::store::query_state(&cfg, EmbeddedTables::new())
+            .with_access(access)
+            .with_clock(clock.clone());
         query.set_ready(true);
         let http_stop = shutdown.child_token();
         let served = axum::serve(
@@ -217,8 +219,10 @@ pub async fn run_role_with_access(
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone())
         .with_health(health.clone());
-    let mut query =
-        crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
+    let mut query = crate::store::query_state(&cfg, tables)
+        .with_live(access.clone(), health.clone())
+        .with_catalog(catalog.clone())
+        .with_clock(clock.clone());
     // With ClickHouse, other nodes' alert transitions reach this node's live feeds.
     let alerts_stop = CancellationToken::new();
     let mut alerts_poller = None;

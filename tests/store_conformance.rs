@@ -17,11 +17,15 @@ async fn clickhouse_answers_every_case_like_the_embedded_store() {
         .await
         .expect("start ClickHouse");
     let trace = common::trace::generate(7, START, 200, 6 * 60_000);
+    // Issue 4: VOD and clip views, likes, shares, clickthroughs, an older stream.
+    let mut events = trace.events.clone();
+    events.extend(common::content::events(START));
+    events.sort_by_key(|e| e["ts"].as_i64().unwrap_or(0));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("trace.ndjson");
-    let text: String = trace.events.iter().map(|e| format!("{e}\n")).collect();
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
     std::fs::write(&file, text).expect("write trace");
-    let to = trace.end + 120_000;
+    let to = trace.end.max(START + 18 * 60_000) + 120_000;
     let clock = to + 3_600_000;
 
     let embedded = config(&dir.path().join("embedded"));
@@ -34,7 +38,11 @@ async fn clickhouse_answers_every_case_like_the_embedded_store() {
             .await
             .expect("join")
             .expect("replay");
-        assert_eq!(report.events as usize, trace.events.len());
+        assert_eq!(report.events as usize, events.len());
+    }
+    // The same catalog records (lifecycle, categories, VOD, clips) beside each store.
+    for cfg in [&embedded, &clickhouse] {
+        common::content::seed(cfg, START).await;
     }
     // Nothing left in the spool: the replay drained it at shutdown.
     let spool = dir.path().join("clickhouse/clickhouse-spool");

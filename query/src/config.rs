@@ -44,6 +44,21 @@ pub struct QueryConfig {
     /// `sql_max_memory_bytes`); one more is answered 503 `busy` and counted
     /// (`pulse_query_sql_refused_total{rule="busy"}`). Default 2.
     pub sql_max_concurrent: usize,
+    /// Targets whose channel is remembered for access checks (a target never changes
+    /// channel); once full, lookups go to the catalog/store. Default 100 000.
+    pub channel_cache_entries: usize,
+    /// Trending scores are recomputed when older than this, in ms (METRICS.md §5: at
+    /// least every minute). Default 60 000.
+    pub trending_refresh_ms: u64,
+    /// Events older than this are left out of trending scores, in ms (after 7 days an
+    /// event weighs 2^-28 of its weight). Default 604 800 000.
+    pub trending_window_ms: i64,
+    /// Most (target, tick) rows of content activity one trending refresh reads; beyond
+    /// it the oldest ticks are left out and counted. Default 1 000 000.
+    pub trending_max_rows: usize,
+    /// Most entries one list answer holds (best streams, top clips/VODs, trending):
+    /// the `limit` parameter's default is 10 and its maximum this. Default 100.
+    pub max_list_items: usize,
 }
 
 impl Default for QueryConfig {
@@ -61,6 +76,11 @@ impl Default for QueryConfig {
             sql_max_memory_bytes: 256 * 1024 * 1024,
             sql_max_text_bytes: 64 * 1024,
             sql_max_concurrent: 2,
+            channel_cache_entries: 100_000,
+            trending_refresh_ms: 60_000,
+            trending_window_ms: 7 * 86_400_000,
+            trending_max_rows: 1_000_000,
+            max_list_items: 100,
         }
     }
 }

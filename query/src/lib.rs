@@ -112,9 +112,12 @@
 //!   parameters, never spliced into SQL text.
 
 pub mod catalog;
+pub mod channel;
 pub mod config;
+pub mod content;
 pub mod error;
 pub mod export;
+pub mod lifecycle;
 pub mod live;
 pub mod media;
 pub mod metrics;
@@ -124,6 +127,7 @@ pub mod series;
 pub mod sql;
 pub mod store;
 pub mod summary;
+pub mod trending;
 
 pub use config::QueryConfig;
 pub use error::QueryError;
@@ -139,12 +143,33 @@ use store::embedded::EmbeddedStore;
 use store::{Store, StoreSnapshot};
 
 /// Shared state of the query routes (cheap to clone).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct QueryState {
     inner: Arc<Inner>,
     /// Stream health, alerts and access records (issue 5); `None`: those routes answer 503.
     live: Option<LiveDeps>,
+    /// Tokens and channel ownership for the analytics routes; `None`: they answer 503.
+    access: Option<Arc<dyn pulse_schemas::AccessControl>>,
+    /// Streams (category, lifecycle), clips and VODs; `None`: the store's rows only.
+    catalog: Option<catalog::Catalog>,
+    /// The clock (epoch ms); `None`: the system clock.
+    clock: Option<Clock>,
 }
+
+impl std::fmt::Debug for QueryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryState")
+            .field("inner", &self.inner)
+            .field("live", &self.live)
+            .field("access", &self.access.is_some())
+            .field("catalog", &self.catalog)
+            .field("clock", &self.clock.is_some())
+            .finish()
+    }
+}
+
+/// A clock in epoch ms (tests inject one).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// What the live feed and the health routes need besides the store.
 #[derive(Clone)]
@@ -170,6 +195,8 @@ struct Inner {
     tick_ms: i64,
     /// Ad-hoc SQL queries running now (at most `sql_max_concurrent`).
     sql_slots: Arc<tokio::sync::Semaphore>,
+    trending: trending::TrendingCache,
+    channels: routes::guard::ChannelCache,
 }
 
 impl QueryState {
@@ -200,12 +227,17 @@ impl QueryState {
             inner: Arc::new(Inner {
                 tables,
                 store,
-                config,
                 ready: Arc::new(AtomicBool::new(false)),
                 tick_ms: tick_ms.max(1),
                 sql_slots,
+                trending: trending::TrendingCache::default(),
+                channels: routes::guard::ChannelCache::new(config.channel_cache_entries),
+                config,
             }),
             live: None,
+            access: None,
+            catalog: None,
+            clock: None,
         }
     }
 
@@ -215,6 +247,7 @@ impl QueryState {
         access: Arc<dyn pulse_schemas::AccessControl>,
         health: Arc<dyn pulse_schemas::LiveHealth>,
     ) -> QueryState {
+        self.access = Some(access.clone());
         self.live = Some(LiveDeps {
             access,
             health,
@@ -230,6 +263,51 @@ impl QueryState {
             live.remote_alerts = Some(tx);
         }
         self
+    }
+
+    /// Checks analytics tokens against these records (a node without the live parts).
+    pub fn with_access(mut self, access: Arc<dyn pulse_schemas::AccessControl>) -> QueryState {
+        self.access = Some(access);
+        self
+    }
+
+    /// Reads stream lifecycle and category, clips and VODs from this catalog.
+    pub fn with_catalog(mut self, catalog: catalog::Catalog) -> QueryState {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Uses this clock for "now" (open streams' durations, trending decay).
+    pub fn with_clock(mut self, clock: Clock) -> QueryState {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Now, in epoch ms.
+    pub fn now_ms(&self) -> i64 {
+        match &self.clock {
+            Some(c) => c(),
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// The access records, or 503 when this node has none.
+    pub fn access(&self) -> Result<&Arc<dyn pulse_schemas::AccessControl>, QueryError> {
+        self.access.as_ref().ok_or_else(|| {
+            QueryError::Unavailable("access records are not configured on this node".into())
+        })
+    }
+
+    pub fn catalog(&self) -> Option<&catalog::Catalog> {
+        self.catalog.as_ref()
+    }
+
+    pub(crate) fn trending_cache(&self) -> &trending::TrendingCache {
+        &self.inner.trending
+    }
+
+    pub(crate) fn channel_cache(&self) -> &routes::guard::ChannelCache {
+        &self.inner.channels
     }
 
     /// The live parts, or 503 when this node runs without them.

@@ -107,8 +107,58 @@ pub static SQL_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(opts, &["rule"]).expect("valid metric definition"))
 });
 
+/// `pulse_query_channel_cache_full_total`: target→channel lookups not remembered because
+/// the cache was full (`channel_cache_entries`).
+pub static CHANNEL_CACHE_FULL: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_channel_cache_full_total",
+            "Target channel lookups not cached because the cache was full",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_trending_refreshes_total`: trending boards computed.
+pub static TRENDING_REFRESHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_trending_refreshes_total",
+            "Trending score boards computed from the store",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_trending_truncated_total`: refreshes that hit `trending_max_rows`.
+pub static TRENDING_TRUNCATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_trending_truncated_total",
+            "Trending refreshes whose content rows were cut at trending_max_rows",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_records_truncated_total`: analytics answers that read `max_records`
+/// catalog records of one kind (older ones were left out).
+pub static RECORDS_TRUNCATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_records_truncated_total",
+            "Analytics answers whose catalog records were cut at catalog.max_records",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// Registers every metric now, so `/metrics` lists them before the first request.
 pub fn init() {
+    LazyLock::force(&CHANNEL_CACHE_FULL);
+    LazyLock::force(&TRENDING_REFRESHES);
+    LazyLock::force(&TRENDING_TRUNCATED);
+    LazyLock::force(&RECORDS_TRUNCATED);
     LazyLock::force(&REQUESTS);
     LazyLock::force(&REQUEST_SECONDS);
     LazyLock::force(&BAD_HISTOGRAMS);

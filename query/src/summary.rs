@@ -2,13 +2,17 @@
 //! shared with the series (METRICS.md §1–§2). The formulas are pure functions of
 //! what the store returns; [`load_stream_summary`] only gathers those inputs.
 //!
-//! Without lifecycle records (a later issue adds them) a stream's status is
+//! With lifecycle records in the catalog the status is `LIVE`/`ENDED`, `duration_s` is
+//! Σ (ENDED − LIVE) (an open stream: to now) and the live ticks are those overlapping
+//! its LIVE..ENDED intervals ([`crate::lifecycle`]). Without them the status is
 //! `UNKNOWN` and its live range is the ticks from the one holding its first event to
 //! the one holding its last; `duration_s` is that range's length (first tick start to
-//! the end of the last tick). Average and peak concurrent are taken over the ticks of
-//! the live range, ticks without a row counting as 0 viewers.
+//! the end of the last tick). Average and peak concurrent are taken over the live
+//! ticks, ticks without a row counting as 0 viewers.
 
+use crate::catalog::analytics_records::StreamRecord;
 use crate::error::QueryError;
+use crate::lifecycle;
 use crate::store::{
     AnalyticsStore, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals, ViewerCounts,
 };
@@ -195,11 +199,28 @@ fn seconds(ms: i64) -> Num {
     }
 }
 
-/// Pure: a stream's metrics from all its ticks, its live range, its distinct viewer
+/// When a target was live: the ticks (as ranges of tick starts) and the duration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    pub ranges: Vec<LiveRange>,
+    pub duration_ms: i64,
+}
+
+impl Liveness {
+    /// Without lifecycle records: the ticks from its first event's to its last event's.
+    pub fn from_events(r: Option<&LiveRange>, tick_ms: i64) -> Self {
+        Liveness {
+            ranges: r.cloned().into_iter().collect(),
+            duration_ms: r.map_or(0, |r| r.last_t + tick_ms - r.first_t),
+        }
+    }
+}
+
+/// Pure: a stream's metrics from all its ticks, when it was live, its distinct viewer
 /// counts and its merged startup histogram.
 pub fn stream_metrics(
     ticks: &[TickTotals],
-    live: Option<&LiveRange>,
+    live: &Liveness,
     counts: ViewerCounts,
     startup: Option<&Histogram<u64>>,
     tick_ms: i64,
@@ -213,20 +234,15 @@ pub fn stream_metrics(
         total.failures += x.failures;
         total.chat_messages += x.chat_messages;
     }
-    let (duration_ms, avg, peak) = match live {
-        Some(r) => {
-            let end = r.last_t + tick_ms;
-            let (avg, peak) = concurrency(
-                ticks,
-                &LiveTicks::new(std::slice::from_ref(r)),
-                r.first_t,
-                end,
-                tick_ms,
-            );
-            (end - r.first_t, avg, peak)
+    let from = live.ranges.iter().map(|r| r.first_t).min();
+    let to = live.ranges.iter().map(|r| r.last_t + tick_ms).max();
+    let (avg, peak) = match (from, to) {
+        (Some(from), Some(to)) => {
+            concurrency(ticks, &LiveTicks::new(&live.ranges), from, to, tick_ms)
         }
-        None => (0, 0.0, 0),
+        _ => (0.0, 0),
     };
+    let duration_ms = live.duration_ms;
     let [p50, p95, p99] = startup_percentiles(startup);
     StreamMetrics {
         duration_s: seconds(duration_ms),
@@ -253,6 +269,8 @@ pub fn stream_metrics(
 pub async fn load_stream_summary<S: AnalyticsStore>(
     store: &S,
     stream: &Id,
+    record: Option<&StreamRecord>,
+    now: i64,
     tick_ms: i64,
 ) -> Result<StreamSummary, QueryError> {
     let scope = Scope {
@@ -262,7 +280,7 @@ pub async fn load_stream_summary<S: AnalyticsStore>(
     let ticks = store.tick_totals(&scope, None).await?;
     let live = store.live_ranges(&scope).await?;
     let counts = store.viewer_counts(&scope, None, None).await?;
-    if ticks.is_empty() && counts.is_empty() {
+    if ticks.is_empty() && counts.is_empty() && record.is_none() {
         return Err(QueryError::NotFound(format!(
             "no data for stream {stream:?}"
         )));
@@ -270,19 +288,69 @@ pub async fn load_stream_summary<S: AnalyticsStore>(
     let hists: Vec<StartupHistogram> = store.startup_histograms(&scope, None, None).await?;
     let live = live.into_iter().next();
     let counts = counts.into_iter().next().unwrap_or_default();
+    let (status, channel, liveness) = match record {
+        Some(rec) if !rec.lifecycle.is_empty() => {
+            let iv = lifecycle::intervals(&rec.lifecycle);
+            (
+                lifecycle::status(&rec.lifecycle),
+                rec.channel.clone(),
+                Liveness {
+                    ranges: lifecycle::tick_ranges(
+                        &iv,
+                        stream.as_str(),
+                        &rec.channel,
+                        now,
+                        tick_ms,
+                    ),
+                    duration_ms: lifecycle::duration_ms(&iv, now),
+                },
+            )
+        }
+        _ => (
+            "UNKNOWN",
+            record
+                .map(|r| r.channel.clone())
+                .or_else(|| live.as_ref().map(|r| r.channel.clone()))
+                .unwrap_or_default(),
+            Liveness::from_events(live.as_ref(), tick_ms),
+        ),
+    };
     let metrics = stream_metrics(
         &ticks,
-        live.as_ref(),
+        &liveness,
         counts,
         hists.first().map(|h| &h.hist),
         tick_ms,
     );
     Ok(StreamSummary {
         stream: stream.as_str().to_owned(),
-        channel: live.map(|r| r.channel).unwrap_or_default(),
-        status: "UNKNOWN",
+        channel,
+        status,
         metrics,
     })
+}
+
+/// [`load_stream_summary`] with the stream's catalog record (status, lifecycle) when
+/// the state has a catalog.
+pub async fn load_stream_summary_with_records(
+    state: &crate::QueryState,
+    store: &crate::store::StoreSnapshot,
+    stream: &Id,
+) -> Result<StreamSummary, QueryError> {
+    let record = match state.catalog() {
+        Some(c) => c.stream_record(stream).await?,
+        None => None,
+    };
+    let now = state.now_ms();
+    state
+        .with_timeout(load_stream_summary(
+            store,
+            stream,
+            record.as_ref(),
+            now,
+            state.tick_ms(),
+        ))
+        .await
 }
 
 #[cfg(test)]
@@ -370,7 +438,8 @@ mod tests {
             unique_viewers: 4,
             followers: 1,
         };
-        let m = stream_metrics(&[a, b], Some(&range(5000, 15_000)), counts, Some(&h), 5000);
+        let live = Liveness::from_events(Some(&range(5000, 15_000)), 5000);
+        let m = stream_metrics(&[a, b], &live, counts, Some(&h), 5000);
         assert_eq!(m.duration_s, Num::Int(15));
         assert_eq!(m.peak_concurrent, 4);
         assert_eq!(m.avg_concurrent, 2.0); // (2 + 0 + 4) / 3
@@ -388,7 +457,13 @@ mod tests {
             (500, 950, 990)
         );
         assert_eq!(m.playback_failure_rate, 0.25);
-        let empty = stream_metrics(&[], None, ViewerCounts::default(), None, 5000);
+        let empty = stream_metrics(
+            &[],
+            &Liveness::default(),
+            ViewerCounts::default(),
+            None,
+            5000,
+        );
         assert_eq!(empty.duration_s, Num::Int(0));
         assert_eq!(empty.startup_p99_ms, 0);
         assert_eq!(seconds(2500), Num::Float(2.5));

@@ -322,3 +322,89 @@ async fn health_readiness_and_metrics() {
         "{text}"
     );
 }
+
+/// A request with `auth` as its Authorization header (`None`: no header).
+async fn get_as(s: &Server, path: &str, auth: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", s.base));
+    if let Some(t) = auth {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn analytics_need_a_token_of_the_channel_creator_or_an_admin() {
+    use fixture::{ADMIN, CREATOR_C1, CREATOR_C2};
+    let s = Server::start().await;
+    let r = format!("from={T0}&to={}&step=60000", T0 + 120_000);
+    let paths = [
+        "/api/analytics/streams/s1".to_owned(),
+        format!("/api/analytics/series?metric=views&stream=s1&{r}"),
+        format!("/api/analytics/series?metric=views&vod=v1&{r}"),
+        format!("/api/analytics/series?metric=views&channel=c1&{r}"),
+        format!("/api/analytics/charts/viewers?stream=s1&{r}"),
+    ];
+    for p in &paths {
+        let (status, body) = get_as(&s, p, None).await;
+        assert_error(status, &body, 401, "unauthorized");
+        let (status, body) = get_as(&s, p, Some("no-such-token")).await;
+        assert_error(status, &body, 401, "unauthorized");
+        let (status, body) = get_as(&s, p, Some(CREATOR_C2)).await;
+        assert_error(status, &body, 403, "forbidden");
+        let (status, body) = get_as(&s, p, Some(CREATOR_C1)).await;
+        assert_eq!(status, 200, "{p}: {body}");
+        let (status, admin_body) = get_as(&s, p, Some(ADMIN)).await;
+        assert_eq!((status, &admin_body), (200, &body), "{p}");
+        // `?token=` works where a header cannot be set (links, the demo's URLs).
+        let sep = if p.contains('?') { '&' } else { '?' };
+        let (status, q_body) = get_as(&s, &format!("{p}{sep}token={CREATOR_C1}"), None).await;
+        assert_eq!((status, &q_body), (200, &body), "{p}");
+    }
+    // A creator asking about a target nobody knows learns nothing (404), an admin gets
+    // the empty answer.
+    let p = format!("/api/analytics/series?metric=views&stream=nope&{r}");
+    assert_eq!(get_as(&s, &p, Some(CREATOR_C1)).await.0, 404);
+    assert_eq!(get_as(&s, &p, Some(ADMIN)).await.0, 200);
+    // The export checks the same way.
+    let body = json!({"metrics":["views"],"stream":"s1","from":T0,"to":T0 + 60_000});
+    for (auth, want) in [
+        (None, 401),
+        (Some(CREATOR_C2), 403),
+        (Some(CREATOR_C1), 200),
+    ] {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/api/analytics/export", s.base))
+            .json(&body);
+        if let Some(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        assert_eq!(req.send().await.expect("req").status().as_u16(), want);
+    }
+    // Channel routes: the channel itself decides.
+    for p in [
+        format!("/api/analytics/channels/c1?from={T0}&to={}", T0 + 120_000),
+        "/api/channels/c1/top-vods".to_owned(),
+        "/api/channels/c1/top-clips".to_owned(),
+    ] {
+        assert_eq!(get_as(&s, &p, None).await.0, 401, "{p}");
+        assert_eq!(get_as(&s, &p, Some(CREATOR_C2)).await.0, 403, "{p}");
+        assert_eq!(get_as(&s, &p, Some(CREATOR_C1)).await.0, 200, "{p}");
+    }
+    assert_eq!(get_as(&s, "/api/vods/v1/analytics", None).await.0, 401);
+    assert_eq!(
+        get_as(&s, "/api/vods/v1/analytics", Some(CREATOR_C2))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = get_as(&s, "/api/vods/v1/analytics", Some(CREATOR_C1)).await;
+    assert_eq!(status, 200, "{body}");
+    // Public counts need no token.
+    assert_eq!(get_as(&s, "/api/clips/trending", None).await.0, 200);
+}

@@ -86,10 +86,17 @@ pub async fn run(base: &str, case: &Case) -> (u16, String) {
     let client = reqwest::Client::new();
     let url = format!("{base}{}", case.path);
     let resp = match &case.post_body {
-        None => client.get(&url).send().await,
+        None => {
+            client
+                .get(&url)
+                .bearer_auth(super::ADMIN_TOKEN)
+                .send()
+                .await
+        }
         Some(b) => {
             client
                 .post(&url)
+                .bearer_auth(super::ADMIN_TOKEN)
                 .header("content-type", "application/json")
                 .body(b.clone())
                 .send()

@@ -6,6 +6,7 @@
 pub mod clickhouse;
 pub mod compose;
 pub mod conformance;
+pub mod content;
 pub mod reference;
 pub mod trace;
 
@@ -18,6 +19,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-trusted-token";
+/// The `admin_token` of [`config`]: [`get`] sends it, since the analytics routes need a
+/// token (issue 4).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -34,6 +38,7 @@ pub fn config(dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     cfg.ingest.trusted_token = Some(TOKEN.into());
+    cfg.admin_token = ADMIN_TOKEN.into();
     cfg
 }
 
@@ -85,8 +90,14 @@ impl Server {
     }
 }
 
+/// GET with the admin token of [`config`].
 pub async fn get(url: &str) -> (u16, String) {
-    let resp = reqwest::get(url).await.expect("HTTP GET");
+    let resp = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("HTTP GET");
     let status = resp.status().as_u16();
     (status, resp.text().await.expect("body"))
 }

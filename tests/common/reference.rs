@@ -55,6 +55,17 @@ fn implied(e: &Value) -> St {
 }
 
 pub fn expected(events: &[Value], stream: &str, tick: i64) -> Expected {
+    expected_over(events, stream, tick, None)
+}
+
+/// [`expected`] with the viewers sampled at the tick starts of `ticks` (first and last
+/// tick start, inclusive) instead of the ticks holding the first and last event.
+pub fn expected_over(
+    events: &[Value],
+    stream: &str,
+    tick: i64,
+    sample: Option<(i64, i64)>,
+) -> Expected {
     let mine: Vec<&Value> = events.iter().filter(|e| e["stream"] == stream).collect();
     let mut x = Expected::default();
     let ticks: Vec<i64> = mine
@@ -169,8 +180,8 @@ pub fn expected(events: &[Value], stream: &str, tick: i64) -> Expected {
     }
 
     // Concurrency at each tick end T of the live range.
-    let mut t = x.first_tick;
-    while t <= x.last_tick {
+    let (mut t, last) = sample.unwrap_or((x.first_tick, x.last_tick));
+    while t <= last {
         let end = t + tick;
         let mut n = 0;
         for tl in &timelines {

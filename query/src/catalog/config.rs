@@ -40,6 +40,9 @@ pub struct CatalogConfig {
     pub ffprobe: String,
     /// Base URL under which `media_dir` is served (clip_url, thumbnail). Default `/media`.
     pub media_base_url: String,
+    /// Streams, clips or VODs of one channel (and lifecycle records of one stream) that
+    /// an analytics answer reads at most; the newest are kept. Default 1000.
+    pub max_records: usize,
 }
 
 impl Default for CatalogConfig {
@@ -64,6 +67,7 @@ impl Default for CatalogConfig {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             media_base_url: "/media".into(),
+            max_records: 1000,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! users, follows, streams, stream keys, lifecycle → archival), [`vods`], [`progress`],
 //! [`search`] (full-text search: FTS5 / tsvector), [`clips`], [`jobs`] (the durable media job queue), [`webhooks`] (signature checks).
 
+pub mod analytics_records;
 pub mod clips;
 pub mod config;
 pub mod jobs;

@@ -4,13 +4,15 @@
 
 use crate::QueryState;
 use crate::error::QueryError;
+use crate::routes::guard;
 use crate::routes::params::{ScopeParams, buckets, check_step_for, query_params};
 use crate::series::{Metric, Series, load_inputs, points};
 use crate::store::ScopeKind;
-use crate::summary::{StreamSummary, load_stream_summary};
+use crate::summary::StreamSummary;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use pulse_schemas::Id;
 use serde::Deserialize;
 
@@ -23,40 +25,55 @@ pub struct SeriesParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub step: Option<String>,
+    /// The bearer token, for links that cannot set a header (as `/v1/live` takes it).
+    pub token: Option<String>,
+}
+
+/// `?token=` of the stream summary.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TokenParam {
+    pub token: Option<String>,
 }
 
 pub async fn stream_summary(
     State(state): State<QueryState>,
     id: Result<Path<String>, PathRejection>,
+    q: Result<Query<TokenParam>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Json<StreamSummary>, QueryError> {
+    let token = guard::token(&headers, query_params(q)?.token.as_deref());
+    let who = guard::require(&state, token).await?;
     let Path(id) = id.map_err(|e| QueryError::invalid("id", e.body_text()))?;
     let id = Id::parse(&id).map_err(|e| QueryError::invalid("id", e))?;
     let store = state.snapshot().await?;
-    let tick_ms = state.tick_ms();
-    let summary = state
-        .with_timeout(load_stream_summary(store.as_ref(), &id, tick_ms))
-        .await?;
+    guard::require_target(&state, &who, &store, ScopeKind::Stream, &id).await?;
+    let summary =
+        crate::summary::load_stream_summary_with_records(&state, store.as_ref(), &id).await?;
     Ok(Json(summary))
 }
 
 pub async fn series(
     State(state): State<QueryState>,
     q: Result<Query<SeriesParams>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Json<Series>, QueryError> {
     let p = query_params(q)?;
+    let who = guard::require(&state, guard::token(&headers, p.token.as_deref())).await?;
     let metric = Metric::parse(
         p.metric
             .as_deref()
             .ok_or_else(|| QueryError::invalid("metric", "required, e.g. metric=viewers"))?,
     )?;
-    answer_series(&state, metric, &p, &ScopeKind::ALL).await
+    answer_series(&state, metric, &p, &ScopeKind::ALL, &who).await
 }
 
 pub async fn viewers_chart(
     State(state): State<QueryState>,
     q: Result<Query<SeriesParams>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Json<Series>, QueryError> {
     let p = query_params(q)?;
+    let who = guard::require(&state, guard::token(&headers, p.token.as_deref())).await?;
     if p.metric.as_deref().is_some_and(|m| m != "viewers") {
         return Err(QueryError::invalid(
             "metric",
@@ -68,6 +85,7 @@ pub async fn viewers_chart(
         Metric::Viewers,
         &p,
         &[ScopeKind::Stream, ScopeKind::Channel],
+        &who,
     )
     .await
 }
@@ -77,6 +95,7 @@ async fn answer_series(
     metric: Metric,
     p: &SeriesParams,
     kinds: &[ScopeKind],
+    who: &pulse_schemas::Principal,
 ) -> Result<Json<Series>, QueryError> {
     let scope = p.scope.scope(kinds)?;
     let cfg = state.config();
@@ -90,6 +109,7 @@ async fn answer_series(
     )?;
     check_step_for(metric, b.step)?;
     let store = state.snapshot().await?;
+    guard::require_target(state, who, &store, scope.kind, &scope.id).await?;
     let inputs = state
         .with_timeout(load_inputs(store.as_ref(), &scope, &[metric], &b, None))
         .await?;

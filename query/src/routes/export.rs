@@ -11,7 +11,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -37,8 +37,11 @@ pub struct ExportRequest {
 
 pub async fn export(
     State(state): State<QueryState>,
+    headers: HeaderMap,
     body: Result<Json<ExportRequest>, JsonRejection>,
 ) -> Result<Response, QueryError> {
+    let who =
+        crate::routes::guard::require(&state, crate::routes::guard::token(&headers, None)).await?;
     let Json(req) = body.map_err(|e| QueryError::InvalidBody(e.body_text()))?;
     let cfg = state.config();
     if req.metrics.is_empty() {
@@ -97,6 +100,8 @@ pub async fn export(
         timeout_ms: cfg.query_timeout_ms,
     };
     let store = state.snapshot().await?;
+    crate::routes::guard::require_target(&state, &who, &store, plan.scope.kind, &plan.scope.id)
+        .await?;
     let (first, rest) = start(store, plan).await?;
     let body =
         futures_util::stream::once(async move { Ok::<_, QueryError>(bytes::Bytes::from(first)) })

@@ -4,7 +4,9 @@
 pub mod analytics;
 pub mod catalog;
 pub mod clips;
+pub mod content;
 pub mod export;
+pub mod guard;
 pub mod health;
 pub mod params;
 pub mod platform;
@@ -41,6 +43,16 @@ pub fn router(state: QueryState) -> Router {
             get(analytics::stream_summary),
         )
         .route("/api/analytics/series", get(analytics::series))
+        .route(
+            "/api/analytics/channels/{id}",
+            get(content::channel_analytics),
+        )
+        .route("/api/vods/{id}/analytics", get(content::vod_analytics))
+        .route("/api/clips/{id}/analytics", get(content::clip_analytics))
+        .route("/api/clips/{id}/stats", get(content::clip_stats))
+        .route("/api/clips/trending", get(content::trending_clips))
+        .route("/api/channels/{id}/top-vods", get(content::top_vods))
+        .route("/api/channels/{id}/top-clips", get(content::top_clips))
         .route(
             "/api/analytics/charts/viewers",
             get(analytics::viewers_chart),

@@ -30,7 +30,7 @@ impl std::fmt::Debug for ClickHouseStore {
     }
 }
 
-pub(super) fn ch(e: clickhouse::error::Error) -> QueryError {
+pub(crate) fn ch(e: clickhouse::error::Error) -> QueryError {
     QueryError::Store(format!("ClickHouse: {e}"))
 }
 
@@ -68,8 +68,8 @@ impl ClickHouseStore {
 /// One request's view of the ClickHouse tables.
 #[derive(Clone)]
 pub struct ClickHouseSnapshot {
-    client: clickhouse::Client,
-    closed_through: i64,
+    pub(crate) client: clickhouse::Client,
+    pub(crate) closed_through: i64,
 }
 
 impl std::fmt::Debug for ClickHouseSnapshot {
@@ -155,6 +155,7 @@ pub fn every_query() -> Vec<String> {
         };
         out.push(q.sql_display().to_string());
     }
+    out.extend(super::content_reads::every_query());
     out
 }
 
@@ -171,7 +172,8 @@ fn tick_totals_sql(scope: &Scope, range: Option<TimeRange>) -> String {
          sum(watch_ms) AS watch_ms, sum(rebuffer_ms) AS rebuffer_ms, \
          sum(rebuffer_count) AS rebuffer_count, sum(startups) AS startups, \
          sum(failures) AS failures, sum(chat_messages) AS chat_messages, \
-         sum(follows) AS follows \
+         sum(follows) AS follows, sum(likes) AS likes, sum(shares) AS shares, \
+         sum(embed_views) AS embed_views, sum(clickthroughs) AS clickthroughs \
          FROM stream_ticks FINAL WHERE {filter} AND t < ?{cond} GROUP BY t ORDER BY t",
         filter = scope_filter(scope, false),
         cond = range_cond(range, "t"),
@@ -219,6 +221,10 @@ struct TickTotalsRow {
     failures: i64,
     chat_messages: i64,
     follows: i64,
+    likes: i64,
+    shares: i64,
+    embed_views: i64,
+    clickthroughs: i64,
 }
 
 #[derive(Debug, Deserialize, clickhouse::Row)]
@@ -280,6 +286,10 @@ impl AnalyticsStore for ClickHouseSnapshot {
                 failures: r.failures,
                 chat_messages: r.chat_messages,
                 follows: r.follows,
+                likes: r.likes,
+                shares: r.shares,
+                embed_views: r.embed_views,
+                clickthroughs: r.clickthroughs,
             })
             .collect())
     }

@@ -227,7 +227,7 @@ fn bucket_expr(column: &str, bucketing: Bucketing) -> String {
     }
 }
 
-fn i64_col(batch: &RecordBatch, i: usize) -> Result<Vec<i64>, QueryError> {
+pub(crate) fn i64_col(batch: &RecordBatch, i: usize) -> Result<Vec<i64>, QueryError> {
     let col = arrow::compute::cast(batch.column(i), &DataType::Int64)?;
     let a = col.as_primitive::<Int64Type>();
     Ok((0..a.len())
@@ -235,7 +235,7 @@ fn i64_col(batch: &RecordBatch, i: usize) -> Result<Vec<i64>, QueryError> {
         .collect())
 }
 
-fn str_col(batch: &RecordBatch, i: usize) -> Result<Vec<String>, QueryError> {
+pub(crate) fn str_col(batch: &RecordBatch, i: usize) -> Result<Vec<String>, QueryError> {
     let col = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
     let a = col.as_string::<i32>();
     Ok((0..a.len())
@@ -266,14 +266,15 @@ impl AnalyticsStore for EmbeddedSnapshot {
         let (p, cond) = params(scope, range, "t");
         let sql = format!(
             "SELECT t, {viewers}, SUM(events), SUM(views), SUM(watch_ms), SUM(rebuffer_ms), \
-             SUM(rebuffer_count), SUM(startups), SUM(failures), SUM(chat_messages), SUM(follows) \
+             SUM(rebuffer_count), SUM(startups), SUM(failures), SUM(chat_messages), SUM(follows), \
+             SUM(likes), SUM(shares), SUM(embed_views), SUM(clickthroughs) \
              FROM {rel} WHERE {filter}{cond} GROUP BY t ORDER BY t",
             rel = self.relation(Table::StreamTicks),
             filter = scope_filter(scope, false),
         );
         let mut out = Vec::new();
         for b in self.run(&sql, p).await? {
-            let cols = (0..11)
+            let cols = (0..15)
                 .map(|i| i64_col(&b, i))
                 .collect::<Result<Vec<_>, _>>()?;
             for r in 0..b.num_rows() {
@@ -290,6 +291,10 @@ impl AnalyticsStore for EmbeddedSnapshot {
                     failures: v(8),
                     chat_messages: v(9),
                     follows: v(10),
+                    likes: v(11),
+                    shares: v(12),
+                    embed_views: v(13),
+                    clickthroughs: v(14),
                 });
             }
         }

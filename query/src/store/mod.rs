@@ -17,6 +17,7 @@ mod snapshot;
 
 pub use snapshot::{Store, StoreSnapshot};
 
+pub mod content_reads;
 pub mod health_reads;
 
 use crate::error::QueryError;
@@ -87,6 +88,10 @@ pub struct TickTotals {
     pub failures: i64,
     pub chat_messages: i64,
     pub follows: i64,
+    pub likes: i64,
+    pub shares: i64,
+    pub embed_views: i64,
+    pub clickthroughs: i64,
 }
 
 /// The live range of one target without a lifecycle record: the first and last
