@@ -1,6 +1,9 @@
 //! `POST /api/sql` (admin token only): `{"sql":"SELECT ...","format":"json|csv|arrow|parquet"}`
 //! runs one read-only query over the analytics tables of the configured store
-//! ([`crate::sql`]) and answers it in the asked format (default `json`).
+//! ([`crate::sql`]) and answers it in the asked format (default `json`), with the row
+//! count in the `X-Pulse-Row-Count` header. 401 without a valid token, 403 for a
+//! non-admin; a refusal is 400/422 with the broken rule as `code`, 503 `busy` past
+//! `sql_max_concurrent`.
 
 use crate::QueryState;
 use crate::error::QueryError;
