@@ -216,13 +216,18 @@ pub async fn run_role_with_access(
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone())
         .with_health(health.clone());
+    let dashboard = pulse_dashboards::DashboardState {
+        access: access.clone(),
+        config: cfg.dashboard.clone(),
+    };
     let query = crate::store::query_state(&cfg, tables).with_live(access.clone(), health.clone());
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {
         Role::All => app
             .merge(pulse_query::router(query.clone()))
-            .merge(pulse_query::catalog_router(catalog_state)),
+            .merge(pulse_query::catalog_router(catalog_state))
+            .merge(pulse_dashboards::router(dashboard)),
         // An ingest node still serves /metrics (the query router's), not the API.
         _ => app.route("/metrics", axum::routing::get(pulse_query::metrics::render)),
     };
