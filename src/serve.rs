@@ -203,7 +203,10 @@ pub async fn run_role_with_access(
     let http_stop = shutdown.child_token();
     let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
         .context("opening the media store")?;
-    let catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
+    let mut catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
+    // The same layered access as the analytics side, so one token (e.g. the demo creator's,
+    // signed in on the dashboard) opens the channel's VOD and clip lists too.
+    catalog_state.access = access.clone();
     let media_stop = CancellationToken::new();
     let media_pool =
         pulse_query::media::spawn_pool(catalog.clone(), media.clone(), media_stop.clone());

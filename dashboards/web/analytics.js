@@ -45,6 +45,8 @@ const SERIES_CHARTS = [
 ];
 
 const $ = (id) => document.getElementById(id);
+/** Test and benchmark hooks (what the page asked for), next to the charts'. */
+const hooks = (window.__pulse = window.__pulse || { charts: {} });
 let state = readState();
 let current = null; // { from, to, step, scope }
 let channelAnswer = null;
@@ -244,6 +246,7 @@ async function refresh() {
   const w = window_(state);
   const step = stepFor(w.to - w.from);
   current = { from: Math.floor(w.from / step) * step, to: Math.ceil(w.to / step) * step, step, scope: scopeOf(state) };
+  hooks.current = current;
   $('range-label').textContent = `${dateTime(current.from)} to ${dateTime(current.to)} · ${Math.round(step / 60e3)}-minute buckets${state.range ? ` · last ${state.range}` : ''}`;
   if (!current.scope) {
     banner('Pick a channel (and optionally one of its streams) above.');
@@ -286,7 +289,9 @@ async function onExport() {
   const btn = $('export');
   btn.disabled = true;
   try {
-    const { blob, filename } = await exportCsv({ metrics, [current.scope.kind]: current.scope.id, from: current.from, to: current.to, step: current.step });
+    const body = { metrics, [current.scope.kind]: current.scope.id, from: current.from, to: current.to, step: current.step };
+    hooks.lastExport = body;
+    const { blob, filename } = await exportCsv(body);
     const url = URL.createObjectURL(blob);
     const a = document.createElement('a');
     a.href = url;

@@ -24,7 +24,7 @@ const ALERT_NAMES = {
 };
 
 const hooks = (window.__pulse = window.__pulse || { charts: {} });
-hooks.live = { messages: 0, connects: 0 };
+hooks.live = { messages: 0, connects: 0, drop: () => ws && ws.close() };
 
 const channel = new URLSearchParams(location.search).get('channel') || '';
 const cards = new Map(); // stream → card
