@@ -182,6 +182,12 @@ test('keyboard reaches the presets and the export; 375 px has no sideways scroll
   const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(overflow <= 375, `page is ${overflow} px wide at 375 px`);
   await phone.page.screenshot({ path: path.join(env.shots, 'analytics-375.png'), fullPage: true });
+  // The same page in screen-sized parts, for people to look at.
+  const height = await phone.page.evaluate(() => document.documentElement.scrollHeight);
+  for (let y = 0, i = 1; y < height; y += 1400, i++) {
+    const clip = { x: 0, y, width: 375, height: Math.min(1400, height - y) };
+    await phone.page.screenshot({ path: path.join(env.shots, `analytics-375-part${i}.png`), fullPage: true, clip });
+  }
   assert.deepEqual(phone.errors, []);
   await phone.context.close();
 });

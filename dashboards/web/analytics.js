@@ -115,7 +115,7 @@ function buildCharts() {
         const g = { from, to: Math.ceil(win.to / step) * step, step };
         const scope = { kind: 'channel', id: state.channel };
         const [f, v] = await Promise.all([seriesValues('new_followers', scope, g), seriesValues('views', scope, g)]);
-        return { t: f.t, values: [f.v, v.v] };
+        return { t: f.t, values: [f.v, v.v], range: [g.from, g.to] };
       },
     }),
   );
@@ -167,7 +167,8 @@ async function loadStreamKpis() {
   try {
     const a = await getJson(`/api/analytics/streams/${encodeURIComponent(state.stream)}`);
     streamTiles.set(a.metrics || {});
-    $('h-stream-kpis').textContent = `Stream ${state.stream} (whole stream, ${a.status})`;
+    const status = { LIVE: 'live now', ENDED: 'ended' }[a.status] || 'status unknown';
+    $('h-stream-kpis').textContent = `Stream ${state.stream} (whole stream, ${status})`;
   } catch (e) {
     noteAuth(e);
     streamTiles.fail(e);

@@ -45,6 +45,7 @@ export function chartCard(parent, spec) {
   let win = null;
   let seq = 0;
   let firstDraw = true;
+  let xRange = [0, 1];
   const entry = { id: spec.id, data: null, version: 0, state: 'idle', card };
   hooks.charts[spec.id] = entry;
 
@@ -65,10 +66,12 @@ export function chartCard(parent, spec) {
         height,
         legend: { live: true },
         cursor: { focus: { prox: 16 } },
-        scales: { x: { time: true } },
+        // The x scale is the asked range, so a range with one bucket is not stretched
+        // into years around it.
+        scales: { x: { time: true, range: () => xRange } },
         axes: [
           { stroke: '#333', grid: { stroke: '#e5e5e5' } },
-          { stroke: '#333', grid: { stroke: '#e5e5e5' }, size: 60, values: (_, v) => v.map((x) => axisFmt(x, spec.series[0].kind)) },
+          { stroke: '#333', grid: { stroke: '#e5e5e5' }, size: 64, values: (_, v) => v.map((x) => tickFmt(x, spec.series[0].kind)) },
         ],
         series: [
           { label: 'Time', value: (_, v) => (v === null ? '—' : dateTime(v * 1000)) },
@@ -78,7 +81,8 @@ export function chartCard(parent, spec) {
             width: 2,
             dash: DASHES[i % DASHES.length],
             spanGaps: false,
-            points: { show: false },
+            // Few buckets: mark each one (a lone point draws no line).
+            points: { show: (self) => self.data[0].length <= 12, size: 6 },
             value: (_, v) => (v === null || v === undefined ? '—' : axisFmt(v, s.kind)),
           })),
         ],
@@ -117,6 +121,8 @@ export function chartCard(parent, spec) {
       const r = await spec.load(win);
       if (my !== seq) return;
       const data = [r.t.map((t) => t / 1000), ...r.values];
+      const [x0, x1] = r.range || [win.from, win.to];
+      xRange = [x0 / 1000, x1 / 1000];
       entry.data = { t: r.t, values: r.values };
       const any = r.values.some((vs) => vs.some((v) => v !== null && v !== 0));
       if (!r.t.length || !any) {
@@ -157,6 +163,19 @@ export function chartCard(parent, spec) {
   };
 }
 
+/** Axis ticks: short, so they fit the 64 px axis at any width. */
+function tickFmt(v, kind) {
+  if (v === null || v === undefined) return '';
+  if (kind === 'ratio') {
+    const p = v * 100;
+    return `${p < 10 && p !== 0 ? p.toFixed(1) : Math.round(p)} %`;
+  }
+  if (kind === 'ms') return v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`;
+  if (Math.abs(v) >= 1000) return `${(v / 1000).toFixed(1)}k`;
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+/** Legend values: full precision for reading off a point. */
 function axisFmt(v, kind) {
   if (v === null || v === undefined) return '—';
   if (kind === 'ratio') return `${(v * 100).toFixed(2)} %`;

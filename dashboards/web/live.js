@@ -92,7 +92,7 @@ function card(stream) {
       width: Math.max(240, graph.clientWidth || 300),
       height: window.innerWidth < 600 ? 160 : 200,
       scales: { x: { time: true } },
-      axes: [{}, { size: 60, values: (_, v) => v.map((x) => `${(x / 1000).toFixed(1)}M`) }],
+      axes: [{}, { size: 72, values: (_, v) => v.map((x) => (x >= 1000 ? `${(x / 1000).toFixed(1)} Mbps` : `${x} kbps`)) }],
       series: [
         { label: 'Time', value: (_, v) => (v == null ? '—' : dateTime(v * 1000)) },
         { label: 'Bitrate kbps', stroke: '#1f5fbf', width: 2, points: { show: false } },
@@ -109,7 +109,26 @@ function card(stream) {
   c = { root, light, stat, alerts, none, u, data, active: new Map() };
   cards.set(stream, c);
   hooks.charts[`bitrate:${stream}`] = { u, data };
+  seed(c, stream);
   return c;
+}
+
+/** Fills the bitrate graph with the stored health ticks of the last minutes, so it
+ * does not start empty; live points that arrive meanwhile are kept. */
+async function seed(c, stream) {
+  try {
+    const h = await getJson(`/api/streams/${encodeURIComponent(stream)}/health`);
+    const ticks = (h.ticks || []).filter((t) => typeof t.t === 'number');
+    const first = c.data[0].length ? c.data[0][0] : Infinity;
+    const old = ticks.filter((t) => t.t / 1000 < first && t.t / 1000 >= Date.now() / 1000 - WINDOW_S);
+    if (!old.length) return;
+    c.data[0].unshift(...old.map((t) => t.t / 1000));
+    c.data[1].unshift(...old.map((t) => t.bitrate_mean_kbps ?? null));
+    c.data[2].unshift(...old.map((t) => t.target_bitrate_kbps ?? null));
+    c.u.setData(c.data);
+  } catch {
+    // No history (not signed in, or nothing stored yet): the graph fills from the feed.
+  }
 }
 
 function onHealth(m) {
