@@ -13,6 +13,7 @@ const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3], [1, 2]];
 
 let expected = 0;
 let drawnOnce = 0;
+let settledCount = 0;
 
 /**
  * A chart card. `spec`: { id, title, note?, series: [{label, kind, axis?}], load(win) →
@@ -96,7 +97,7 @@ export function chartCard(parent, spec) {
                 performance.mark(`pulse:chart:${spec.id}`);
                 drawnOnce += 1;
                 if (drawnOnce === 1) performance.mark('pulse:first-chart');
-                if (drawnOnce === expected) performance.mark('pulse:all-charts');
+                settle();
               }
             },
           ],
@@ -111,6 +112,16 @@ export function chartCard(parent, spec) {
     } else {
       u.setData(data);
     }
+  };
+
+  // First answer of this chart (drawn, empty or failed): when every chart has one,
+  // the page is complete (`pulse:all-charts`).
+  let settled = false;
+  const settle = () => {
+    if (settled) return;
+    settled = true;
+    settledCount += 1;
+    if (settledCount === expected) performance.mark('pulse:all-charts');
   };
 
   const load = async () => {
@@ -129,6 +140,7 @@ export function chartCard(parent, spec) {
         setState('empty', 'No data in this range yet.');
         entry.version += 1;
         card.dataset.version = String(entry.version);
+        settle();
         return;
       }
       setState('ready');
@@ -139,6 +151,7 @@ export function chartCard(parent, spec) {
       setState(kind, describe(e));
       entry.version += 1;
       card.dataset.version = String(entry.version);
+      settle();
     }
   };
 
