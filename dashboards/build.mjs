@@ -2,12 +2,13 @@
 // one minified, content-hashed JS and CSS file per page (the server caches those for a
 // year) and the HTML pages that name them (never cached). No CDN: uPlot is bundled.
 import * as esbuild from 'esbuild';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const out = process.env.PULSE_DASHBOARD_OUT || 'dist';
 const pages = ['analytics', 'live'];
 
+await rm(path.join(out, 'assets'), { recursive: true, force: true });
 await mkdir(path.join(out, 'assets'), { recursive: true });
 const result = await esbuild.build({
   entryPoints: Object.fromEntries(pages.map((p) => [p, `web/${p}.js`])),

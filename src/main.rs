@@ -166,7 +166,7 @@ fn print_demo_banner(addr: std::net::SocketAddr, cfg: &Config) {
     println!(
         "\nPulse is running with a simulated audience (embedded store in {data}).\n\
          Open the creator dashboard (signs you in as the demo creator):\n\n  \
-         dashboard        http://{addr}/dashboard/login?token={creator}&next=%2Fdashboard%2Fanalytics%3Fchannel%3Daurora%26stream%3D{stream}%26range%3D24h%26refresh%3D5\n  \
+         dashboard        http://{addr}/dashboard/login?token={creator}&next=%2Fdashboard%2Fanalytics%3Fchannel%3Daurora%26stream%3D{stream}%26range%3D1h%26refresh%3D5\n  \
          live health      http://{addr}/dashboard/login?token={creator}&next=%2Fdashboard%2Flive%3Fchannel%3Daurora\n\n\
          Watch the numbers move (they refresh every second; `final` turns true ~45 s later):\n\n  \
          stream summary   http://{addr}/api/analytics/streams/{stream}\n  \

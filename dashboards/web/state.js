@@ -1,7 +1,7 @@
 // The page's state lives in its URL (?channel=&stream=&from=&to= or &range=), so a
 // link reproduces a view. Presets are rolling windows ending now.
 
-export const PRESETS = { '24h': 24 * 3600e3, '7d': 7 * 24 * 3600e3, '30d': 30 * 24 * 3600e3 };
+export const PRESETS = { '1h': 3600e3, '24h': 24 * 3600e3, '7d': 7 * 24 * 3600e3, '30d': 30 * 24 * 3600e3 };
 const MINUTE = 60e3;
 const HOUR = 3600e3;
 
