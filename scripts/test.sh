@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Pulse, the way CI does. Installs what the tests need when it
-# is missing (clickhouse-server and chDB, ffmpeg, PostgreSQL: scripts/need-*.sh), then:
+# is missing (clickhouse-server and chDB, ffmpeg, PostgreSQL, Chromium and Node for the
+# dashboard: scripts/need-*.sh), then:
 # formatting, clippy
 # with warnings as errors, and the whole test suite (unit, property, end-to-end).
 set -euo pipefail
@@ -18,6 +19,7 @@ step "external programs for the tests"
 ./scripts/need-ffmpeg.sh
 ./scripts/need-postgres.sh
 ./scripts/need-python-readers.sh
+./scripts/need-chromium.sh
 
 step "rustfmt"
 cargo fmt --all -- --check

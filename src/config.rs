@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use pulse_aggregator::sinks::clickhouse::ClickHouseConfig;
 use pulse_aggregator::sinks::embedded::EmbeddedStoreConfig;
 use pulse_aggregator::{AggregatorConfig, HealthConfig};
+use pulse_dashboards::DashboardConfig;
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
 use pulse_query::catalog::CatalogConfig;
@@ -68,6 +69,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Encoder sockets, stream health and alerts.
     pub health: HealthConfig,
+    /// The creator dashboard's session cookie.
+    pub dashboard: DashboardConfig,
     /// Stream keys (and optionally the channel's creator token) until the catalog holds
     /// them: `[[stream_keys]]` tables. Default none.
     pub stream_keys: Vec<StreamKeyConfig>,
@@ -107,6 +110,7 @@ impl Default for Config {
             query: QueryConfig::default(),
             catalog: CatalogConfig::default(),
             health: HealthConfig::default(),
+            dashboard: DashboardConfig::default(),
             stream_keys: Vec::new(),
         }
     }

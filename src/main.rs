@@ -165,6 +165,9 @@ fn print_demo_banner(addr: std::net::SocketAddr, cfg: &Config) {
     let (_, stream) = pulse::demo::DEMO_STREAMS[0];
     println!(
         "\nPulse is running with a simulated audience (embedded store in {data}).\n\
+         Open the creator dashboard (signs you in as the demo creator):\n\n  \
+         dashboard        http://{addr}/dashboard/login?token={creator}&next=%2Fdashboard%2Fanalytics%3Fchannel%3Daurora%26stream%3D{stream}%26range%3D1h%26refresh%3D5\n  \
+         live health      http://{addr}/dashboard/login?token={creator}&next=%2Fdashboard%2Flive%3Fchannel%3Daurora\n\n\
          Watch the numbers move (they refresh every second; `final` turns true ~45 s later):\n\n  \
          stream summary   http://{addr}/api/analytics/streams/{stream}?token={creator}\n  \
          viewers (5 s)    http://{addr}/api/analytics/charts/viewers?stream={stream}&step=5000&from={from}&token={creator}\n  \

@@ -206,7 +206,10 @@ pub async fn run_role_with_access(
     let http_stop = shutdown.child_token();
     let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
         .context("opening the media store")?;
-    let catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
+    let mut catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
+    // The same layered access as the analytics side, so one token (e.g. the demo creator's,
+    // signed in on the dashboard) opens the channel's VOD and clip lists too.
+    catalog_state.access = access.clone();
     let media_stop = CancellationToken::new();
     let media_pool =
         pulse_query::media::spawn_pool(catalog.clone(), media.clone(), media_stop.clone());
@@ -219,6 +222,10 @@ pub async fn run_role_with_access(
         .context("ingest configuration")?
         .with_shutdown(http_stop.clone())
         .with_health(health.clone());
+    let dashboard = pulse_dashboards::DashboardState {
+        access: access.clone(),
+        config: cfg.dashboard.clone(),
+    };
     let mut query = crate::store::query_state(&cfg, tables)
         .with_live(access.clone(), health.clone())
         .with_catalog(catalog.clone())
@@ -244,7 +251,8 @@ pub async fn run_role_with_access(
     app = match role {
         Role::All => app
             .merge(pulse_query::router(query.clone()))
-            .merge(pulse_query::catalog_router(catalog_state)),
+            .merge(pulse_query::catalog_router(catalog_state))
+            .merge(pulse_dashboards::router(dashboard)),
         // An ingest node still serves /metrics (the query router's), not the API.
         _ => app.route("/metrics", axum::routing::get(pulse_query::metrics::render)),
     };

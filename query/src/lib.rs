@@ -20,6 +20,10 @@
 //!   memory), alert changes the moment the health component broadcasts them.
 //!   `routes::health`: `GET /api/streams/:id/health|alerts`, `GET|PUT
 //!   /api/channels/:id/alert-rules` (creator of the channel or admin, bearer token).
+//! - [`routes::auth`]: the one reader of a request's API token — `Authorization: Bearer`,
+//!   `?token=` where a route takes it, or the dashboard's HttpOnly/SameSite=Strict session
+//!   cookie `pulse_session` (set by `/dashboard/login` in `pulse-dashboards`); the health,
+//!   live-feed and catalog routes all go through it.
 //! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
 //!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
 //!

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use pulse_schemas::Event;
 use pulse_schemas::access::{AccessControl, Principal};
@@ -61,25 +61,19 @@ impl CatalogState {
     }
 }
 
-/// The principal of the request's bearer token: `None` without a header, 401 for a
-/// malformed header or an unknown token.
+/// The principal of the request's token (`Authorization: Bearer` or the dashboard
+/// session cookie, [`super::auth`]): `None` without one, 401 for a malformed header or
+/// an unknown token.
 pub async fn principal(
     state: &CatalogState,
     headers: &HeaderMap,
 ) -> Result<Option<Principal>, QueryError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let Some(token) =
+        super::auth::request_token(headers, None).map_err(QueryError::Unauthorized)?
+    else {
         return Ok(None);
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            QueryError::Unauthorized("Authorization: expected \"Bearer <token>\"".into())
-        })?;
-    match state.access.principal(token).await {
+    match state.access.principal(&token).await {
         Ok(Some(p)) => Ok(Some(p)),
         Ok(None) => Err(QueryError::Unauthorized("unknown or revoked token".into())),
         Err(e) => Err(QueryError::Store(e.to_string())),

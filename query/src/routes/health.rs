@@ -12,7 +12,7 @@ use crate::error::QueryError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use pulse_schemas::{AlertRules, Id, Principal, RulesError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,14 +22,13 @@ const HEALTH_SPAN_MS: i64 = 10 * 60 * 1000;
 /// Most alert transitions one answer holds.
 const MAX_ALERTS: usize = 1000;
 
-/// The bearer token of a request (`Authorization: Bearer` or `?token=`).
+/// The API token of a request: `Authorization: Bearer`, else `?token=` (when the route
+/// takes one), else the dashboard session cookie ([`super::auth`]). A malformed
+/// `Authorization` header counts as no token (the answer is then 401).
 pub fn bearer(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("Bearer "))
-        .map(|v| v.trim().to_owned())
-        .or_else(|| query_token.map(str::to_owned))
+    super::auth::request_token(headers, query_token)
+        .ok()
+        .flatten()
 }
 
 /// The principal of the token, allowed to read `channel` (401 / 403 otherwise).
@@ -40,7 +39,10 @@ pub async fn authorize(
 ) -> Result<Principal, QueryError> {
     let live = state.live()?;
     let token = token.ok_or_else(|| {
-        QueryError::Unauthorized("expected `Authorization: Bearer <token>`, got none".into())
+        QueryError::Unauthorized(
+            "expected `Authorization: Bearer <token>` or a dashboard session cookie, got none"
+                .into(),
+        )
     })?;
     let who = live
         .access

@@ -2,6 +2,7 @@
 //! them, with the request metrics middleware.
 
 pub mod analytics;
+pub mod auth;
 pub mod catalog;
 pub mod clips;
 pub mod content;
