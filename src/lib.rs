@@ -8,10 +8,10 @@
 //!   into the configured store.
 //! - [`store`]: the configured store (embedded or ClickHouse): its writer, its reader
 //!   and `pulse migrate`. `serve::run_role` runs `pulse ingest` (ingest + aggregator)
-//!   and `pulse query` (the API) as separate processes for the multi-node layout.
+//!   and `pulse query` ([`query_node`]: analytics, SQL, catalog and dashboard over the
+//!   shared ClickHouse and catalog) as separate processes for the multi-node layout.
 //! - [`access`]: `LayeredAccess`, the configuration's static access records in front of
 //!   the catalog's (tokens, stream keys; lifecycle changes recorded in both).
-//! - [`demo`]: the built-in audience of `pulse serve --demo`.
 //! - [`demo`]: the built-in audience of `pulse serve --demo`; [`demo_encoders`]: its
 //!   encoders (real sockets, stream keys in the demo's access records, occasional bitrate sags).
 //!
@@ -26,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_encoders;
 pub mod replay;
+pub mod query_node;
 pub mod serve;
 pub mod store;
 

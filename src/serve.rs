@@ -131,42 +131,9 @@ pub async fn run_role_with_access(
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     if role == Role::Query {
-        if cfg.store != StoreKind::Clickhouse {
-            anyhow::bail!(
-                "pulse query reads a shared store: set store = \"clickhouse\" (the embedded store is read by `pulse serve`)"
-            );
-        }
-        // Migrate at start-up so the tables exist for the first read; ClickHouse may
-        // come up later (the sink's sender migrates again before it writes).
-        if let Err(e) = crate::store::migrate(&cfg).await {
-            tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
-        }
-        let query = crate::store::query_state(&cfg, EmbeddedTables::new())
-            .with_access(access)
-            .with_clock(clock.clone());
-        query.set_ready(true);
-        let http_stop = shutdown.child_token();
-        let served = axum::serve(
-            listener,
-            pulse_query::router(query.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { http_stop.cancelled().await })
-        .await
-        .context("HTTP server");
-        query.set_ready(false);
-        return served;
+        return crate::query_node::run(listener, cfg, shutdown, clock, access).await;
     }
-    let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
-    let catalog = pulse_query::catalog::open::open(
-        &catalog_url,
-        cfg.catalog.clone(),
-        pulse_query::catalog::Secrets {
-            admin_token: cfg.admin_token.clone(),
-            webhook_secret: cfg.webhook_secret.clone(),
-        },
-    )
-    .await
-    .context("opening the catalog")?;
+    let catalog = open_catalog(&cfg).await?;
     let access: Arc<dyn AccessControl> = Arc::new(crate::access::LayeredAccess::new(
         access,
         Arc::new(catalog.clone()),
@@ -286,6 +253,22 @@ pub async fn run_role_with_access(
         .context("aggregator")?;
     tracing::info!(flushes = report.flushes, stats = ?report.stats, "aggregator stopped; everything flushed");
     served
+}
+
+/// The catalog at `catalog_url` (default: SQLite in the data directory), migrated.
+pub(crate) async fn open_catalog(cfg: &Config) -> anyhow::Result<pulse_query::catalog::Catalog> {
+    let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
+    let catalog = pulse_query::catalog::open::open(
+        &catalog_url,
+        cfg.catalog.clone(),
+        pulse_query::catalog::Secrets {
+            admin_token: cfg.admin_token.clone(),
+            webhook_secret: cfg.webhook_secret.clone(),
+        },
+    )
+    .await
+    .context("opening the catalog")?;
+    Ok(catalog)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 
 const START: i64 = 1_764_000_000_000;
 const TICK: i64 = 5000;
-const ADMIN: &str = "sql-test-admin-token";
+/// The admin token of `common::config` (which `common::get` sends).
+const ADMIN: &str = common::ADMIN_TOKEN;
 const CREATOR: &str = "sql-test-creator-token";
 
 const TOTALS_SQL: &str = "SELECT target, SUM(views) AS views, SUM(watch_ms) AS watch_ms, \

@@ -19,7 +19,7 @@ mod pg;
 use common::clickhouse::ClickHouse;
 use common::compose::{compose, environment, strings};
 use common::conformance::{answer_diff, cases, run};
-use common::{TOKEN, config, start, wait_for};
+use common::{ADMIN_TOKEN, TOKEN, config, start, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,7 +180,13 @@ async fn the_compose_topology_as_processes_answers_like_one_node() {
         p.healthy("/metrics").await;
         ingest.push(p);
     }
-    let mut query = spawn(&services["query"], "query", dir.path(), &swap, &[]);
+    let mut query = spawn(
+        &services["query"],
+        "query",
+        dir.path(),
+        &swap,
+        &[("PULSE_ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
     query.healthy("/readyz").await;
 
     // A trace starting now, cut at SPAN_MS, sent in real time in time order.
@@ -303,6 +309,39 @@ async fn the_compose_topology_as_processes_answers_like_one_node() {
         compared += 1;
     }
     assert!(compared > 100, "{compared} cases");
+
+    // The query node checks tokens against the shared catalog: a creator minted there
+    // reads their own channel's analytics and not another's, and the catalog routes
+    // answer on this node too.
+    let admin = |m: reqwest::Method, path: &str| {
+        http.request(m, format!("{base_q}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    for (path, body) in [
+        ("/api/users/alice", serde_json::json!({"name": "Alice"})),
+        ("/api/channels/chan-a", serde_json::json!({"name": "A", "owner": "alice"})),
+    ] {
+        let r = admin(reqwest::Method::PUT, path).json(&body).send().await.expect("PUT");
+        assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap_or_default());
+    }
+    let r = admin(reqwest::Method::POST, "/api/tokens")
+        .json(&serde_json::json!({"user": "alice", "role": "creator"}))
+        .send()
+        .await
+        .expect("mint");
+    let minted: Value = r.json().await.expect("token JSON");
+    let alice = minted["token"].as_str().expect("token").to_owned();
+    for (stream, want) in [("stream-a1", 200), ("stream-b1", 403)] {
+        let r = http
+            .get(format!("{base_q}/api/analytics/streams/{stream}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), want, "{stream}");
+    }
+    let (s, body) = common::get(&format!("{base_q}/api/channels/chan-a/vods")).await;
+    assert_eq!(s, 200, "{body}");
     // A graceful stop (SIGTERM) of an ingest node exits 0 after flushing.
     let pid = ingest[0].child.id().to_string();
     let st = Command::new("kill").args(["-TERM", &pid]).status();

@@ -25,7 +25,8 @@ const CHANNEL: &str = "chan-a";
 const STREAM: &str = "stream-a1";
 const ENCODER_STREAM: &str = "stream-live";
 const ENCODER_KEY: &str = "key-live";
-const ADMIN: &str = "t-dash-admin";
+/// The admin token of `common::config` (which `common::get` sends).
+const ADMIN: &str = common::ADMIN_TOKEN;
 const TICK: i64 = 5000;
 
 fn id(s: &str) -> Id {

@@ -1,0 +1,75 @@
+//! `pulse query`: the API node of a multi-node deployment. It reads the shared
+//! ClickHouse store and the shared catalog (Postgres) and serves what needs no local
+//! aggregator: the analytics routes, ad-hoc SQL, the VOD/clip catalog and the
+//! dashboard. Tokens are checked against the configured ones and the catalog's (the
+//! same [`LayeredAccess`](crate::access::LayeredAccess) as `pulse serve`).
+//!
+//! What stays on the nodes that hold encoders and player sockets: the live feed and
+//! the per-second stream health (`/v1/live`, `/api/streams/:id/health`), which answer
+//! 503 here. Likes posted here are stored in the catalog but not sent to the analytics
+//! events (there is no aggregator in this process); media jobs are queued here and run
+//! by the ingest nodes' worker pools, so a multi-node deployment needs a media store all
+//! nodes share.
+
+use crate::config::{Config, StoreKind};
+use crate::serve::open_catalog;
+use anyhow::Context;
+use pulse_aggregator::runtime::Clock;
+use pulse_query::CatalogState;
+use pulse_schemas::{AccessControl, EmbeddedTables};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves the query node on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: CancellationToken,
+    clock: Clock,
+    access: Arc<dyn AccessControl>,
+) -> anyhow::Result<()> {
+    if cfg.store != StoreKind::Clickhouse {
+        anyhow::bail!(
+            "pulse query reads a shared store: set store = \"clickhouse\" (the embedded store is read by `pulse serve`)"
+        );
+    }
+    // Migrate at start-up so the tables exist for the first read; ClickHouse may come up
+    // later (the sink's sender migrates again before it writes).
+    if let Err(e) = crate::store::migrate(&cfg).await {
+        tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
+    }
+    let catalog = open_catalog(&cfg).await?;
+    let access: Arc<dyn AccessControl> = Arc::new(crate::access::LayeredAccess::new(
+        access,
+        Arc::new(catalog.clone()),
+    ));
+    let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
+        .context("opening the media store")?;
+    let mut catalog_state = CatalogState::new(catalog.clone(), media, None);
+    catalog_state.access = access.clone();
+    let dashboard = pulse_dashboards::DashboardState {
+        access: access.clone(),
+        config: cfg.dashboard.clone(),
+    };
+    let query = crate::store::query_state(&cfg, EmbeddedTables::new())
+        .with_access(access)
+        .with_catalog(catalog.clone())
+        .with_clock(clock);
+    query.set_ready(true);
+    let app = pulse_query::router(query.clone())
+        .merge(pulse_query::catalog_router(catalog_state))
+        .merge(pulse_dashboards::router(dashboard));
+    let http_stop = shutdown.child_token();
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+    .await
+    .context("HTTP server");
+    query.set_ready(false);
+    catalog.close().await;
+    served
+}
