@@ -140,9 +140,33 @@ pub async fn run_role_with_access(
         if let Err(e) = crate::store::migrate(&cfg).await {
             tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
         }
-        let query = crate::store::query_state(&cfg, EmbeddedTables::new())
-            .with_access(access)
-            .with_clock(clock.clone());
+        // A shared catalog (`catalog_url` set, e.g. Postgres in docker-compose) gives
+        // the analytics their tokens, owners, lifecycle and categories.
+        let catalog = if cfg.catalog_url.is_empty() {
+            None
+        } else {
+            let url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
+            let secrets = pulse_query::catalog::Secrets {
+                admin_token: cfg.admin_token.clone(),
+                webhook_secret: cfg.webhook_secret.clone(),
+            };
+            Some(
+                pulse_query::catalog::open::open(&url, cfg.catalog.clone(), secrets)
+                    .await
+                    .context("opening the catalog")?,
+            )
+        };
+        let mut query =
+            crate::store::query_state(&cfg, EmbeddedTables::new()).with_clock(clock.clone());
+        query = match &catalog {
+            Some(c) => query
+                .with_access(Arc::new(crate::access::LayeredAccess::new(
+                    access,
+                    Arc::new(c.clone()),
+                )))
+                .with_catalog(c.clone()),
+            None => query.with_access(access),
+        };
         query.set_ready(true);
         let http_stop = shutdown.child_token();
         let served = axum::serve(
@@ -153,6 +177,9 @@ pub async fn run_role_with_access(
         .await
         .context("HTTP server");
         query.set_ready(false);
+        if let Some(c) = catalog {
+            c.close().await;
+        }
         return served;
     }
     let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
