@@ -25,8 +25,8 @@ pub mod access;
 pub mod config;
 pub mod demo;
 pub mod demo_encoders;
-pub mod replay;
 pub mod query_node;
+pub mod replay;
 pub mod serve;
 pub mod store;
 

@@ -1,8 +1,9 @@
 //! `pulse query`: the API node of a multi-node deployment. It reads the shared
-//! ClickHouse store and the shared catalog (Postgres) and serves what needs no local
-//! aggregator: the analytics routes, ad-hoc SQL, the VOD/clip catalog and the
-//! dashboard. Tokens are checked against the configured ones and the catalog's (the
-//! same [`LayeredAccess`](crate::access::LayeredAccess) as `pulse serve`).
+//! ClickHouse store and, when `catalog_url` names one, the shared catalog (Postgres),
+//! and serves what needs no local aggregator: the analytics routes, ad-hoc SQL, the
+//! VOD/clip catalog and the dashboard. Tokens are checked against the configured ones
+//! and the catalog's (the same [`LayeredAccess`](crate::access::LayeredAccess) as
+//! `pulse serve`).
 //!
 //! What stays on the nodes that hold encoders and player sockets: the live feed and
 //! the per-second stream health (`/v1/live`, `/api/streams/:id/health`), which answer
@@ -40,26 +41,42 @@ pub async fn run(
     if let Err(e) = crate::store::migrate(&cfg).await {
         tracing::warn!(error = %format!("{e:#}"), "ClickHouse migration at start-up failed; reads fail until it is reachable");
     }
-    let catalog = open_catalog(&cfg).await?;
-    let access: Arc<dyn AccessControl> = Arc::new(crate::access::LayeredAccess::new(
-        access,
-        Arc::new(catalog.clone()),
-    ));
-    let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
-        .context("opening the media store")?;
-    let mut catalog_state = CatalogState::new(catalog.clone(), media, None);
-    catalog_state.access = access.clone();
+    // A shared catalog (`catalog_url` set, e.g. Postgres in docker-compose) gives the
+    // API its tokens, owners, lifecycle and categories, and the catalog routes; without
+    // one, this node has only the configured tokens and no catalog routes (a local
+    // SQLite file would be a catalog no other node sees).
+    let catalog = if cfg.catalog_url.is_empty() {
+        None
+    } else {
+        Some(open_catalog(&cfg).await?)
+    };
+    let mut query = crate::store::query_state(&cfg, EmbeddedTables::new()).with_clock(clock);
+    let mut app = axum::Router::new();
+    let access: Arc<dyn AccessControl> = match &catalog {
+        Some(c) => {
+            let access: Arc<dyn AccessControl> = Arc::new(crate::access::LayeredAccess::new(
+                access,
+                Arc::new(c.clone()),
+            ));
+            let media =
+                pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
+                    .context("opening the media store")?;
+            let mut catalog_state = CatalogState::new(c.clone(), media, None);
+            catalog_state.access = access.clone();
+            app = app.merge(pulse_query::catalog_router(catalog_state));
+            query = query.with_catalog(c.clone());
+            access
+        }
+        None => access,
+    };
     let dashboard = pulse_dashboards::DashboardState {
         access: access.clone(),
         config: cfg.dashboard.clone(),
     };
-    let query = crate::store::query_state(&cfg, EmbeddedTables::new())
-        .with_access(access)
-        .with_catalog(catalog.clone())
-        .with_clock(clock);
+    let query = query.with_access(access);
     query.set_ready(true);
-    let app = pulse_query::router(query.clone())
-        .merge(pulse_query::catalog_router(catalog_state))
+    let app = app
+        .merge(pulse_query::router(query.clone()))
         .merge(pulse_dashboards::router(dashboard));
     let http_stop = shutdown.child_token();
     let served = axum::serve(
@@ -70,6 +87,8 @@ pub async fn run(
     .await
     .context("HTTP server");
     query.set_ready(false);
-    catalog.close().await;
+    if let Some(c) = catalog {
+        c.close().await;
+    }
     served
 }

@@ -167,12 +167,14 @@ async fn two_ingest_nodes_through_a_store_outage_answer_exactly_like_one() {
         n.clock.store(clock, Ordering::SeqCst);
     }
 
-    let query = node(
-        Role::Query,
-        clickhouse_cfg(&dir.path().join("q"), &ch, "query-1"),
-        clock,
-    )
-    .await;
+    // The query node reads a catalog of its own (a shared one in production: Postgres).
+    let mut query_cfg = clickhouse_cfg(&dir.path().join("q"), &ch, "query-1");
+    std::fs::create_dir_all(&query_cfg.data_dir).expect("query dir");
+    query_cfg.catalog_url = format!(
+        "sqlite://{}?mode=rwc",
+        query_cfg.data_dir.join("catalog.sqlite").display()
+    );
+    let query = node(Role::Query, query_cfg, clock).await;
     let base_q = format!("http://{}", query.addr);
     let probe = format!(
         "/api/analytics/series?metric=views&stream=stream-a1&from={START}&to={to}&step=3600000"

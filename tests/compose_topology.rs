@@ -319,10 +319,21 @@ async fn the_compose_topology_as_processes_answers_like_one_node() {
     };
     for (path, body) in [
         ("/api/users/alice", serde_json::json!({"name": "Alice"})),
-        ("/api/channels/chan-a", serde_json::json!({"name": "A", "owner": "alice"})),
+        (
+            "/api/channels/chan-a",
+            serde_json::json!({"name": "A", "owner": "alice"}),
+        ),
     ] {
-        let r = admin(reqwest::Method::PUT, path).json(&body).send().await.expect("PUT");
-        assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap_or_default());
+        let r = admin(reqwest::Method::PUT, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT");
+        assert!(
+            r.status().is_success(),
+            "{path}: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
     let r = admin(reqwest::Method::POST, "/api/tokens")
         .json(&serde_json::json!({"user": "alice", "role": "creator"}))

@@ -169,6 +169,31 @@ async fn creator_analytics_match_the_raw_events() {
         close(f(&v["metrics"]["avg_concurrent"]), a2.avg(), 1e-9),
         "{v}"
     );
+    // The viewers chart averages over the same lifecycle ticks.
+    let v = s
+        .json(&format!(
+            "/api/analytics/series?metric=viewers&stream=stream-a1&from={}&to={to}&step=60000",
+            START - 60_000
+        ))
+        .await;
+    let points: BTreeMap<i64, (f64, i64)> = v["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            (
+                p["t"].as_i64().unwrap_or(0),
+                (f(&p["value"]), p["peak"].as_i64().unwrap_or(-1)),
+            )
+        })
+        .collect();
+    let buckets = a1.viewer_buckets(60_000);
+    assert!(buckets.len() >= 8);
+    for (t, avg, peak) in buckets {
+        let (got, got_peak) = points[&t];
+        assert!(close(got, avg, 1e-9), "bucket {t}: {got} vs {avg}");
+        assert_eq!(got_peak, peak, "bucket {t}");
+    }
     let v = s.json("/api/analytics/streams/stream-b1").await;
     assert_eq!(v["status"], "UNKNOWN", "{v}");
 

@@ -37,6 +37,7 @@ async fn spawn(dir: &std::path::Path, port: u16) -> Pulse {
         .env("PULSE_ALLOWED_LATENESS_MS", "500")
         .env("PULSE_AGGREGATOR__SESSION_TIMEOUT_MS", "2000")
         .env("PULSE_INGEST__TRUSTED_TOKEN", TOKEN)
+        .env("PULSE_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .env("PULSE_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

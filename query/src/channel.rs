@@ -185,6 +185,40 @@ pub fn top_clips(mut clips: Vec<TopClip>, limit: usize) -> Vec<TopClip> {
     clips
 }
 
+/// The live ranges of a scope for the viewers average: a stream's (a channel's streams')
+/// lifecycle intervals where the catalog has LIVE/ENDED records, else the store's
+/// first-to-last-event ranges; VODs and clips: the store's.
+pub async fn scope_live_ranges(
+    state: &QueryState,
+    snap: &StoreSnapshot,
+    scope: &Scope,
+) -> Result<Vec<LiveRange>, QueryError> {
+    let from_events = snap.live_ranges(scope).await?;
+    let Some(cat) = state.catalog() else {
+        return Ok(from_events);
+    };
+    let records = match scope.kind {
+        ScopeKind::Stream => cat.stream_record(&scope.id).await?.into_iter().collect(),
+        ScopeKind::Channel => cat.stream_records(&scope.id).await?,
+        ScopeKind::Vod | ScopeKind::Clip => return Ok(from_events),
+    };
+    let (now, tick_ms) = (state.now_ms(), state.tick_ms());
+    let mut out: Vec<LiveRange> = Vec::new();
+    let mut recorded = std::collections::BTreeSet::new();
+    for r in records.iter().filter(|r| !r.lifecycle.is_empty()) {
+        let iv = lifecycle::intervals(&r.lifecycle);
+        out.extend(lifecycle::tick_ranges(&iv, &r.id, &r.channel, now, tick_ms));
+        recorded.insert(r.id.as_str());
+    }
+    out.extend(
+        from_events
+            .iter()
+            .filter(|r| !recorded.contains(r.target.as_str()))
+            .cloned(),
+    );
+    Ok(out)
+}
+
 /// Gathers the inputs and computes the answer.
 pub async fn load(
     state: &QueryState,

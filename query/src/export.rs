@@ -124,6 +124,8 @@ pub struct ExportPlan {
     pub tick_ms: i64,
     pub chunk_rows: usize,
     pub timeout_ms: u64,
+    /// Live ranges already known (from lifecycle records); `None`: read from the store.
+    pub live: Option<Vec<crate::store::LiveRange>>,
 }
 
 /// The CSV rows of one chunk of buckets.
@@ -166,7 +168,9 @@ pub async fn start<S: AnalyticsStore + 'static>(
     QueryError,
 > {
     let chunk_rows = plan.chunk_rows.max(1);
-    let live = if plan.metrics.contains(&Metric::Viewers) {
+    let live = if let Some(ranges) = &plan.live {
+        LiveTicks::new(ranges)
+    } else if plan.metrics.contains(&Metric::Viewers) {
         let read = store.live_ranges(&plan.scope);
         let ranges = tokio::time::timeout(Duration::from_millis(plan.timeout_ms), read)
             .await

@@ -24,6 +24,12 @@
 //!   `?token=` where a route takes it, or the dashboard's HttpOnly/SameSite=Strict session
 //!   cookie `pulse_session` (set by `/dashboard/login` in `pulse-dashboards`); the health,
 //!   live-feed and catalog routes all go through it.
+//! - Issue 4: [`lifecycle`] (pure: status and live intervals from LIVE/ENDED records),
+//!   [`channel`] (`GET /api/analytics/channels/:id`), [`content`] (VOD/clip analytics and
+//!   top lists), [`trending`] (pure decayed scores and the board cache),
+//!   [`store::content_reads`] (their reads on both stores),
+//!   [`catalog::analytics_records`] (streams with category and lifecycle, clips, VODs),
+//!   `routes::guard` (tokens on the analytics routes), `routes::content` (the handlers).
 //! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
 //!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
 //!
@@ -80,13 +86,29 @@
 //! - **Sum across nodes first, then average/max.** Every store read groups by tick (or
 //!   bucket), never by node; formulas are applied to those totals in Rust, so the same
 //!   code serves the summary, the series and the export, and is unit-tested without I/O.
-//! - **Live range without lifecycle records.** Until a later issue adds LIVE/ENDED
-//!   records, `status` is `UNKNOWN` and a target's live range runs from the tick holding
-//!   its first event to the tick holding its last (`duration_s` = end of that last tick −
-//!   start of the first). Average concurrent divides by the number of live ticks in the
+//! - **Live range from lifecycle records** (issue 4). The catalog's LIVE/ENDED records
+//!   (`PUT /api/streams/:id` creates the stream, the stream webhook and encoder sockets
+//!   record the changes) give `status` LIVE/ENDED, `duration_s` = Σ (ENDED − LIVE) (an
+//!   open stream: now − LIVE, "now" from the server clock) and the live ticks: those
+//!   overlapping a LIVE..ENDED interval. A LIVE while live (encoder reconnect) and an
+//!   ENDED while not live change nothing ([`lifecycle`]).
+//! - **Live range without lifecycle records.** A stream the catalog has no LIVE/ENDED
+//!   record of has `status` `UNKNOWN` and a live range from the tick holding its first
+//!   event to the tick holding its last (`duration_s` = end of that last tick − start of
+//!   the first). Average concurrent divides by the number of live ticks in the
 //!   window, ticks without a row counting as 0 viewers; peak is the max over the same
 //!   ticks. A channel's viewers are the per-tick sum over its streams, averaged over the
 //!   ticks in which any of them is live; its other metrics cover all its targets.
+//! - **Access** (issue 4): every analytics route needs a bearer token (`Authorization:
+//!   Bearer` or `?token=`, as `/v1/live`): 401 without or with an unknown one; a creator
+//!   reads only the channels it owns (403), an admin everything; a creator asking about a
+//!   target whose channel neither the catalog nor the store knows gets 404. Public counts
+//!   need none: `/api/clips/:id/stats` (views, likes, shares; an unpublished clip is a
+//!   404 to all but its channel's readers) and `/api/clips/trending` (published clips).
+//!   `pulse query` nodes check tokens against the static records (`admin_token`,
+//!   `[[stream_keys]]` owners): they have no catalog.
+//! - **Channel, VOD/clip and trending numbers**: each definition the contract leaves
+//!   open is written in the `//!` of [`channel`], [`content`] and [`trending`].
 //! - **Counts as integers, rates as unrounded floats**; ratios with a zero denominator
 //!   are 0; startup percentiles are 0 when nothing started (never null).
 //! - **Final flags.** A bucket is `final` once its end ≤ `closed_through`. Provisional rows

@@ -107,6 +107,7 @@ impl Catalog {
     }
 
     async fn stream_from(&self, row: &AnyRow) -> Result<StreamRecord, QueryError> {
+        // One stream: its own lifecycle query.
         let id: String = row.try_get("id")?;
         let lifecycle = self.lifecycle_of(&id).await?;
         Ok(StreamRecord {
@@ -130,22 +131,57 @@ impl Catalog {
         }
     }
 
-    /// The channel's streams (the newest `max_records`), ordered by id.
+    /// The channel's streams (the newest `max_records`), ordered by id, with their
+    /// lifecycle records read in one query (at most `max_records` per stream on average).
     pub async fn stream_records(&self, channel: &Id) -> Result<Vec<StreamRecord>, QueryError> {
+        let max = self.config().max_records as i64;
         let rows = sqlx::query(
             "SELECT id, channel, title, category FROM streams WHERE channel = $1 \
              ORDER BY created_at DESC, id LIMIT $2",
         )
         .bind(channel.as_str().to_owned())
-        .bind(self.config().max_records as i64)
+        .bind(max)
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = std::collections::BTreeMap::new();
         for r in &rows {
-            out.push(self.stream_from(r).await?);
+            let id: String = r.try_get("id")?;
+            out.insert(
+                id.clone(),
+                StreamRecord {
+                    channel: r.try_get("channel")?,
+                    title: r.try_get("title")?,
+                    category: r.try_get("category")?,
+                    lifecycle: Vec::new(),
+                    id,
+                },
+            );
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        let changes = sqlx::query(
+            "SELECT l.stream, l.status, l.ts FROM stream_lifecycle l \
+             JOIN streams s ON s.id = l.stream WHERE s.channel = $1 \
+             ORDER BY l.ts DESC, l.stream, l.status LIMIT $2",
+        )
+        .bind(channel.as_str().to_owned())
+        .bind(max.saturating_mul(max))
+        .fetch_all(self.pool())
+        .await?;
+        for r in changes.iter().rev() {
+            let stream: String = r.try_get("stream")?;
+            let status: String = r.try_get("status")?;
+            let status = match status.as_str() {
+                "LIVE" => StreamStatus::Live,
+                "ENDED" => StreamStatus::Ended,
+                _ => continue,
+            };
+            if let Some(rec) = out.get_mut(&stream) {
+                rec.lifecycle.push(LifecycleRecord {
+                    status,
+                    ts: r.try_get("ts")?,
+                });
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     /// One clip's record, `None` when unknown.

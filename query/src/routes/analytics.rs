@@ -110,8 +110,16 @@ async fn answer_series(
     check_step_for(metric, b.step)?;
     let store = state.snapshot().await?;
     guard::require_target(state, who, &store, scope.kind, &scope.id).await?;
+    let live = match metric {
+        Metric::Viewers => Some(crate::summary::LiveTicks::new(
+            &state
+                .with_timeout(crate::channel::scope_live_ranges(state, &store, &scope))
+                .await?,
+        )),
+        _ => None,
+    };
     let inputs = state
-        .with_timeout(load_inputs(store.as_ref(), &scope, &[metric], &b, None))
+        .with_timeout(load_inputs(store.as_ref(), &scope, &[metric], &b, live))
         .await?;
     Ok(Json(Series {
         metric: metric.name(),

@@ -98,10 +98,23 @@ pub async fn export(
         tick_ms: state.tick_ms(),
         chunk_rows: cfg.export_chunk_rows,
         timeout_ms: cfg.query_timeout_ms,
+        live: None,
     };
     let store = state.snapshot().await?;
     crate::routes::guard::require_target(&state, &who, &store, plan.scope.kind, &plan.scope.id)
         .await?;
+    let mut plan = plan;
+    if plan.metrics.contains(&Metric::Viewers) {
+        plan.live = Some(
+            state
+                .with_timeout(crate::channel::scope_live_ranges(
+                    &state,
+                    &store,
+                    &plan.scope,
+                ))
+                .await?,
+        );
+    }
     let (first, rest) = start(store, plan).await?;
     let body =
         futures_util::stream::once(async move { Ok::<_, QueryError>(bytes::Bytes::from(first)) })

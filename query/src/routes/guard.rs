@@ -175,3 +175,24 @@ pub async fn require_target(
 pub fn token(headers: &axum::http::HeaderMap, query_token: Option<&str>) -> Option<String> {
     crate::routes::health::bearer(headers, query_token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channel_cache_is_bounded_and_keyed_by_kind() {
+        let id = Id::new_unchecked;
+        let c = ChannelCache::new(2);
+        c.put(ScopeKind::Stream, &id("x"), id("c1"));
+        c.put(ScopeKind::Clip, &id("x"), id("c2"));
+        c.put(ScopeKind::Vod, &id("y"), id("c3"));
+        assert_eq!(c.get(ScopeKind::Stream, &id("x")), Some(id("c1")));
+        assert_eq!(c.get(ScopeKind::Clip, &id("x")), Some(id("c2")));
+        assert_eq!(
+            c.get(ScopeKind::Vod, &id("y")),
+            None,
+            "full: not remembered"
+        );
+    }
+}
