@@ -1,8 +1,10 @@
 // Bundles the dashboard with esbuild into PULSE_DASHBOARD_OUT (default dist/):
 // one minified, content-hashed JS and CSS file per page (the server caches those for a
-// year) and the HTML pages that name them (never cached). No CDN: uPlot is bundled.
+// year), the HTML pages that name them (never cached), and a gzip copy of each.
+// No CDN: uPlot is bundled.
 import * as esbuild from 'esbuild';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 
 const out = process.env.PULSE_DASHBOARD_OUT || 'dist';
@@ -34,4 +36,13 @@ for (const page of pages) {
     .replaceAll('%JS%', `/dashboard/assets/${js}`)
     .replaceAll('%CSS%', `/dashboard/assets/${css}`);
   await writeFile(path.join(out, `${page}.html`), html);
+}
+
+// Gzip-9 copies beside every file: the server sends them to browsers that accept gzip.
+for (const dir of [out, path.join(out, 'assets')]) {
+  for (const f of await readdir(dir, { withFileTypes: true })) {
+    if (!f.isFile() || f.name.endsWith('.gz')) continue;
+    const file = path.join(dir, f.name);
+    await writeFile(`${file}.gz`, gzipSync(await readFile(file), { level: 9 }));
+  }
 }

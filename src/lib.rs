@@ -4,6 +4,10 @@
 //! - [`config`]: the TOML file + `PULSE_*` overrides (DESIGN.md decision 9).
 //! - [`serve`]: `pulse serve` — ingest, aggregator and query in one process on one
 //!   listener; `run(listener, config, shutdown, clock)` so tests bind `127.0.0.1:0`.
+//!   `pulse serve` also mounts the creator dashboard (`pulse-dashboards`: `/dashboard/…`)
+//!   over the same layered access records, and gives the catalog routes those records
+//!   too, so one token (signed in as the dashboard's session cookie) reads analytics,
+//!   health and the channel's VOD/clip lists. `pulse query` nodes do not serve it.
 //! - [`replay`]: `pulse replay FILE` — an NDJSON trace through the live aggregator code
 //!   into the configured store.
 //! - [`store`]: the configured store (embedded or ClickHouse): its writer, its reader

@@ -135,19 +135,24 @@ async fn dashboard_in_headless_chromium() {
     let shots = root.join("target/dashboard-screenshots");
     let to = (trace.end / 60_000 + 1) * 60_000;
     let mut node = tokio::process::Command::new("node");
-    node.args(["--test", "--test-concurrency=1", "tests/"])
-        .current_dir(root.join("dashboards"))
-        .env("PULSE_URL", &base)
-        .env("PULSE_TOKEN", TOKEN)
-        .env("PULSE_CHANNEL", CHANNEL)
-        .env("PULSE_IDLE_CHANNEL", "chan-b")
-        .env("PULSE_STREAM", STREAM)
-        .env("PULSE_FROM", start.to_string())
-        .env("PULSE_TO", to.to_string())
-        .env("PULSE_ENCODER_STREAM", ENCODER_STREAM)
-        .env("PULSE_ENCODER_KEY", ENCODER_KEY)
-        .env("PULSE_SCREENSHOTS", &shots)
-        .kill_on_drop(true);
+    node.args([
+        "--test",
+        "--test-concurrency=1",
+        "tests/analytics.test.mjs",
+        "tests/live.test.mjs",
+    ])
+    .current_dir(root.join("dashboards"))
+    .env("PULSE_URL", &base)
+    .env("PULSE_TOKEN", TOKEN)
+    .env("PULSE_CHANNEL", CHANNEL)
+    .env("PULSE_IDLE_CHANNEL", "chan-b")
+    .env("PULSE_STREAM", STREAM)
+    .env("PULSE_FROM", start.to_string())
+    .env("PULSE_TO", to.to_string())
+    .env("PULSE_ENCODER_STREAM", ENCODER_STREAM)
+    .env("PULSE_ENCODER_KEY", ENCODER_KEY)
+    .env("PULSE_SCREENSHOTS", &shots)
+    .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(300), node.output())
         .await
         .expect("the browser tests finish within 5 minutes")

@@ -26,9 +26,14 @@ for (let i = 0; i < runs + 1; i++) {
   await context.request.get(`${base}/dashboard/login?token=${encodeURIComponent(token)}&next=%2Fhealthz`);
   const page = await context.newPage();
   await page.goto(`${base}/dashboard/analytics?channel=${channel}&stream=${stream}&from=${from}&to=${to}&refresh=3600`);
-  await page.waitForFunction(() => performance.getEntriesByName('pulse:all-charts').length > 0, null, { timeout: 300_000 });
+  // A short viewport (BENCH_VIEWPORT_HEIGHT) shows 2-4 charts; the rest load only when
+  // scrolled to, so only the first chart is timed there.
+  const all = height >= 2000;
+  const mark = all ? 'pulse:all-charts' : 'pulse:first-chart';
+  await page.waitForFunction((m) => performance.getEntriesByName(m).length > 0, mark, { timeout: 300_000 });
+  if (!all) await page.waitForTimeout(3000); // let the charts in view finish
   const r = await page.evaluate(() => {
-    const mark = (n) => performance.getEntriesByName(n)[0].startTime;
+    const mark = (n) => performance.getEntriesByName(n)[0]?.startTime ?? null;
     const res = performance.getEntriesByType('resource');
     const nav = performance.getEntriesByType('navigation')[0];
     const sum = (xs) => xs.reduce((a, e) => a + e.encodedBodySize, 0);

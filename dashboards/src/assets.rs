@@ -3,7 +3,7 @@
 use crate::error::DashboardError;
 use crate::metrics::FILES_SERVED;
 use axum::extract::Path;
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 mod built {
@@ -44,21 +44,69 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn page(name: &str) -> Response {
-    match file(name) {
-        Some(body) => {
+/// Whether the request's `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut it = part.split(';').map(str::trim);
+            let coding = it.next().unwrap_or_default();
+            let refused = it.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// The file's bytes, gzipped when the client takes it and the build made a copy, with
+/// the headers that go with that choice.
+fn body(name: &str, headers: &HeaderMap) -> Option<(&'static [u8], Option<&'static str>)> {
+    let plain = file(name)?;
+    if accepts_gzip(headers)
+        && let Some(gz) = file(&format!("{name}.gz"))
+    {
+        return Some((gz, Some("gzip")));
+    }
+    Some((plain, None))
+}
+
+fn respond(
+    bytes: &'static [u8],
+    encoding: Option<&'static str>,
+    fixed: &[(header::HeaderName, &'static str)],
+) -> Response {
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    for (k, v) in fixed {
+        h.insert(k.clone(), HeaderValue::from_static(v));
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    res
+}
+
+fn page(name: &str, headers: &HeaderMap) -> Response {
+    match body(name, headers) {
+        Some((bytes, encoding)) => {
             FILES_SERVED.with_label_values(&["page"]).inc();
-            (
-                [
+            respond(
+                bytes,
+                encoding,
+                &[
                     (header::CONTENT_TYPE, content_type(name)),
                     (header::CACHE_CONTROL, "no-cache"),
                     (header::CONTENT_SECURITY_POLICY, CSP),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                     (header::REFERRER_POLICY, "no-referrer"),
                 ],
-                body,
             )
-                .into_response()
         }
         None => missing(name),
     }
@@ -70,30 +118,33 @@ fn missing(name: &str) -> Response {
 }
 
 /// `GET /dashboard/analytics`.
-pub async fn analytics_page() -> Response {
-    page("analytics.html")
+pub async fn analytics_page(headers: HeaderMap) -> Response {
+    page("analytics.html", &headers)
 }
 
 /// `GET /dashboard/live`.
-pub async fn live_page() -> Response {
-    page("live.html")
+pub async fn live_page(headers: HeaderMap) -> Response {
+    page("live.html", &headers)
 }
 
 /// `GET /dashboard/assets/{file}`: content-hashed names, so cached for a year.
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    if name.ends_with(".gz") {
+        return missing(&name);
+    }
     let key = format!("assets/{name}");
-    match file(&key) {
-        Some(body) => {
+    match body(&key, &headers) {
+        Some((bytes, encoding)) => {
             FILES_SERVED.with_label_values(&["asset"]).inc();
-            (
-                [
+            respond(
+                bytes,
+                encoding,
+                &[
                     (header::CONTENT_TYPE, content_type(&name)),
                     (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                 ],
-                body,
             )
-                .into_response()
         }
         None => missing(&name),
     }
@@ -122,7 +173,26 @@ mod tests {
                 "no CDN"
             );
         }
-        assert!(files().count() >= 6);
+        assert!(files().count() >= 12);
+    }
+
+    #[test]
+    fn gzip_copies_and_accept_encoding() {
+        for (name, plain) in files().filter(|(n, _)| !n.ends_with(".gz")) {
+            let gz = file(&format!("{name}.gz")).expect("a gzip copy");
+            assert!(gz.len() < plain, "{name}: gzip is smaller");
+        }
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(accepts_gzip(&h("gzip, deflate, br")));
+        assert!(accepts_gzip(&h("br;q=1.0, gzip;q=0.8")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0")));
+        assert!(!accepts_gzip(&h("br, deflate")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

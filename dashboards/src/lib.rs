@@ -4,7 +4,8 @@
 //! Modules:
 //! - [`assets`]: the embedded files (written by `build.rs` into `OUT_DIR`), their content
 //!   types and caching: hashed assets `public, max-age=31536000, immutable`, pages
-//!   `no-cache` (so a new binary's page names its new assets at once).
+//!   `no-cache` (so a new binary's page names its new assets at once); the gzip-9 copy
+//!   the build makes of each file goes to clients that accept gzip (`Vary: Accept-Encoding`).
 //! - [`login`]: `GET /dashboard/login?token=&next=` trades an API token for the session
 //!   cookie and redirects to `next`; `GET /dashboard/logout` clears it.
 //! - [`config`]: `DashboardConfig` (`[dashboard]` in the configuration file).

@@ -202,6 +202,22 @@ test('signed out: the page says how to sign in instead of blank charts; login re
   assert.ok(!text.includes('undefined') && !text.includes('NaN'), 'no broken values');
   await s.context.close();
 
+  // Pages and assets: types, caching, gzip.
+  const html = await fetch(`${env.base}/dashboard/analytics`);
+  assert.equal(html.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.equal(html.headers.get('cache-control'), 'no-cache');
+  assert.equal(html.headers.get('content-encoding'), 'gzip');
+  assert.match(html.headers.get('content-security-policy'), /default-src 'self'/);
+  const body = await html.text();
+  for (const [re, type] of [[/\/dashboard\/assets\/[^"]+\.js/, 'text/javascript; charset=utf-8'], [/\/dashboard\/assets\/[^"]+\.css/, 'text/css; charset=utf-8']]) {
+    const a = await fetch(env.base + re.exec(body)[0]);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers.get('content-type'), type);
+    assert.equal(a.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(a.headers.get('content-encoding'), 'gzip');
+  }
+  assert.equal((await fetch(`${env.base}/dashboard/assets/nope.js`)).status, 404);
+
   const bad = await fetch(`${env.base}/dashboard/login?token=${env.token}&next=${encodeURIComponent('//evil.example/x')}`, { redirect: 'manual' });
   assert.equal(bad.status, 400);
   assert.equal(bad.headers.get('set-cookie'), null);

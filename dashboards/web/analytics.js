@@ -66,7 +66,10 @@ function banner(text) {
 
 async function seriesValues(metric, scope, win, field = 'value') {
   const a = await getJson('/api/analytics/series', { metric, [scope.kind]: scope.id, from: win.from, to: win.to, step: win.step });
-  return { t: a.points.map((p) => p.t), v: a.points.map((p) => (p[field] === undefined ? null : p[field])) };
+  // The API gives startup percentiles as 0 where no view started; no startup takes
+  // 0 ms, so such a bucket is drawn as a gap rather than a fall to zero.
+  const gap = metric.startsWith('startup_');
+  return { t: a.points.map((p) => p.t), v: a.points.map((p) => (p[field] === undefined || (gap && p[field] === 0) ? null : p[field])) };
 }
 
 function buildCharts() {
@@ -92,6 +95,7 @@ function buildCharts() {
       chartCard(box, {
         id,
         title,
+        note: id === 'startup' ? 'Gaps: no view started in that bucket.' : undefined,
         series: metrics.map(([, label, kind]) => ({ label, kind })),
         async load(win) {
           const s = scope();
