@@ -26,6 +26,8 @@ pub const LOOKBACK_MS: i64 = 30_000;
 pub const MAX_ROWS: usize = 10_000;
 /// Capacity of the broadcast to the feeds (a feed that lags re-reads its state).
 pub const BROADCAST_CAPACITY: usize = 1024;
+/// Longest one poll may take.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One row of `alerts` as the poller reads it.
 #[derive(Clone, Debug, PartialEq, Deserialize, clickhouse::Row)]
@@ -86,6 +88,10 @@ impl AlertRecord {
 pub struct AlertCursor {
     primed: bool,
     newest_ts: Option<i64>,
+    /// The last poll filled its page: the next one goes on from its last `ts`
+    /// instead of looking back (else a burst of more than a page would be read again
+    /// and again).
+    page_end: Option<i64>,
     seen: HashSet<RowKey>,
     order: VecDeque<RowKey>,
 }
@@ -93,12 +99,17 @@ pub struct AlertCursor {
 impl AlertCursor {
     /// The `ts` the next poll reads from (`None`: from the start of the table).
     pub fn from_ts(&self) -> Option<i64> {
-        self.newest_ts.map(|t| t - LOOKBACK_MS)
+        self.page_end.or(self.newest_ts.map(|t| t - LOOKBACK_MS))
     }
 
     /// The rows of one poll (ordered by `ts`) that were not delivered before. The first
     /// poll delivers nothing: it only learns what is already there.
     pub fn accept(&mut self, rows: Vec<AlertRecord>) -> Vec<AlertRecord> {
+        self.page_end = if rows.len() >= MAX_ROWS {
+            rows.last().map(|r| r.ts)
+        } else {
+            None
+        };
         let mut fresh = Vec::new();
         for r in rows {
             self.newest_ts = Some(self.newest_ts.map_or(r.ts, |t| t.max(r.ts)));
@@ -156,14 +167,18 @@ pub async fn run(
         }
         // The first poll reaches back from this node's clock, not to the table's start.
         let from = cursor.from_ts().unwrap_or_else(|| clock() - LOOKBACK_MS);
-        let rows = client
+        let fetch = client
             .query(&sql)
             .bind(node.as_str())
             .bind(from)
-            .fetch_all::<AlertRecord>()
-            .await;
+            .fetch_all::<AlertRecord>();
+        // A hung ClickHouse must neither stall the feeds' next poll nor shutdown.
+        let rows = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(POLL_TIMEOUT, fetch) => r,
+        };
         match rows {
-            Ok(rows) => {
+            Ok(Ok(rows)) => {
                 for r in cursor.accept(rows) {
                     match r.to_broadcast(guide) {
                         // No feed listening is fine.
@@ -172,7 +187,8 @@ pub async fn run(
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "polling other nodes' alerts failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "polling other nodes' alerts failed"),
+            Err(_) => tracing::warn!("polling other nodes' alerts timed out"),
         }
     }
 }
@@ -237,6 +253,24 @@ mod tests {
         let mut bad = row("a", 5, "firing");
         bad.severity = "apocalyptic".into();
         assert!(bad.to_broadcast(|_| "g").is_none());
+    }
+
+    #[test]
+    fn a_full_page_goes_on_from_its_last_row() {
+        let mut c = AlertCursor::default();
+        c.accept(Vec::new());
+        let page: Vec<AlertRecord> = (0..MAX_ROWS as i64)
+            .map(|k| {
+                let mut r = row("a", 1_000 + k / 2, "firing");
+                r.stream = format!("s{k}");
+                r
+            })
+            .collect();
+        let last = page.last().map(|r| r.ts);
+        assert_eq!(c.accept(page).len(), MAX_ROWS);
+        assert_eq!(c.from_ts(), last, "no look-back after a full page");
+        c.accept(vec![row("a", 90_000, "firing")]);
+        assert_eq!(c.from_ts(), Some(90_000 - LOOKBACK_MS));
     }
 
     proptest! {

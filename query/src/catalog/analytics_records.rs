@@ -84,7 +84,9 @@ const VOD_COLS: &str = "id, channel, stream, title, duration_s, status, is_publi
 impl Catalog {
     async fn lifecycle_of(&self, stream: &str) -> Result<Vec<LifecycleRecord>, QueryError> {
         let rows = sqlx::query(
-            "SELECT status, ts FROM stream_lifecycle WHERE stream = $1 ORDER BY ts, status LIMIT $2",
+            // The newest `max_records` (the latest ENDED decides the status), oldest first.
+            "SELECT status, ts FROM stream_lifecycle WHERE stream = $1 \
+             ORDER BY ts DESC, status DESC LIMIT $2",
         )
         .bind(stream.to_owned())
         .bind(self.config().max_records as i64)
@@ -103,6 +105,7 @@ impl Catalog {
                 ts: r.try_get("ts")?,
             });
         }
+        out.reverse();
         Ok(out)
     }
 

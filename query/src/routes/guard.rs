@@ -4,9 +4,11 @@
 //! everything, a creator only the channels it owns (403 otherwise), no token 401.
 //! Public counts (`/api/clips/:id/stats`, trending) need no token.
 //!
-//! A target's channel comes from the catalog, else from its stored rows, and is
-//! remembered in a bounded [`ChannelCache`] (a target never changes channel). An admin
-//! is never made to wait for that lookup.
+//! A target's channel comes from the catalog (remembered in a bounded [`ChannelCache`]:
+//! a target never changes channel), else from its stored rows when they all name the
+//! same channel (not remembered: beacons name their own channel, so rows that disagree
+//! make the target unknown, 404, to everyone but admins). An admin is never made to
+//! wait for that lookup.
 
 use crate::QueryState;
 use crate::error::QueryError;
@@ -136,14 +138,15 @@ pub async fn channel_of(
             ScopeKind::Channel => None,
         };
     }
-    if found.is_none() {
-        found = state.with_timeout(snap.target_channel(kind, id)).await?;
-    }
-    let found = found.and_then(|c| Id::parse(&c).ok());
-    if let Some(c) = &found {
+    if let Some(c) = found.and_then(|c| Id::parse(&c).ok()) {
+        // The catalog's record is the owner's word: remembered.
         cache.put(kind, id, c.clone());
+        return Ok(Some(c));
     }
-    Ok(found)
+    // Else the stored rows, only when they all name one channel, and not remembered:
+    // beacons name their own channel, and the catalog may learn the owner later.
+    let stored = state.with_timeout(snap.target_channel(kind, id)).await?;
+    Ok(stored.and_then(|c| Id::parse(&c).ok()))
 }
 
 /// Whether `who` may read the analytics of the target `kind`/`id`: admins always;

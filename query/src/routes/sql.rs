@@ -27,16 +27,7 @@ pub struct SqlRequest {
 
 /// 401 without a valid token, 403 unless it is an admin's.
 async fn require_admin(state: &QueryState, headers: &HeaderMap) -> Result<(), QueryError> {
-    let token = bearer(headers, None).ok_or_else(|| {
-        QueryError::Unauthorized("expected `Authorization: Bearer <admin token>`, got none".into())
-    })?;
-    let who = state
-        .live()?
-        .access
-        .principal(&token)
-        .await
-        .map_err(|e| QueryError::Unavailable(e.to_string()))?
-        .ok_or_else(|| QueryError::Unauthorized("unknown or revoked token".into()))?;
+    let who = crate::routes::guard::require(state, bearer(headers, None)).await?;
     if !who.is_admin() {
         return Err(QueryError::Forbidden(format!(
             "POST /api/sql is for admins; user {} has the {:?} role",

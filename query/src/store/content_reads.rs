@@ -152,7 +152,7 @@ impl EmbeddedSnapshot {
             "SELECT kind, target, MAX(channel), t, SUM(views), SUM(embed_views), SUM(likes), \
              SUM(shares) FROM {rel} WHERE kind IN ('vod', 'clip') AND t >= $1 AND t < $2 \
              AND views + embed_views + likes + shares > 0 GROUP BY kind, target, t \
-             ORDER BY kind, target, t LIMIT {limit}",
+             ORDER BY t DESC, kind, target LIMIT {limit}",
             rel = self.relation(Table::StreamTicks),
             limit = max_rows + 1,
         );
@@ -191,7 +191,10 @@ impl EmbeddedSnapshot {
         target: &Id,
     ) -> Result<Option<String>, QueryError> {
         let sql = format!(
-            "SELECT MAX(channel) FROM {rel} WHERE kind = $1 AND target = $2",
+            // Only a channel every row agrees on: beacons name their own channel, so
+            // rows that disagree say nothing trustworthy about the owner.
+            "SELECT CASE WHEN MIN(channel) = MAX(channel) THEN MAX(channel) ELSE '' END \
+             FROM {rel} WHERE kind = $1 AND target = $2",
             rel = self.relation(Table::StreamTicks),
         );
         let p = vec![
@@ -278,10 +281,11 @@ const CONTENT_CH: &str = "SELECT kind, target, max(channel) AS ch, t, sum(views)
      sum(embed_views) AS ev, sum(likes) AS lk, sum(shares) AS sh \
      FROM stream_ticks FINAL WHERE kind IN ('vod', 'clip') AND t < ? AND t >= ? AND t < ? \
      AND views + embed_views + likes + shares > 0 GROUP BY kind, target, t \
-     ORDER BY kind, target, t LIMIT ?";
+     ORDER BY t DESC, kind, target LIMIT ?";
 
-const CHANNEL_CH: &str =
-    "SELECT max(channel) FROM stream_ticks FINAL WHERE kind = ? AND target = ? AND t < ?";
+/// The channel every row of the target agrees on ('' when they disagree).
+const CHANNEL_CH: &str = "SELECT if(min(channel) = max(channel), max(channel), '') \
+     FROM stream_ticks FINAL WHERE kind = ? AND target = ? AND t < ?";
 
 impl ClickHouseSnapshot {
     async fn target_totals(
