@@ -74,6 +74,15 @@ pub async fn run(
         config: cfg.dashboard.clone(),
     };
     let query = query.with_access(access);
+    let counts_stop = CancellationToken::new();
+    let counts = catalog.as_ref().map(|c| {
+        tokio::spawn(pulse_query::content_counts::run(
+            query.clone(),
+            c.clone(),
+            std::time::Duration::from_millis(cfg.catalog.count_sync_interval_ms.max(100)),
+            counts_stop.clone(),
+        ))
+    });
     query.set_ready(true);
     let app = app
         .merge(pulse_query::router(query.clone()))
@@ -87,6 +96,10 @@ pub async fn run(
     .await
     .context("HTTP server");
     query.set_ready(false);
+    counts_stop.cancel();
+    if let Some(t) = counts {
+        let _ = t.await;
+    }
     if let Some(c) = catalog {
         c.close().await;
     }

@@ -213,6 +213,16 @@ pub async fn run_role_with_access(
             alerts_stop.clone(),
         )));
     }
+    // VOD and clip counters in the catalog follow analytics (only where the API runs).
+    let counts_stop = CancellationToken::new();
+    let counts = (role == Role::All).then(|| {
+        tokio::spawn(pulse_query::content_counts::run(
+            query.clone(),
+            catalog.clone(),
+            Duration::from_millis(cfg.catalog.count_sync_interval_ms.max(100)),
+            counts_stop.clone(),
+        ))
+    });
     query.set_ready(true);
     let mut app = pulse_ingest::router(ingest.clone());
     app = match role {
@@ -230,6 +240,10 @@ pub async fn run_role_with_access(
     .with_graceful_shutdown(async move { http_stop.cancelled().await });
     let served = server.await.context("HTTP server");
     query.set_ready(false);
+    counts_stop.cancel();
+    if let Some(c) = counts {
+        let _ = c.await;
+    }
     alerts_stop.cancel();
     if let Some(p) = alerts_poller {
         let _ = p.await;

@@ -121,7 +121,10 @@ async fn creator_analytics_match_the_raw_events() {
     assert!(events.iter().all(|e| ts(e) < to));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(&dir.path().join("data"));
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.catalog.count_sync_interval_ms = 200;
+    // The trace is dated 2025: keep its VOD from the 365-day retention job.
+    cfg.catalog.delete_after_days = 100_000;
     let (alice, bob) = content::seed(&cfg, START).await;
     let file = dir.path().join("events.ndjson");
     let text: String = events.iter().map(|e| format!("{e}\n")).collect();
@@ -399,6 +402,35 @@ async fn creator_analytics_match_the_raw_events() {
     assert_eq!(v["views"], count(&events, "clip", c1, "viewstart"));
     assert_eq!(v["likes"], count(&events, "clip", c1, "like"));
     assert_eq!(v["shares"], count(&events, "clip", c1, "share"));
+    // The catalog's VOD and clip objects carry the same counts (copied from analytics
+    // by the counter sync, every 200 ms here).
+    let want_vod = (views, count(&events, "vod", VOD, "like"));
+    let want_clip = (
+        count(&events, "clip", c1, "viewstart"),
+        count(&events, "clip", c1, "like"),
+        count(&events, "clip", c1, "share"),
+    );
+    let mut seen = (Value::Null, Value::Null);
+    for _ in 0..100 {
+        let vod = get_as(&s, &format!("/api/vods/{VOD}"), None).await.1;
+        let clip = get_as(&s, &format!("/api/clips/{c1}"), None).await.1;
+        let done = vod["view_count"] == want_vod.0
+            && vod["like_count"] == want_vod.1
+            && clip["view_count"] == want_clip.0
+            && clip["like_count"] == want_clip.1
+            && clip["share_count"] == want_clip.2;
+        seen = (vod, clip);
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(want_vod.0 > 0 && want_clip.0 > 0);
+    assert_eq!(seen.0["view_count"], want_vod.0, "{}", seen.0);
+    assert_eq!(seen.0["like_count"], want_vod.1, "{}", seen.0);
+    assert_eq!(seen.1["view_count"], want_clip.0, "{}", seen.1);
+    assert_eq!(seen.1["like_count"], want_clip.1, "{}", seen.1);
+    assert_eq!(seen.1["share_count"], want_clip.2, "{}", seen.1);
     // clip-3 is unpublished: hidden from the public, shown to its creator.
     assert_eq!(get_as(&s, "/api/clips/clip-3/stats", None).await.0, 404);
     assert_eq!(

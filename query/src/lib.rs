@@ -33,6 +33,8 @@
 //! - [`routes`]: axum handlers and parameter checks; [`error`]: the one error enum and
 //!   its `{"error":{"code","message"}}` answer; [`metrics`]: `pulse_query_*` and `/metrics`.
 //!
+//! - [`content_counts`]: VOD/clip view, like and share counters copied from the
+//!   analytics store into the catalog once a minute (issue 6 point 2).
 //! - [`catalog`]: the VOD/clip catalog (issue 6) over sqlx `Any` — SQLite (WAL, default
 //!   `catalog.sqlite` in `data_dir`) or Postgres (`catalog_url = postgres://…`) — with its
 //!   migrations, the [`AccessControl`](pulse_schemas::access::AccessControl) impl,
@@ -141,6 +143,7 @@ pub mod catalog;
 pub mod channel;
 pub mod config;
 pub mod content;
+pub mod content_counts;
 pub mod error;
 pub mod export;
 pub mod lifecycle;

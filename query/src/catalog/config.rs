@@ -43,6 +43,11 @@ pub struct CatalogConfig {
     /// Streams, clips or VODs of one channel (and lifecycle records of one stream) that
     /// an analytics answer reads at most; the newest are kept. Default 1000.
     pub max_records: usize,
+    /// How often VOD and clip counters (views, likes, shares) are copied from the
+    /// analytics store into the catalog, in ms. Default 60 000.
+    pub count_sync_interval_ms: u64,
+    /// Channels one counter sync visits at most (in id order). Default 10 000.
+    pub count_sync_max_channels: usize,
 }
 
 impl Default for CatalogConfig {
@@ -68,6 +73,8 @@ impl Default for CatalogConfig {
             ffprobe: "ffprobe".into(),
             media_base_url: "/media".into(),
             max_records: 1000,
+            count_sync_interval_ms: 60_000,
+            count_sync_max_channels: 10_000,
         }
     }
 }

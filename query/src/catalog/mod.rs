@@ -10,6 +10,7 @@
 pub mod analytics_records;
 pub mod clips;
 pub mod config;
+pub mod counters;
 pub mod jobs;
 pub mod open;
 pub mod progress;
