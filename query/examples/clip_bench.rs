@@ -2,8 +2,9 @@
 //! clips per minute through the worker pool.
 //!
 //! `cargo run -p pulse-query --example clip_bench -- [DIR] [CLIPS]`
-//! makes (once, in DIR, default /tmp/pulse-clip-bench) 60 s of 1080p30 x264 HLS with 2 s
-//! segments, and a one-hour VOD playlist that plays those 30 segments 60 times over; then
+//! makes (once, in DIR, default /tmp/pulse-clip-bench) 60 s of 1080p30 x264 (keyframe
+//! every 2 s) and from it, by stream copy, a one-hour HLS VOD with 2 s segments and
+//! continuous timestamps; then
 //! times the cut of [1800.5, 1830.5) (re-encode) and [1800, 1830) (keyframes: stream copy),
 //! and CLIPS (default 8) 30 s clips queued at once through a pool of `media_workers` (2).
 
@@ -26,7 +27,7 @@ fn make_source(dir: &Path) -> PathBuf {
         return hour;
     }
     std::fs::create_dir_all(dir).expect("dir");
-    let minute = dir.join("minute.m3u8");
+    let minute = dir.join("minute.mp4");
     let st = std::process::Command::new("ffmpeg")
         .args([
             "-y",
@@ -59,26 +60,35 @@ fn make_source(dir: &Path) -> PathBuf {
             "aac",
             "-shortest",
         ])
-        .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
         .arg(&minute)
         .status()
         .expect("ffmpeg");
     assert!(st.success(), "making the 1080p source failed");
-    let text = std::fs::read_to_string(&minute).expect("playlist");
-    let segments: Vec<&str> = text.lines().filter(|l| l.ends_with(".ts")).collect();
-    let mut out = String::from(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n",
-    );
-    for round in 0..60 {
-        if round > 0 {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        for s in &segments {
-            let _ = writeln!(out, "#EXTINF:2.000000,\n{s}");
-        }
+    // One hour with continuous timestamps: the concat demuxer plays the minute 60 times
+    // and offsets each pass, stream copy (no re-encode) into 2 s HLS segments (~2.7 GB).
+    let list = dir.join("hour.txt");
+    let mut text = String::new();
+    for _ in 0..60 {
+        let _ = writeln!(text, "file '{}'", minute.display());
     }
-    out.push_str("#EXT-X-ENDLIST\n");
-    std::fs::write(&hour, out).expect("write");
+    std::fs::write(&list, text).expect("concat list");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-y", "-v", "error", "-f", "concat", "-safe", "0", "-i"])
+        .arg(&list)
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+        ])
+        .arg(&hour)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "making the one-hour HLS VOD failed");
     hour
 }
 
