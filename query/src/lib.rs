@@ -379,7 +379,12 @@ impl QueryState {
 
     /// Checks and runs one ad-hoc SQL query on the configured store, within the
     /// `sql_*` limits (every refusal names its rule).
-    pub async fn run_sql(&self, text: &str) -> Result<sql::SqlResult, QueryError> {
+    /// The answer comes with its concurrency slot: hold it until the answer is encoded,
+    /// so `sql_max_concurrent` bounds the answers in memory too.
+    pub async fn run_sql(
+        &self,
+        text: &str,
+    ) -> Result<(sql::SqlResult, tokio::sync::OwnedSemaphorePermit), QueryError> {
         let cfg = &self.inner.config;
         let limits = sql::SqlLimits {
             max_rows: cfg.sql_max_rows,
@@ -403,7 +408,7 @@ impl QueryState {
             Store::ClickHouse(_) => sql::policy::SqlDialect::ClickHouse,
         };
         let statement = sql::policy::check(text, dialect)?;
-        let _slot = self
+        let slot = self
             .inner
             .sql_slots
             .clone()
@@ -426,9 +431,10 @@ impl QueryState {
                 Store::ClickHouse(s) => sql::clickhouse::run(s, &statement, &limits).await,
             }
         };
-        tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+        let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
             .await
-            .map_err(|_| limits.time_refusal())?
+            .map_err(|_| limits.time_refusal())??;
+        Ok((result, slot))
     }
 
     /// Runs a store read under the configured timeout.

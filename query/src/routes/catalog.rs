@@ -51,11 +51,14 @@ impl CatalogState {
     }
 
     /// Hands analytics events to the aggregator without waiting; a full channel drops
-    /// them and counts the drop.
+    /// them and counts the drop, and so does a node without an aggregator (`pulse
+    /// query`: its catalog counters still change, the analytics events do not).
     pub fn emit(&self, events: Vec<Event>) {
-        if let Some(tx) = &self.events
-            && tx.try_send(events).is_err()
-        {
+        let sent = match &self.events {
+            Some(tx) => tx.try_send(events).is_ok(),
+            None => false,
+        };
+        if !sent {
             crate::metrics::CONTENT_EVENTS_DROPPED.inc();
         }
     }

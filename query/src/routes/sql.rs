@@ -44,7 +44,7 @@ pub async fn run_sql(
 ) -> Result<Response, QueryError> {
     require_admin(&state, &headers).await?;
     let Json(req) = body.map_err(|e| QueryError::InvalidBody(e.body_text()))?;
-    let result = match state.run_sql(&req.sql).await {
+    let (result, slot) = match state.run_sql(&req.sql).await {
         Ok(r) => r,
         Err(e) => {
             if let QueryError::SqlRefused(r) = &e {
@@ -58,9 +58,14 @@ pub async fn run_sql(
     let format = req.format;
     let rows = result.num_rows();
     // Encoding up to sql_max_rows rows is CPU work: keep it off the async workers.
-    let body = tokio::task::spawn_blocking(move || crate::sql::encode::encode(&result, format))
-        .await
-        .map_err(|e| QueryError::Store(format!("encoding the answer: {e}")))??;
+    // The slot is held until the answer is encoded (then both are dropped).
+    let body = tokio::task::spawn_blocking(move || {
+        let encoded = crate::sql::encode::encode(&result, format);
+        drop(slot);
+        encoded
+    })
+    .await
+    .map_err(|e| QueryError::Store(format!("encoding the answer: {e}")))??;
     crate::metrics::SQL_QUERIES
         .with_label_values(&[format.name()])
         .inc();
