@@ -34,6 +34,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The admin token of the in-process query node (the analytics routes need one).
+const ADMIN: &str = "store-compare-admin";
+
 const RAW_DDL: &str = "CREATE TABLE IF NOT EXISTS bench_raw.beacons (
     type String, ts Int64, viewer String, channel String, stream String, session String,
     pos Float64, state String, bitrate_kbps UInt32, device String, country String,
@@ -140,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
     };
     cfg.store = StoreKind::Clickhouse;
     cfg.clickhouse_url = ch.url();
+    cfg.admin_token = ADMIN.into();
     pulse::store::migrate(&cfg).await?;
     let (c0, s0, t0) = (cpu_s(me), cpu_s(ch_pid), Instant::now());
     let c = cfg.clone();
@@ -214,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let summary = format!("http://{addr}/api/analytics/streams/{stream}");
     for url in [&chart, &summary] {
-        let r = http.get(url).send().await?;
+        let r = http.get(url).bearer_auth(ADMIN).send().await?;
         anyhow::ensure!(r.status().is_success(), "{url}: {}", r.text().await?);
     }
     let get = |url: String| {
@@ -222,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         async move {
             let body = http
                 .get(url)
+                .bearer_auth(ADMIN)
                 .send()
                 .await
                 .and_then(|r| r.error_for_status())

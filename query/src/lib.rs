@@ -76,8 +76,8 @@
 //!   alert transitions to the shared `alerts` table within one flush (~1 s). A node's live
 //!   feeds learn of the alerts of streams whose encoder is on another node from
 //!   [`remote_alerts`]: one poller per node (not per feed) reads the rows with
-//!   `node ≠ self` once a second and re-broadcasts the new ones; worst case is one
-//!   flush (1 s) plus one poll (1 s), 2 s, with no infrastructure beyond ClickHouse. The per-second health
+//!   `node ≠ self` every 500 ms and re-broadcasts the new ones; worst case is one
+//!   flush (1 s) plus one poll (0.5 s) plus the query, with no infrastructure beyond ClickHouse. The per-second health
 //!   messages stay node-local (the history of remote streams is in `health_ticks`). The
 //!   embedded store is single-node, so only the local broadcast path exists there.
 //! - **One consistent view per request.** A handler takes one snapshot of the embedded

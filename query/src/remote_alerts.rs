@@ -2,13 +2,13 @@
 //! write to the shared ClickHouse `alerts` table, re-broadcast to this node's live
 //! feeds.
 //!
-//! One poller per node (not per feed) reads, every `alert_poll_ms` (default 1 s), the
+//! One poller per node (not per feed) reads, every `alert_poll_ms` (default 0.5 s), the
 //! rows with `node ≠ self` and `ts` at or after the newest `ts` it has seen minus
 //! [`LOOKBACK_MS`] (rows of two nodes reach the table out of `ts` order); an
 //! [`AlertCursor`] drops the rows it delivered already. Its first read only marks what
 //! is there as seen, so a restart does not replay old transitions. A transition reaches
 //! a feed on another node after at most one sink flush (`insert_interval_ms`, ~1 s) plus
-//! one poll (~1 s) — within the 2 s of the issue — with no infrastructure beyond
+//! one poll (~0.5 s) — within the 2 s of the issue — with no infrastructure beyond
 //! ClickHouse. What stays node-local: the per-second health messages of streams whose
 //! encoder is on another node (their history is in `health_ticks`).
 
