@@ -37,6 +37,37 @@ pub fn demo_access(mut base: StaticAccess) -> StaticAccess {
     base
 }
 
+/// Writes the demo's creator, channels and streams into the catalog of `cfg` (what a
+/// platform does through `PUT /api/channels/:id` and `PUT /api/streams/:id`), so the
+/// demo's lifecycle changes are recorded there, its streams show LIVE/ENDED and its
+/// channels' VOD and clip lists answer. Idempotent: a restart updates the same rows.
+pub async fn register_in_catalog(cfg: &crate::config::Config) -> anyhow::Result<()> {
+    let catalog = crate::serve::open_catalog(cfg).await?;
+    let owner = Id::new_unchecked("demo-creator");
+    let admin = pulse_schemas::Principal {
+        user: Id::new_unchecked("demo-platform"),
+        role: Role::Admin,
+    };
+    for (channel, stream) in crate::demo::DEMO_STREAMS {
+        let channel = Id::new_unchecked(channel);
+        catalog
+            .put_channel(&channel, channel.as_str(), &owner)
+            .await?;
+        let input = pulse_query::catalog::streams::StreamInput {
+            channel,
+            title: format!("{stream} (demo)"),
+            category: "Demo".into(),
+            playback_url: String::new(),
+            is_test: true,
+        };
+        catalog
+            .put_stream(&admin, &Id::new_unchecked(stream), &input)
+            .await?;
+    }
+    catalog.close().await;
+    Ok(())
+}
+
 /// Runs one simulated encoder per demo stream until `shutdown`.
 pub async fn run(server: SocketAddr, seed: u64, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
@@ -53,6 +84,17 @@ pub async fn run(server: SocketAddr, seed: u64, shutdown: CancellationToken) {
 }
 
 async fn encoder(server: SocketAddr, stream: &'static str, seed: u64, shutdown: CancellationToken) {
+    // Streams go live one after another (as real ones do), not in the same millisecond:
+    // SQLite refuses a write transaction that collides with another (`database is
+    // locked`) instead of waiting for it.
+    let index = crate::demo::DEMO_STREAMS
+        .iter()
+        .position(|&(_, s)| s == stream)
+        .unwrap_or(0);
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = tokio::time::sleep(Duration::from_millis(400 * index as u64)) => {}
+    }
     let mut rng = fastrand::Rng::with_seed(seed);
     let target = [6000, 4500, 3500, 8000, 2500][rng.usize(0..5)];
     let url = format!(

@@ -114,6 +114,14 @@ async fn serve(
         tracing::info!("shutting down: flushing every window");
         signal_token.cancel();
     });
+    if demo {
+        // Before the server and the encoders start: their first LIVE finds the streams.
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        pulse::demo_encoders::register_in_catalog(&cfg)
+            .await
+            .context("registering the demo channels in the catalog")?;
+    }
     let demo_task = if demo {
         let dcfg = pulse::demo::DemoConfig {
             server: addr,

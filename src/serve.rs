@@ -270,7 +270,7 @@ pub async fn run_role_with_access(
 }
 
 /// The catalog at `catalog_url` (default: SQLite in the data directory), migrated.
-pub(crate) async fn open_catalog(cfg: &Config) -> anyhow::Result<pulse_query::catalog::Catalog> {
+pub async fn open_catalog(cfg: &Config) -> anyhow::Result<pulse_query::catalog::Catalog> {
     let catalog_url = pulse_query::catalog::open::catalog_url(&cfg.catalog_url, &cfg.data_dir);
     let catalog = pulse_query::catalog::open::open(
         &catalog_url,
