@@ -179,22 +179,8 @@ async fn two_ingest_nodes_through_a_store_outage_answer_exactly_like_one() {
     let probe = format!(
         "/api/analytics/series?metric=views&stream=stream-a1&from={START}&to={to}&step=3600000"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, body) = common::get(&format!("{base_q}{probe}")).await;
-        let done = s == 200
-            && serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["points"].as_array().cloned())
-                .is_some_and(|p| !p.is_empty() && p.iter().all(|x| x["final"] == true));
-        if done {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "query node never final: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Err(body) = common::wait_series_final(&format!("{base_q}{probe}"), 60).await {
+        panic!("query node never final: {body}");
     }
     wait_for(&single, &probe, 30, |v| {
         v["points"]

@@ -273,24 +273,12 @@ async fn the_compose_topology_as_processes_answers_like_one_node() {
     let probe = format!(
         "/api/analytics/series?metric=views&stream=stream-a1&from={start_ms}&to={to}&step=60000"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let (s, body) = common::get(&format!("{base_q}{probe}")).await;
-        let done = s == 200
-            && serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["points"].as_array().cloned())
-                .is_some_and(|p| !p.is_empty() && p.iter().all(|x| x["final"] == true));
-        if done {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
+    if let Err(body) = common::wait_series_final(&format!("{base_q}{probe}"), 180).await {
+        panic!(
             "query node never final: {body}\n{}\n{}",
             ingest[0].log_tail(),
             query.log_tail()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     wait_for(&single, &probe, 30, |v| {
         v["points"]

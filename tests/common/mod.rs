@@ -102,6 +102,27 @@ pub async fn get(url: &str) -> (u16, String) {
     (status, resp.text().await.expect("body"))
 }
 
+/// Polls the series at `url` until it has points and every one is final (at most
+/// `secs`); on timeout, the last answer.
+pub async fn wait_series_final(url: &str, secs: u64) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (s, body) = get(url).await;
+        let done = s == 200
+            && serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["points"].as_array().cloned())
+                .is_some_and(|p| !p.is_empty() && p.iter().all(|x| x["final"] == true));
+        if done {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Polls until `done` holds for the JSON at `path` (at most `secs`).
 pub async fn wait_for(
     server: &Server,
