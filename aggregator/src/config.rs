@@ -29,6 +29,10 @@ pub struct AggregatorConfig {
     /// counted in its tick but not in `viewer_minutes` (`reason="max_viewer_minutes"`).
     /// Default 4 000 000.
     pub max_viewer_minutes: usize,
+    /// (device, country, player) groups per target in `qoe_minutes`; sessions of a
+    /// group past this are booked into the `other` group and counted
+    /// (`pulse_aggregator_qoe_groups_overflowed_total`). Default 256.
+    pub max_qoe_groups: usize,
     /// Ended session ids remembered to recognise orphan events; the oldest are evicted
     /// beyond this. Default 1 000 000.
     pub max_tombstones: usize,
@@ -58,6 +62,7 @@ impl Default for AggregatorConfig {
             max_sessions: 1_000_000,
             max_targets: 200_000,
             max_viewer_minutes: 4_000_000,
+            max_qoe_groups: 256,
             max_tombstones: 1_000_000,
             tombstone_ttl_ms: 3_600_000,
             flush_interval_ms: 1_000,

@@ -125,6 +125,8 @@ pub struct AggregatorStats {
     pub dropped_max_targets: u64,
     /// Events counted in their tick but not in `viewer_minutes`.
     pub dropped_viewer_minutes: u64,
+    /// Sessions booked into the `other` QoE group (past `max_qoe_groups`).
+    pub qoe_groups_overflowed: u64,
     pub tombstones_evicted: u64,
     pub pending: usize,
     pub sessions: usize,
@@ -154,6 +156,7 @@ impl Core {
                     node: cfg.node_id.clone(),
                     tick_ms: cfg.tick_ms,
                     timeout_ms: cfg.session_timeout_ms,
+                    max_qoe_groups: cfg.max_qoe_groups,
                 },
                 sessions: Bound {
                     open: 0,
@@ -326,7 +329,11 @@ impl Aggregator {
             self.watermark - self.cfg.session_timeout_ms,
             self.cfg.tick_ms,
         );
-        sort_rows(&mut out.ticks, &mut out.viewer_minutes);
+        sort_rows(
+            &mut out.ticks,
+            &mut out.viewer_minutes,
+            &mut out.qoe_minutes,
+        );
         sort_moving_once(&mut out.sessions, |a, b| {
             (a.end_ts, a.kind, &a.target, &a.session)
                 .cmp(&(b.end_ts, b.kind, &b.target, &b.session))
@@ -350,11 +357,12 @@ impl Aggregator {
         let mut p = Provisional {
             ticks: closed.ticks,
             viewer_minutes: closed.viewer_minutes,
+            qoe_minutes: closed.qoe_minutes,
         };
         for state in core.targets.values() {
-            state.dump(&core.env, &mut p.ticks, &mut p.viewer_minutes);
+            state.dump(&core.env, &mut p);
         }
-        sort_rows(&mut p.ticks, &mut p.viewer_minutes);
+        sort_rows(&mut p.ticks, &mut p.viewer_minutes, &mut p.qoe_minutes);
         p
     }
 
@@ -379,6 +387,7 @@ impl Aggregator {
         out.ticks.append(&mut rest.ticks);
         out.sessions.append(&mut rest.sessions);
         out.viewer_minutes.append(&mut rest.viewer_minutes);
+        out.qoe_minutes.append(&mut rest.qoe_minutes);
         self.finalize(&mut out);
         out
     }
@@ -393,6 +402,7 @@ impl Aggregator {
             dropped_max_sessions: c.dropped_max_sessions,
             dropped_max_targets: c.dropped_max_targets,
             dropped_viewer_minutes: c.dropped_viewer_minutes,
+            qoe_groups_overflowed: c.qoe_groups_overflowed,
             tombstones_evicted: self.graves.evicted,
             pending: self.pending.len(),
             sessions: self.core.env.sessions.open,
@@ -407,7 +417,16 @@ impl Aggregator {
 fn sort_rows(
     ticks: &mut Vec<pulse_schemas::TickRow>,
     minutes: &mut Vec<pulse_schemas::ViewerMinuteRow>,
+    qoe: &mut Vec<pulse_schemas::QoeMinuteRow>,
 ) {
+    sort_moving_once(qoe, |a, b| {
+        (
+            a.minute, a.kind, &a.target, &a.device, &a.country, &a.player,
+        )
+            .cmp(&(
+                b.minute, b.kind, &b.target, &b.device, &b.country, &b.player,
+            ))
+    });
     sort_moving_once(ticks, |a, b| {
         (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target))
     });

@@ -7,6 +7,8 @@
 //!   accumulators (`MinuteWindow` → `ViewerMinuteRow`); time split at tick boundaries.
 //! - [`target`]: one target's open sessions and windows; what each event counts for.
 //! - [`tombstones`]: the bounded set of recently ended sessions (orphan detection).
+//! - [`qoe`]: `QoeWindow`, playback quality per minute and (device, country, player)
+//!   group of one target (`qoe_minutes`, the `&by=` breakdowns), pure.
 //! - [`histogram`]: startup-time HDR histograms, V2 serialization, [`decode_hist`] /
 //!   [`merge_hists`] for readers.
 //! - [`engine`]: [`Aggregator`], the deterministic core (`push`, `advance`,
@@ -87,6 +89,7 @@ pub mod health_config;
 pub mod histogram;
 pub mod live_health;
 pub mod metrics;
+pub mod qoe;
 pub mod rule_overrides;
 pub mod runtime;
 pub mod session;

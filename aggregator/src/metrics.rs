@@ -14,6 +14,8 @@ pub struct Metrics {
     pub events_total: IntCounter,
     pub late_events_total: IntCounter,
     pub orphan_events_total: IntCounter,
+    /// Sessions booked into the `other` QoE group (past `max_qoe_groups`).
+    pub qoe_groups_overflowed_total: IntCounter,
     /// `reason`: `pending_full`, `max_sessions`, `max_targets`, `max_viewer_minutes`.
     pub dropped_events_total: IntCounterVec,
     pub pending_events: IntGauge,
@@ -49,6 +51,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     orphan_events_total: counter(
         "pulse_aggregator_orphan_events_total",
         "Playback events of sessions that had already ended.",
+    ),
+    qoe_groups_overflowed_total: counter(
+        "pulse_aggregator_qoe_groups_overflowed_total",
+        "Sessions booked into the 'other' device/country/player group of qoe_minutes.",
     ),
     dropped_events_total: register(
         IntCounterVec::new(
@@ -100,6 +106,8 @@ impl Metrics {
         self.late_events_total.inc_by(d(before.late, now.late));
         self.orphan_events_total
             .inc_by(d(before.orphans, now.orphans));
+        self.qoe_groups_overflowed_total
+            .inc_by(d(before.qoe_groups_overflowed, now.qoe_groups_overflowed));
         for (reason, a, b) in [
             (
                 "pending_full",

@@ -231,7 +231,7 @@ impl Live {
         let closed = agg.advance(w);
         let provisional = agg.provisional(now);
         if let Err(e) = sink.write(&closed, &provisional) {
-            tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len(),
+            tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len() + closed.qoe_minutes.len(),
                 "sink write failed");
         }
         self.metrics

@@ -120,6 +120,10 @@ pub struct ViewSession {
     /// minute window; not part of the session's meaning).
     #[serde(default)]
     pub minute_slot: Option<MinuteSlot>,
+    /// Its (device, country, player) group id in the target's QoE window, cached;
+    /// reset when an attribute arrives (see `crate::qoe`).
+    #[serde(default)]
+    pub qoe_group: Option<u32>,
 }
 
 impl ViewSession {
@@ -147,6 +151,7 @@ impl ViewSession {
             embed: None,
             end: None,
             minute_slot: None,
+            qoe_group: None,
         };
         s.note_attributes(e);
         let mut step = Step {
@@ -263,14 +268,17 @@ impl ViewSession {
 
     /// Device, country, player and embed: the first value seen wins.
     fn note_attributes(&mut self, e: &Event) {
-        if self.device.is_none() {
+        if self.device.is_none() && e.device.is_some() {
             self.device = e.device;
+            self.qoe_group = None;
         }
         if self.country.is_none() && e.country.is_some() {
             self.country = e.country.clone();
+            self.qoe_group = None;
         }
         if self.player.is_none() && e.player.is_some() {
             self.player = e.player.clone();
+            self.qoe_group = None;
         }
         if self.embed.is_none() {
             self.embed = e.embed;

@@ -10,11 +10,12 @@
 //!   views, startups, rebuffer count, failures);
 //! - an event dropped by a bound (`max_sessions`) counts nowhere.
 
+use crate::qoe::{QoeWindow, RowContext};
 use crate::session::{Step, ViewSession};
 use crate::tombstones::Graves;
 use crate::window::{Bound, MinuteWindow, TickWindow};
 use pulse_schemas::{
-    ClosedWindows, Event, EventKind, Id, SessionRow, Target, TickRow, ViewerMinuteRow,
+    ClosedWindows, Event, EventKind, Id, SessionRow, Target,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,13 @@ pub struct Params {
     pub node: Id,
     pub tick_ms: i64,
     pub timeout_ms: i64,
+    /// (device, country, player) groups per target in `qoe_minutes`.
+    #[serde(default = "default_max_qoe_groups")]
+    pub max_qoe_groups: usize,
+}
+
+fn default_max_qoe_groups() -> usize {
+    crate::AggregatorConfig::default().max_qoe_groups
 }
 
 /// Counters kept by the committed state (a scratch copy's changes are thrown away).
@@ -33,6 +41,9 @@ pub struct Counters {
     pub dropped_max_sessions: u64,
     pub dropped_max_targets: u64,
     pub dropped_viewer_minutes: u64,
+    /// Sessions booked into the `other` QoE group (past `max_qoe_groups`).
+    #[serde(default)]
+    pub qoe_groups_overflowed: u64,
 }
 
 /// What every target shares: parameters, global bounds, counters.
@@ -53,6 +64,9 @@ pub struct TargetState {
     pub sessions: foldhash::HashMap<Id, ViewSession>,
     pub ticks: TickWindow,
     pub minutes: MinuteWindow,
+    /// Playback quality per minute and (device, country, player) group.
+    #[serde(default)]
+    pub qoe: QoeWindow,
 }
 
 impl TargetState {
@@ -63,12 +77,16 @@ impl TargetState {
             sessions: Default::default(),
             ticks: TickWindow::new(tick_ms),
             minutes: MinuteWindow::default(),
+            qoe: QoeWindow::default(),
         }
     }
 
     /// No open session and no open window: the target can be forgotten.
     pub fn is_idle(&self) -> bool {
-        self.sessions.is_empty() && self.ticks.is_empty() && self.minutes.is_empty()
+        self.sessions.is_empty()
+            && self.ticks.is_empty()
+            && self.minutes.is_empty()
+            && self.qoe.is_empty()
     }
 
     /// Applies one committed event of this target.
@@ -87,9 +105,12 @@ impl TargetState {
             && let Some(session) = &e.session
         {
             match self.drive_session(e, session, chat, env, graves, out) {
-                Some((s, recorded)) => {
+                Some((s, recorded, group)) => {
                     step = s;
                     minute_recorded = recorded;
+                    if let Some(g) = group {
+                        self.qoe.book(g, e.ts, &step);
+                    }
                 }
                 None => return, // dropped by max_sessions
             }
@@ -131,7 +152,8 @@ impl TargetState {
 
     /// Runs the session state machine; `None` when the event is dropped by `max_sessions`.
     /// For an event of a live session, also books its viewer minute through the
-    /// session's cached slot (the second value: `Some(booked)`).
+    /// session's cached slot (the second value: `Some(booked)`) and gives its QoE
+    /// group (the third).
     fn drive_session<G: Graves>(
         &mut self,
         e: &Event,
@@ -140,24 +162,29 @@ impl TargetState {
         env: &mut Env,
         graves: &mut G,
         out: &mut ClosedWindows,
-    ) -> Option<(Step, Option<bool>)> {
+    ) -> Option<(Step, Option<bool>, Option<u32>)> {
         let timeout = env.params.timeout_ms;
         let followed = e.kind == EventKind::Follow;
         let orphan = Step {
             orphan: true,
             ..Step::default()
         };
-        let (step, recorded) = match self.sessions.get_mut(session) {
+        let (step, recorded, group) = match self.sessions.get_mut(session) {
             Some(s) if s.timed_out_at(e.ts, timeout) => {
                 // Silent for longer than the timeout: it ended at its last event, and
                 // this event belongs to an ended session.
                 s.expire();
                 self.end_session(session, env, graves, out);
                 env.counters.orphans += 1;
-                return Some((orphan, None));
+                return Some((orphan, None, None));
             }
             Some(s) => {
                 let step = s.apply(e);
+                let group = self.qoe.group_of(
+                    s,
+                    env.params.max_qoe_groups,
+                    &mut env.counters.qoe_groups_overflowed,
+                );
                 let booked = self.minutes.record(
                     e.ts,
                     &e.viewer,
@@ -166,11 +193,11 @@ impl TargetState {
                     &mut env.viewer_minutes,
                     Some(&mut s.minute_slot),
                 );
-                (step, booked)
+                (step, booked, group)
             }
             None if graves.ended(&self.target, session, e.ts) => {
                 env.counters.orphans += 1;
-                return Some((orphan, None));
+                return Some((orphan, None, None));
             }
             None => {
                 if !env.sessions.take() {
@@ -178,6 +205,11 @@ impl TargetState {
                     return None;
                 }
                 let (mut s, step) = ViewSession::begin(session.clone(), e);
+                let group = self.qoe.group_of(
+                    &mut s,
+                    env.params.max_qoe_groups,
+                    &mut env.counters.qoe_groups_overflowed,
+                );
                 let booked = self.minutes.record(
                     e.ts,
                     &e.viewer,
@@ -187,13 +219,13 @@ impl TargetState {
                     Some(&mut s.minute_slot),
                 );
                 self.sessions.insert(session.clone(), s);
-                (step, booked)
+                (step, booked, group)
             }
         };
         if step.ended.is_some() {
             self.end_session(session, env, graves, out);
         }
-        Some((step, Some(recorded)))
+        Some((step, Some(recorded), Some(group)))
     }
 
     fn end_session<G: Graves>(
@@ -237,6 +269,11 @@ impl TargetState {
         let mut viewers = 0i64;
         let mut expired = 0usize;
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
+        let qoe = &mut self.qoe;
+        let (max_groups, overflowed) = (
+            env.params.max_qoe_groups,
+            &mut env.counters.qoe_groups_overflowed,
+        );
         self.sessions.retain(|id, s| {
             if s.timed_out_at(t, timeout) {
                 s.expire();
@@ -246,7 +283,11 @@ impl TargetState {
                 expired += 1;
                 false
             } else {
-                viewers += i64::from(s.is_viewer_at(t, timeout));
+                if s.is_viewer_at(t, timeout) {
+                    viewers += 1;
+                    let g = qoe.group_of(s, max_groups, overflowed);
+                    qoe.sample(g, t);
+                }
                 true
             }
         });
@@ -279,10 +320,18 @@ impl TargetState {
                     ));
                 }
             });
+        let ctx = RowContext {
+            node,
+            kind: target.kind,
+            target: &target.id,
+            channel,
+        };
+        self.qoe.close(close_before, &ctx, &mut out.qoe_minutes);
     }
 
     /// Rows of every open window (provisional output).
-    pub fn dump(&self, env: &Env, ticks: &mut Vec<TickRow>, minutes: &mut Vec<ViewerMinuteRow>) {
+    pub fn dump(&self, env: &Env, p: &mut crate::sinks::Provisional) {
+        let (ticks, minutes) = (&mut p.ticks, &mut p.viewer_minutes);
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
         for (t, acc) in self.ticks.iter() {
             if !acc.is_empty() {
@@ -294,6 +343,13 @@ impl TargetState {
                 minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
             }
         }
+        let ctx = RowContext {
+            node,
+            kind: target.kind,
+            target: &target.id,
+            channel,
+        };
+        self.qoe.dump(&ctx, &mut p.qoe_minutes);
     }
 
     /// Ends every open session by timeout (end of a replay: nothing more will come).

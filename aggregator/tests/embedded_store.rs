@@ -70,6 +70,27 @@ fn windows(w: i64, n: i64) -> ClosedWindows {
                 chat_messages: 1,
             })
             .collect(),
+        qoe_minutes: times
+            .iter()
+            .map(|&t| pulse_schemas::QoeMinuteRow {
+                node: id(NODE),
+                kind: TargetKind::Stream,
+                target: id("s1"),
+                channel: id("c1"),
+                minute: t,
+                device: "mobile".into(),
+                country: "DE".into(),
+                player: "p".into(),
+                viewer_ticks: 12,
+                views: 1,
+                watch_ms: 60_000,
+                rebuffer_ms: 500,
+                rebuffer_count: 1,
+                startups: 0,
+                startup_hist: Vec::new(),
+                failures: 0,
+            })
+            .collect(),
         health_ticks: times
             .iter()
             .map(|&t| pulse_schemas::HealthTickRow {
@@ -121,6 +142,7 @@ fn provisional(w: i64) -> Provisional {
             t,
         )],
         viewer_minutes: vec![],
+        qoe_minutes: vec![],
     }
 }
 
@@ -138,6 +160,9 @@ fn expected(writes: &[(i64, i64)]) -> BTreeMap<Table, Vec<i64>> {
         out.entry(Table::ViewerMinutes)
             .or_default()
             .extend(c.viewer_minutes.iter().map(|r| r.minute));
+        out.entry(Table::QoeMinutes)
+            .or_default()
+            .extend(c.qoe_minutes.iter().map(|r| r.minute));
         out.entry(Table::HealthTicks)
             .or_default()
             .extend(c.health_ticks.iter().map(|r| r.t));

@@ -177,6 +177,7 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
         live.ticks.extend(r.ticks.iter().cloned());
         live.sessions.extend(r.sessions.iter().cloned());
         live.viewer_minutes.extend(r.viewer_minutes.iter().cloned());
+        live.qoe_minutes.extend(r.qoe_minutes.iter().cloned());
     }
     let (whole, _) = run_all(cfg(), events.clone());
     assert_eq!(live.sorted(), whole, "live with a restart = replay");

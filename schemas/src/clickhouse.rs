@@ -55,6 +55,10 @@ pub const DDL: &[(&str, &str)] = &[
         "009_node_progress.sql",
         include_str!("../clickhouse/009_node_progress.sql"),
     ),
+    (
+        "010_qoe_minutes.sql",
+        include_str!("../clickhouse/010_qoe_minutes.sql"),
+    ),
 ];
 
 /// The tables of the DDL that hold day partitions (every one but `node_progress`), with
@@ -68,6 +72,7 @@ pub const PARTITIONED: &[(&str, &str)] = &[
     ("alerts", "ts"),
     ("content_minutes", "minute"),
     ("trending", "t"),
+    ("qoe_minutes", "minute"),
 ];
 
 /// The table holding each node's `closed_through`.

@@ -25,6 +25,8 @@ pub struct TablesView {
     pub provisional_ticks: Vec<RecordBatch>,
     /// Rows of `viewer_minutes` for minutes still open; replaced at each flush.
     pub provisional_viewer_minutes: Vec<RecordBatch>,
+    /// Rows of `qoe_minutes` for minutes still open; replaced at each flush.
+    pub provisional_qoe_minutes: Vec<RecordBatch>,
     /// Every tick starting before this time is closed (final).
     pub closed_through: i64,
 }
@@ -44,6 +46,11 @@ impl TablesView {
                 .sum::<usize>()
             + self
                 .provisional_viewer_minutes
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
+            + self
+                .provisional_qoe_minutes
                 .iter()
                 .map(RecordBatch::num_rows)
                 .sum::<usize>()

@@ -21,6 +21,8 @@
 //!   [`AlertRules`] (METRICS.md §4 defaults, validated hysteresis), and the
 //!   [`LiveHealth`] trait the query service reads the health component through.
 //! - [`health_tables`]: `health_ticks` and `alerts` rows and Arrow schemas.
+//! - [`qoe_tables`]: `qoe_minutes`, playback quality per minute and (device, country,
+//!   player) group, the rows behind the `&by=` breakdowns (non-null dimensions).
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -50,6 +52,7 @@ pub mod frame;
 pub mod health_tables;
 pub mod id;
 pub mod live;
+pub mod qoe_tables;
 pub mod tables;
 
 pub use access::{
@@ -68,4 +71,5 @@ pub use live::{
     AlertBroadcast, AlertKind, AlertRules, AlertState, AlertUpdate, ConnectionStatus, HealthUpdate,
     LiveHealth, LiveUpdate, RulesError, Severity, StreamHealthNow,
 };
+pub use qoe_tables::QoeMinuteRow;
 pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};

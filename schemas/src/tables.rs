@@ -21,6 +21,7 @@ pub enum Table {
     ViewerMinutes,
     HealthTicks,
     Alerts,
+    QoeMinutes,
 }
 
 impl Table {
@@ -30,6 +31,7 @@ impl Table {
         Table::ViewerMinutes,
         Table::HealthTicks,
         Table::Alerts,
+        Table::QoeMinutes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Table {
             Table::ViewerMinutes => "viewer_minutes",
             Table::HealthTicks => "health_ticks",
             Table::Alerts => "alerts",
+            Table::QoeMinutes => "qoe_minutes",
         }
     }
 
@@ -54,6 +57,7 @@ impl Table {
             Table::ViewerMinutes => "minute",
             Table::HealthTicks => "t",
             Table::Alerts => "ts",
+            Table::QoeMinutes => "minute",
         }
     }
 
@@ -64,6 +68,7 @@ impl Table {
             Table::ViewerMinutes => VIEWER_MINUTES.clone(),
             Table::HealthTicks => crate::health_tables::HEALTH_TICKS.clone(),
             Table::Alerts => crate::health_tables::ALERTS.clone(),
+            Table::QoeMinutes => crate::qoe_tables::QOE_MINUTES.clone(),
         }
     }
 }
@@ -388,6 +393,8 @@ pub struct ClosedWindows {
     pub ticks: Vec<TickRow>,
     pub sessions: Vec<SessionRow>,
     pub viewer_minutes: Vec<ViewerMinuteRow>,
+    /// Closed minutes of playback quality per (device, country, player) group.
+    pub qoe_minutes: Vec<crate::QoeMinuteRow>,
     /// Closed encoder-health ticks (written by the health component, not the beacon core).
     pub health_ticks: Vec<crate::HealthTickRow>,
     /// Alert transitions (firing / resolved) since the last flush.
@@ -401,13 +408,14 @@ impl ClosedWindows {
         self.ticks.is_empty()
             && self.sessions.is_empty()
             && self.viewer_minutes.is_empty()
+            && self.qoe_minutes.is_empty()
             && self.health_ticks.is_empty()
             && self.alerts.is_empty()
     }
 
     /// The tables as Arrow batches (empty tables left out).
     pub fn batches(&self) -> Vec<(Table, RecordBatch)> {
-        let mut out = Vec::with_capacity(5);
+        let mut out = Vec::with_capacity(6);
         if !self.ticks.is_empty() {
             out.push((Table::StreamTicks, TickRow::to_batch(&self.ticks)));
         }
@@ -418,6 +426,12 @@ impl ClosedWindows {
             out.push((
                 Table::ViewerMinutes,
                 ViewerMinuteRow::to_batch(&self.viewer_minutes),
+            ));
+        }
+        if !self.qoe_minutes.is_empty() {
+            out.push((
+                Table::QoeMinutes,
+                crate::QoeMinuteRow::to_batch(&self.qoe_minutes),
             ));
         }
         if !self.health_ticks.is_empty() {

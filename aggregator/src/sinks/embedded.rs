@@ -493,6 +493,7 @@ impl WindowSink for EmbeddedSink {
         let recent = (!batches.is_empty()).then(|| self.recent_batches());
         let ticks = nonempty_batch(&provisional.ticks);
         let minutes = nonempty_batch(&provisional.viewer_minutes);
+        let qoe = nonempty_batch(&provisional.qoe_minutes);
         let closed_through = closed.closed_through;
         self.tables.update(move |v| {
             if let Some(recent) = recent {
@@ -500,6 +501,7 @@ impl WindowSink for EmbeddedSink {
             }
             v.provisional_ticks = ticks;
             v.provisional_viewer_minutes = minutes;
+            v.provisional_qoe_minutes = qoe;
             v.closed_through = v.closed_through.max(closed_through);
         });
         self.publish_gauges();

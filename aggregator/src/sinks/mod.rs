@@ -15,6 +15,7 @@ pub mod with_health;
 pub struct Provisional {
     pub ticks: Vec<TickRow>,
     pub viewer_minutes: Vec<ViewerMinuteRow>,
+    pub qoe_minutes: Vec<pulse_schemas::QoeMinuteRow>,
 }
 
 /// A store writer, called from the aggregator's own thread once per flush (about

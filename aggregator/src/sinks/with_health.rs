@@ -31,6 +31,7 @@ impl<S: WindowSink> WithHealthRows<S> {
         let merged = if closed.ticks.is_empty()
             && closed.sessions.is_empty()
             && closed.viewer_minutes.is_empty()
+            && closed.qoe_minutes.is_empty()
         {
             ClosedWindows {
                 health_ticks,

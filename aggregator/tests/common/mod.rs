@@ -54,6 +54,7 @@ pub struct Rows {
     pub ticks: Vec<TickRow>,
     pub sessions: Vec<SessionRow>,
     pub viewer_minutes: Vec<ViewerMinuteRow>,
+    pub qoe_minutes: Vec<pulse_schemas::QoeMinuteRow>,
 }
 
 impl Rows {
@@ -61,6 +62,7 @@ impl Rows {
         self.ticks.extend(c.ticks.iter().cloned());
         self.sessions.extend(c.sessions.iter().cloned());
         self.viewer_minutes.extend(c.viewer_minutes.iter().cloned());
+        self.qoe_minutes.extend(c.qoe_minutes.iter().cloned());
     }
 
     /// Sorted so that rows from differently grouped flushes compare.
@@ -72,6 +74,10 @@ impl Rows {
         });
         self.viewer_minutes.sort_by(|a, b| {
             (a.minute, &a.target, &a.viewer).cmp(&(b.minute, &b.target, &b.viewer))
+        });
+        self.qoe_minutes.sort_by(|a, b| {
+            (a.minute, &a.target, &a.device, &a.country, &a.player)
+                .cmp(&(b.minute, &b.target, &b.device, &b.country, &b.player))
         });
         self
     }

@@ -133,6 +133,10 @@ impl EmbeddedSnapshot {
                     &view.provisional_viewer_minutes,
                     format!("minute + 60000 > {ct}"),
                 )),
+                Table::QoeMinutes => Some((
+                    &view.provisional_qoe_minutes,
+                    format!("minute + 60000 > {ct}"),
+                )),
                 Table::ViewSessions | Table::HealthTicks | Table::Alerts => None,
             };
             if let Some((batches, open_only)) = provisional {

@@ -122,7 +122,10 @@ pub async fn run(backend: &Backend<'_>) {
         .await
         .expect("state")
         .expect("job");
-    assert_eq!((status.as_str(), attempts), ("DONE", 2));
+    // Two attempts: the killed one and the one after the restart (a third when a slow,
+    // busy machine lets the lease run out mid-cut; still one clip, still READY).
+    assert_eq!(status, "DONE");
+    assert!((2..=3).contains(&attempts), "attempts {attempts}");
     let clip = w.catalog.clip_row(&k).await.expect("clip");
     let key = w
         .media

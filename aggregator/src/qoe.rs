@@ -1,0 +1,297 @@
+//! Playback quality of one target per minute and (device, country, player) group: the
+//! `qoe_minutes` rows behind the `&by=` breakdowns (issue 4 point 5). Pure, no I/O.
+//!
+//! - A session's group is its device, country and player as known when something is
+//!   booked (the first value seen of each wins, as on its `view_sessions` row; one not
+//!   sent yet is `unknown`). A session caches its group id, reset when an attribute
+//!   arrives, so booking costs one small integer-keyed lookup.
+//! - Everything a session's [`Step`] books into its ticks (watch and rebuffer time,
+//!   views, rebuffer count, failures, startup times) is booked here too, split at
+//!   minute boundaries instead of tick boundaries; the concurrency sample of each tick
+//!   end adds 1 to the viewer's group (`viewer_ticks`). So, per minute, the groups add
+//!   up to the minute's ticks (a property test holds the engine to it).
+//! - Groups are interned per target, in first-seen (commit) order, so ids and rows are
+//!   deterministic. At most `max_groups` per target: a session of a group past the
+//!   bound is booked into the [`OTHER`] group and counted (`qoe_groups_overflowed`).
+//! - A minute is closed by the same rule as a viewer minute (`end ≤ close_before`).
+
+use crate::histogram::encode_startups;
+use crate::session::{Step, ViewSession};
+use crate::window::{MINUTE_MS, window_start};
+use pulse_schemas::qoe_tables::{OTHER, UNKNOWN};
+use pulse_schemas::{Id, QoeMinuteRow, TargetKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The dimensions of one group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupKey {
+    pub device: Box<str>,
+    pub country: Box<str>,
+    pub player: Box<str>,
+}
+
+impl GroupKey {
+    /// The group of a session's attributes as known now.
+    pub fn of(s: &ViewSession) -> GroupKey {
+        GroupKey {
+            device: s.device.map_or(UNKNOWN, |d| d.as_str()).into(),
+            country: s.country.as_ref().map_or(UNKNOWN, Id::as_str).into(),
+            player: s.player.as_deref().unwrap_or(UNKNOWN).into(),
+        }
+    }
+
+    fn other() -> GroupKey {
+        GroupKey {
+            device: OTHER.into(),
+            country: OTHER.into(),
+            player: OTHER.into(),
+        }
+    }
+}
+
+/// What one group did in one minute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QoeAcc {
+    pub viewer_ticks: i64,
+    pub views: i64,
+    pub watch_ms: i64,
+    pub rebuffer_ms: i64,
+    pub rebuffer_count: i64,
+    /// Raw startup times (ms), histogram built with the row.
+    pub startups: Vec<u32>,
+    pub failures: i64,
+}
+
+/// The open QoE minutes of one target and its interned groups.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QoeWindow {
+    /// Group keys by id, first seen first.
+    keys: Vec<GroupKey>,
+    /// Key → id; rebuilt from `keys` after a snapshot is loaded.
+    #[serde(skip)]
+    index: foldhash::HashMap<GroupKey, u32>,
+    /// Open minutes: minute start → group id → accumulator.
+    minutes: BTreeMap<i64, foldhash::HashMap<u32, QoeAcc>>,
+}
+
+impl QoeWindow {
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
+    }
+
+    /// The session's group id (interned on first use; the session caches it).
+    /// `overflowed` counts sessions put into [`OTHER`] because of `max_groups`.
+    pub fn group_of(
+        &mut self,
+        s: &mut ViewSession,
+        max_groups: usize,
+        overflowed: &mut u64,
+    ) -> u32 {
+        if let Some(g) = s.qoe_group {
+            return g;
+        }
+        let g = self.intern(GroupKey::of(s), max_groups, overflowed);
+        s.qoe_group = Some(g);
+        g
+    }
+
+    fn intern(&mut self, key: GroupKey, max_groups: usize, overflowed: &mut u64) -> u32 {
+        if self.index.len() != self.keys.len() {
+            self.index = (0..).zip(&self.keys).map(|(i, k)| (k.clone(), i)).collect();
+        }
+        if let Some(&g) = self.index.get(&key) {
+            return g;
+        }
+        let key = if self.keys.len() >= max_groups.max(1) {
+            *overflowed += 1;
+            let other = GroupKey::other();
+            if let Some(&g) = self.index.get(&other) {
+                return g;
+            }
+            other
+        } else {
+            key
+        };
+        let g = self.keys.len() as u32;
+        self.index.insert(key.clone(), g);
+        self.keys.push(key);
+        g
+    }
+
+    fn at(&mut self, ts: i64, group: u32) -> &mut QoeAcc {
+        self.minutes
+            .entry(window_start(ts, MINUTE_MS))
+            .or_default()
+            .entry(group)
+            .or_default()
+    }
+
+    /// Books what a session's step counts (at event time `ts`) into its group.
+    pub fn book(&mut self, group: u32, ts: i64, step: &Step) {
+        if let Some(iv) = step.interval {
+            let mut from = iv.from;
+            while from < iv.to {
+                let end = (window_start(from, MINUTE_MS) + MINUTE_MS).min(iv.to);
+                let acc = self.at(from, group);
+                acc.watch_ms += end - from;
+                if iv.rebuffering {
+                    acc.rebuffer_ms += end - from;
+                }
+                from = end;
+            }
+        }
+        if !(step.view || step.rebuffer_started || step.failed || step.startup_ms.is_some()) {
+            return;
+        }
+        let acc = self.at(ts, group);
+        acc.views += i64::from(step.view);
+        acc.rebuffer_count += i64::from(step.rebuffer_started);
+        acc.failures += i64::from(step.failed);
+        if let Some(ms) = step.startup_ms {
+            acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// One concurrency sample of `group` at the tick end `t` (booked at `t − 1`).
+    pub fn sample(&mut self, group: u32, t: i64) {
+        self.at(t - 1, group).viewer_ticks += 1;
+    }
+
+    /// Removes the minutes ending at or before `close_before`, writing their rows.
+    pub fn close(&mut self, close_before: i64, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
+        while let Some(entry) = self.minutes.first_entry() {
+            if *entry.key() + MINUTE_MS > close_before {
+                break;
+            }
+            let (minute, groups) = entry.remove_entry();
+            self.rows(minute, &groups, row, out);
+        }
+    }
+
+    /// Rows of every open minute (provisional output).
+    pub fn dump(&self, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
+        for (&minute, groups) in &self.minutes {
+            self.rows(minute, groups, row, out);
+        }
+    }
+
+    fn rows(
+        &self,
+        minute: i64,
+        groups: &foldhash::HashMap<u32, QoeAcc>,
+        ctx: &RowContext<'_>,
+        out: &mut Vec<QoeMinuteRow>,
+    ) {
+        let mut ids: Vec<u32> = groups.keys().copied().collect();
+        ids.sort_unstable();
+        for g in ids {
+            let (Some(acc), Some(key)) = (groups.get(&g), self.keys.get(g as usize)) else {
+                continue;
+            };
+            out.push(QoeMinuteRow {
+                node: ctx.node.clone(),
+                kind: ctx.kind,
+                target: ctx.target.clone(),
+                channel: ctx.channel.clone(),
+                minute,
+                device: key.device.clone(),
+                country: key.country.clone(),
+                player: key.player.clone(),
+                viewer_ticks: acc.viewer_ticks,
+                views: acc.views,
+                watch_ms: acc.watch_ms,
+                rebuffer_ms: acc.rebuffer_ms,
+                rebuffer_count: acc.rebuffer_count,
+                startups: acc.startups.len() as i64,
+                startup_hist: encode_startups(&acc.startups),
+                failures: acc.failures,
+            });
+        }
+    }
+}
+
+/// The columns every row of one target shares.
+pub struct RowContext<'a> {
+    pub node: &'a Id,
+    pub kind: TargetKind,
+    pub target: &'a Id,
+    pub channel: &'a Id,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Interval;
+
+    fn session(device: Option<pulse_schemas::Device>) -> ViewSession {
+        let e = pulse_schemas::parse_event(
+            r#"{"type":"viewstart","ts":1000,"viewer":"u","session":"s","stream":"st","channel":"c"}"#,
+        )
+        .expect("valid");
+        let (mut s, _) = ViewSession::begin(Id::new_unchecked("s"), &e);
+        s.device = device;
+        s
+    }
+
+    #[test]
+    fn intervals_split_at_minutes_and_groups_are_bounded() {
+        let mut w = QoeWindow::default();
+        let mut over = 0;
+        let mut a = session(Some(pulse_schemas::Device::Mobile));
+        let mut b = session(None);
+        let ga = w.group_of(&mut a, 2, &mut over);
+        let gb = w.group_of(&mut b, 2, &mut over);
+        assert_ne!(ga, gb);
+        let step = Step {
+            interval: Some(Interval {
+                from: 50_000,
+                to: 70_000,
+                rebuffering: true,
+            }),
+            view: true,
+            ..Step::default()
+        };
+        w.book(ga, 70_000, &step);
+        w.sample(gb, 60_000);
+        // A third group is past the bound of 2: it goes to `other`, counted.
+        let mut c = session(Some(pulse_schemas::Device::Tv));
+        let gc = w.group_of(&mut c, 2, &mut over);
+        assert_eq!(over, 1);
+        w.sample(gc, 65_000);
+        let node = Id::new_unchecked("n");
+        let (t, ch) = (Id::new_unchecked("st"), Id::new_unchecked("c"));
+        let ctx = RowContext {
+            node: &node,
+            kind: TargetKind::Stream,
+            target: &t,
+            channel: &ch,
+        };
+        let mut rows = Vec::new();
+        w.close(60_000, &ctx, &mut rows);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(
+            (&*rows[0].device, rows[0].watch_ms, rows[0].rebuffer_ms),
+            ("mobile", 10_000, 10_000)
+        );
+        assert_eq!((&*rows[1].device, rows[1].viewer_ticks), ("unknown", 1));
+        rows.clear();
+        w.close(i64::MAX, &ctx, &mut rows);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!((rows[0].watch_ms, rows[0].views), (10_000, 1));
+        assert_eq!((&*rows[1].device, &*rows[1].player), (OTHER, OTHER));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_round_trip_keeps_group_ids() {
+        let mut w = QoeWindow::default();
+        let mut over = 0;
+        let mut a = session(Some(pulse_schemas::Device::Desktop));
+        let g = w.group_of(&mut a, 10, &mut over);
+        let json = serde_json::to_string(&w).expect("json");
+        let mut back: QoeWindow = serde_json::from_str(&json).expect("back");
+        let mut a2 = session(Some(pulse_schemas::Device::Desktop));
+        assert_eq!(back.group_of(&mut a2, 10, &mut over), g);
+    }
+}
