@@ -14,9 +14,7 @@ use crate::qoe::{QoeWindow, RowContext};
 use crate::session::{Step, ViewSession};
 use crate::tombstones::Graves;
 use crate::window::{Bound, MinuteWindow, TickWindow};
-use pulse_schemas::{
-    ClosedWindows, Event, EventKind, Id, SessionRow, Target,
-};
+use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target};
 use serde::{Deserialize, Serialize};
 
 /// The fixed parameters the windows need.

@@ -10,6 +10,10 @@ pub struct QueryConfig {
     /// Most points one series answer may hold (`(to − from) / step`, rounded out to
     /// whole buckets); past it the request is refused with 400. Default 10 000.
     pub max_points: usize,
+    /// Most groups in a QoE breakdown (`&by=device|country|player`): the values with
+    /// the most watch time over the range; the rest are summed into one `other` group.
+    /// An answer holds at most (this + 1) × `max_points` points. Default 10.
+    pub max_breakdown_groups: usize,
     /// Most data rows one CSV export may hold; past it the request is refused with
     /// 400 before anything is streamed. Default 100 000.
     pub max_export_rows: usize,
@@ -65,6 +69,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             max_points: 10_000,
+            max_breakdown_groups: 10,
             max_export_rows: 100_000,
             export_chunk_rows: 1_000,
             max_export_metrics: 16,

@@ -99,18 +99,66 @@ pub fn rows(out: &mut String, columns: &[Vec<Point>], tz: &FixedOffset) {
         fields.clear();
         let t = columns[0][i].t;
         fields.push(t.to_string());
-        fields.push(match DateTime::from_timestamp_millis(t) {
-            Some(d) => d
-                .with_timezone(tz)
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            None => String::new(),
-        });
+        fields.push(rfc3339(t, tz));
         fields.extend(
             columns
                 .iter()
                 .map(|c| c.get(i).map(|p| p.value.to_string()).unwrap_or_default()),
         );
         push_record(out, &fields);
+    }
+}
+
+/// A broken-down export, whole (bounded by the route: buckets × groups ≤
+/// `max_export_rows`): header `t,time,<by>,<metric>...`, then per bucket one row per
+/// group, groups in the breakdown's order. `series` holds one breakdown per metric,
+/// all over the same rows (so the same groups in the same order).
+pub fn breakdown_csv(
+    series: &[crate::breakdown::Breakdown],
+    metrics: &[Metric],
+    by: crate::store::qoe_reads::Dimension,
+    tz: &FixedOffset,
+) -> String {
+    let mut out = String::new();
+    push_record(
+        &mut out,
+        ["t", "time", by.name()]
+            .into_iter()
+            .chain(metrics.iter().map(|m| m.name())),
+    );
+    let Some(first) = series.first() else {
+        return out;
+    };
+    let n = first.groups.first().map_or(0, |g| g.points.len());
+    let mut fields: Vec<String> = Vec::with_capacity(metrics.len() + 3);
+    for i in 0..n {
+        for (g, group) in first.groups.iter().enumerate() {
+            let Some(t) = group.points.get(i).map(|p| p.t) else {
+                continue;
+            };
+            fields.clear();
+            fields.push(t.to_string());
+            fields.push(rfc3339(t, tz));
+            fields.push(group.key.clone());
+            fields.extend(series.iter().map(|s| {
+                s.groups
+                    .get(g)
+                    .and_then(|x| x.points.get(i))
+                    .map(|p| p.value.to_string())
+                    .unwrap_or_default()
+            }));
+            push_record(&mut out, &fields);
+        }
+    }
+    out
+}
+
+fn rfc3339(t: i64, tz: &FixedOffset) -> String {
+    match DateTime::from_timestamp_millis(t) {
+        Some(d) => d
+            .with_timezone(tz)
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => String::new(),
     }
 }
 

@@ -12,6 +12,12 @@
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
 //!   gathering of their inputs from a store.
 //! - [`export`]: RFC 4180 CSV, streamed chunk by chunk.
+//! - [`breakdown`]: QoE metrics per `device`, `country` or `player` (`&by=` on the series
+//!   route and `by` in the export; issue 4 point 5) from `qoe_minutes`, read by
+//!   [`store::qoe_reads`] on both stores. The answer is
+//!   `{"metric","step_ms","by","groups":[{"key","points":[…]}]}`: the values with the
+//!   most watch time (at most `max_breakdown_groups`), then `other`; step ≥ 1 minute;
+//!   engagement metrics refused (their rule is in the module's `//!`).
 //! - [`sql`]: the data team's ad-hoc SQL (`POST /api/sql`, admin only, `routes::sql`):
 //!   a `sqlparser` check of the syntax tree, DataFusion or ClickHouse under limits, and
 //!   the answer as JSON, CSV, Arrow IPC or Parquet.
@@ -139,6 +145,7 @@
 //!   the store is read. Request ids are validated (`Id::parse`) and bound as SQL
 //!   parameters, never spliced into SQL text.
 
+pub mod breakdown;
 pub mod catalog;
 pub mod channel;
 pub mod config;

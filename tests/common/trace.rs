@@ -18,6 +18,11 @@ pub const STREAMS: &[(&str, &str)] = &[
     ("chan-b", "stream-b1"),
 ];
 
+/// The devices of the trace's sessions, by session number.
+pub const DEVICES: &[&str] = &["mobile", "desktop", "tv", "tablet"];
+/// ... and their countries.
+pub const COUNTRIES: &[&str] = &["US", "DE", "BR"];
+
 pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut events = Vec::new();
@@ -42,7 +47,16 @@ pub fn generate(seed: u64, start: i64, sessions: usize, span_ms: i64) -> Trace {
             let state = ["playing", "paused", "rebuffering"][rng.usize(..3)];
             push("heartbeat", t, json!({"state": state}));
         } else {
-            push("viewstart", t, json!({"device": "mobile"}));
+            // Breakdown dimensions from the session number (no draw from `rng`, so the
+            // rest of the trace is unchanged); some players send no player name.
+            let mut dims = json!({
+                "device": DEVICES[n % DEVICES.len()],
+                "country": COUNTRIES[n % COUNTRIES.len()],
+            });
+            if n % 5 != 0 {
+                dims["player"] = json!(["hls.js/1.5", "shaka/4.7"][n % 2]);
+            }
+            push("viewstart", t, dims);
             t += 100 + rng.i64(0..3000);
             if rng.u32(0..100) < 4 {
                 push("error", t, json!({"code": "E_START"}));

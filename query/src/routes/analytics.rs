@@ -3,16 +3,20 @@
 //! under the configured timeout.
 
 use crate::QueryState;
+use crate::breakdown::{Breakdown, Frame, breakdown};
 use crate::error::QueryError;
 use crate::routes::guard;
 use crate::routes::params::{ScopeParams, buckets, check_step_for, query_params};
 use crate::series::{Metric, Series, load_inputs, points};
+use crate::store::AnalyticsStore;
 use crate::store::ScopeKind;
+use crate::store::qoe_reads::Dimension;
 use crate::summary::StreamSummary;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use pulse_schemas::Id;
 use serde::Deserialize;
 
@@ -25,6 +29,8 @@ pub struct SeriesParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub step: Option<String>,
+    /// A QoE breakdown: `device`, `country` or `player` ([`crate::breakdown`]).
+    pub by: Option<String>,
     /// The bearer token, for links that cannot set a header (as `/v1/live` takes it).
     pub token: Option<String>,
 }
@@ -56,7 +62,7 @@ pub async fn series(
     State(state): State<QueryState>,
     q: Result<Query<SeriesParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Json<Series>, QueryError> {
+) -> Result<Response, QueryError> {
     let p = query_params(q)?;
     let who = guard::require(&state, guard::token(&headers, p.token.as_deref())).await?;
     let metric = Metric::parse(
@@ -64,7 +70,58 @@ pub async fn series(
             .as_deref()
             .ok_or_else(|| QueryError::invalid("metric", "required, e.g. metric=viewers"))?,
     )?;
-    answer_series(&state, metric, &p, &ScopeKind::ALL, &who).await
+    if let Some(by) = p.by.as_deref() {
+        let by = Dimension::parse(by)?;
+        return Ok(answer_breakdown(&state, metric, by, &p, &who)
+            .await?
+            .into_response());
+    }
+    Ok(answer_series(&state, metric, &p, &ScopeKind::ALL, &who)
+        .await?
+        .into_response())
+}
+
+async fn answer_breakdown(
+    state: &QueryState,
+    metric: Metric,
+    by: Dimension,
+    p: &SeriesParams,
+    who: &pulse_schemas::Principal,
+) -> Result<Json<Breakdown>, QueryError> {
+    let scope = p.scope.scope(&ScopeKind::ALL)?;
+    let cfg = state.config();
+    let b = buckets(
+        p.from.as_deref(),
+        p.to.as_deref(),
+        p.step.as_deref(),
+        state.tick_ms(),
+        cfg.max_points,
+        "points",
+    )?;
+    crate::breakdown::check(metric, by, b.step)?;
+    let store = state.snapshot().await?;
+    guard::require_target(state, who, &store, scope.kind, &scope.id).await?;
+    let live = match metric {
+        Metric::Viewers => {
+            state
+                .with_timeout(crate::channel::scope_live_ranges(state, &store, &scope))
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    let rows = state
+        .with_timeout(store.qoe_groups(&scope, b.range(), b.step, by))
+        .await?;
+    let live = crate::summary::LiveTicks::new(&live);
+    let frame = Frame {
+        by,
+        buckets: &b,
+        live: &live,
+        closed_through: store.closed_through(),
+        tick_ms: state.tick_ms(),
+        max_groups: cfg.max_breakdown_groups,
+    };
+    Ok(Json(breakdown(metric, rows, &frame)))
 }
 
 pub async fn viewers_chart(
@@ -74,6 +131,12 @@ pub async fn viewers_chart(
 ) -> Result<Json<Series>, QueryError> {
     let p = query_params(q)?;
     let who = guard::require(&state, guard::token(&headers, p.token.as_deref())).await?;
+    if p.by.is_some() {
+        return Err(QueryError::invalid(
+            "by",
+            "the viewers chart has no breakdown; use /api/analytics/series?metric=viewers&by=…",
+        ));
+    }
     if p.metric.as_deref().is_some_and(|m| m != "viewers") {
         return Err(QueryError::invalid(
             "metric",

@@ -6,7 +6,8 @@ use crate::error::QueryError;
 use crate::export::{ExportPlan, parse_tz, start};
 use crate::routes::params::{NumOrText, ScopeParams, buckets, check_step_for};
 use crate::series::Metric;
-use crate::store::ScopeKind;
+use crate::store::qoe_reads::Dimension;
+use crate::store::{AnalyticsStore, ScopeKind};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -33,6 +34,8 @@ pub struct ExportRequest {
     pub step: Option<NumOrText>,
     /// `UTC` (default) or a fixed offset `±HH:MM` for the `time` column.
     pub tz: Option<String>,
+    /// A QoE breakdown (`device`, `country`, `player`): one row per bucket and group.
+    pub by: Option<String>,
 }
 
 pub async fn export(
@@ -90,6 +93,46 @@ pub async fn export(
     }
     let tz = parse_tz(req.tz.as_deref())?;
     let filename = format!("pulse-{}-{}.csv", scope.kind.param(), scope.id);
+    if let Some(by) = req.by.as_deref() {
+        let by = Dimension::parse(by)?;
+        for &m in &metrics {
+            crate::breakdown::check(m, by, b.step)?;
+        }
+        let store = state.snapshot().await?;
+        crate::routes::guard::require_target(&state, &who, &store, scope.kind, &scope.id).await?;
+        let live = if metrics.contains(&Metric::Viewers) {
+            state
+                .with_timeout(crate::channel::scope_live_ranges(&state, &store, &scope))
+                .await?
+        } else {
+            Vec::new()
+        };
+        let rows = state
+            .with_timeout(store.qoe_groups(&scope, b.range(), b.step, by))
+            .await?;
+        let live = crate::summary::LiveTicks::new(&live);
+        let frame = crate::breakdown::Frame {
+            by,
+            buckets: &b,
+            live: &live,
+            closed_through: store.closed_through(),
+            tick_ms: state.tick_ms(),
+            max_groups: cfg.max_breakdown_groups,
+        };
+        let series: Vec<_> = metrics
+            .iter()
+            .map(|&m| crate::breakdown::breakdown(m, rows.clone(), &frame))
+            .collect();
+        let groups = series.first().map_or(0, |s| s.groups.len());
+        if b.count.saturating_mul(groups) > cfg.max_export_rows {
+            return Err(QueryError::TooLarge(format!(
+                "{} buckets × {groups} groups is more than the limit of {} rows; use a larger step or a shorter range",
+                b.count, cfg.max_export_rows
+            )));
+        }
+        let csv = crate::export::breakdown_csv(&series, &metrics, by, &tz);
+        return Ok(csv_response(&filename, Body::from(csv)));
+    }
     let plan = ExportPlan {
         scope,
         metrics,
@@ -119,7 +162,11 @@ pub async fn export(
     let body =
         futures_util::stream::once(async move { Ok::<_, QueryError>(bytes::Bytes::from(first)) })
             .chain(rest);
-    Ok((
+    Ok(csv_response(&filename, Body::from_stream(body)))
+}
+
+fn csv_response(filename: &str, body: Body) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
@@ -127,7 +174,7 @@ pub async fn export(
                 format!("attachment; filename=\"{filename}\""),
             ),
         ],
-        Body::from_stream(body),
+        body,
     )
-        .into_response())
+        .into_response()
 }

@@ -81,7 +81,7 @@ impl std::fmt::Debug for ClickHouseSnapshot {
 }
 
 /// `WHERE` condition selecting a scope's rows; the one `?` is the id.
-fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
+pub(super) fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
     match (scope.kind, streams_only) {
         (ScopeKind::Stream, _) => "kind = 'stream' AND target = ?",
         (ScopeKind::Vod, _) => "kind = 'vod' AND target = ?",
@@ -156,6 +156,7 @@ pub fn every_query() -> Vec<String> {
         out.push(q.sql_display().to_string());
     }
     out.extend(super::content_reads::every_query());
+    out.extend(super::qoe_reads::every_query());
     out
 }
 
@@ -239,7 +240,7 @@ impl ClickHouseSnapshot {
         &self.client
     }
 
-    fn query(
+    pub(super) fn query(
         &self,
         sql: &str,
         scope: &Scope,

@@ -199,7 +199,7 @@ fn mem_table(
 
 /// `WHERE` condition selecting a scope's rows; `$1` is the id. `streams_only` narrows a
 /// channel to its streams (live ranges).
-fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
+pub(super) fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
     match (scope.kind, streams_only) {
         (ScopeKind::Stream, _) => "kind = 'stream' AND target = $1",
         (ScopeKind::Vod, _) => "kind = 'vod' AND target = $1",
@@ -210,7 +210,11 @@ fn scope_filter(scope: &Scope, streams_only: bool) -> &'static str {
 }
 
 /// Parameters `$1` (id) and, with a range, `$2`/`$3` (from/to), plus the range condition.
-fn params(scope: &Scope, range: Option<TimeRange>, column: &str) -> (Vec<ScalarValue>, String) {
+pub(super) fn params(
+    scope: &Scope,
+    range: Option<TimeRange>,
+    column: &str,
+) -> (Vec<ScalarValue>, String) {
     let mut p = vec![ScalarValue::Utf8(Some(scope.id.as_str().to_owned()))];
     let cond = match range {
         Some(r) => {

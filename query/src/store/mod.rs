@@ -19,6 +19,7 @@ pub use snapshot::{Store, StoreSnapshot};
 
 pub mod content_reads;
 pub mod health_reads;
+pub mod qoe_reads;
 
 use crate::error::QueryError;
 use hdrhistogram::Histogram;
