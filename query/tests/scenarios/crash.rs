@@ -111,10 +111,21 @@ pub async fn run(backend: &Backend<'_>) {
 
     // "Restart": a new pool takes the job again once its lease has passed.
     let pool = spawn_pool(w.catalog.clone(), w.media.clone(), CancellationToken::new());
+    // The worker marks the clip READY, then its job DONE: wait for both.
     eventually!(
         60,
-        "the clip READY after the restart",
-        async { w.catalog.clip_row(&k).await.expect("clip").status == "READY" }.await
+        "the clip READY and its job DONE after the restart",
+        async {
+            w.catalog.clip_row(&k).await.expect("clip").status == "READY"
+                && w.catalog
+                    .job_state(&job)
+                    .await
+                    .expect("state")
+                    .expect("job")
+                    .0
+                    == "DONE"
+        }
+        .await
     );
     let (status, attempts, _) = w
         .catalog
