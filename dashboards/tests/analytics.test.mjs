@@ -151,7 +151,7 @@ test('CSV export downloads the file the export API gives', async () => {
 
 test('keyboard reaches the presets and the export; 375 px has no sideways scroll; screenshots', async () => {
   const desk = await open({ width: 1280, height: 900 });
-  for (const id of ['viewers', 'engagement', 'audience', 'watch', 'quality', 'startup', 'growth']) {
+  for (const id of ['viewers', 'engagement', 'audience', 'watch', 'quality', 'startup', 'quality-device', 'growth']) {
     await desk.page.locator(`[data-chart="${id}"]`).scrollIntoViewIfNeeded();
   }
   await desk.page.waitForFunction(() => Object.values(window.__pulse.charts).every((c) => !['idle', 'loading'].includes(c.state)));
@@ -174,7 +174,7 @@ test('keyboard reaches the presets and the export; 375 px has no sideways scroll
   await desk.context.close();
 
   const phone = await open({ width: 375, height: 800 });
-  for (const id of ['viewers', 'engagement', 'audience', 'watch', 'quality', 'startup', 'growth']) {
+  for (const id of ['viewers', 'engagement', 'audience', 'watch', 'quality', 'startup', 'quality-device', 'growth']) {
     await phone.page.locator(`[data-chart="${id}"]`).scrollIntoViewIfNeeded();
   }
   await phone.page.waitForFunction(() => Object.values(window.__pulse.charts).every((c) => !['idle', 'loading'].includes(c.state)));

@@ -44,6 +44,9 @@ const SERIES_CHARTS = [
   ['startup', 'Startup time percentiles', [['startup_p50_ms', 'p50', 'ms'], ['startup_p95_ms', 'p95', 'ms'], ['startup_p99_ms', 'p99', 'ms']]],
 ];
 
+/** The device values of the `by=device` breakdown (PROTOCOL.md §1, plus unknown). */
+const DEVICES = ['desktop', 'mobile', 'tablet', 'tv', 'other', 'unknown'];
+
 const $ = (id) => document.getElementById(id);
 /** Test and benchmark hooks (what the page asked for), next to the charts'. */
 const hooks = (window.__pulse = window.__pulse || { charts: {} });
@@ -105,6 +108,35 @@ function buildCharts() {
       }),
     );
   }
+  // Playback quality by device (the API's `by=device` breakdown, per minute at least).
+  // Devices are a fixed set, so the chart's series are too; the rest are gaps.
+  listeners.push(
+    chartCard(box, {
+      id: 'quality-device',
+      title: 'Rebuffer ratio by device',
+      note: 'Share of watch time spent rebuffering, per viewer device. Gaps: no watch time from that device.',
+      series: DEVICES.map((d) => ({ label: d, kind: 'ratio' })),
+      async load(win) {
+        const s = scope();
+        const step = Math.max(win.step, 60_000);
+        const from = Math.floor(win.from / step) * step;
+        const a = await getJson('/api/analytics/series', { metric: 'rebuffer_ratio', [s.kind]: s.id, from, to: win.to, step, by: 'device' });
+        const t = [];
+        for (let x = from; x < win.to; x += step) t.push(x);
+        // A bucket where a device watched nothing is a gap, not a ratio of 0.
+        const watched = await getJson('/api/analytics/series', { metric: 'watch_minutes', [s.kind]: s.id, from, to: win.to, step, by: 'device' });
+        const values = DEVICES.map((d) => {
+          const g = a.groups.find((x) => x.key === d);
+          const w = watched.groups.find((x) => x.key === d);
+          if (!g || !w) return t.map(() => null);
+          const at = new Map(g.points.map((p, i) => [p.t, w.points[i].value > 0 ? p.value : null]));
+          return t.map((x) => (at.has(x) ? at.get(x) : null));
+        });
+        hooks.byDevice = { rebuffer: a, watch: watched };
+        return { t, values, range: [from, win.to] };
+      },
+    }),
+  );
   listeners.push(
     chartCard(box, {
       id: 'growth',

@@ -8,8 +8,8 @@ import { dateTime } from './format.js';
 /** Test and benchmark hooks: charts by id, their data and draw counts. */
 const hooks = (window.__pulse = window.__pulse || { charts: {} });
 
-const PALETTE = ['#1f5fbf', '#c2410c', '#15803d', '#7e22ce', '#0f766e'];
-const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3], [1, 2]];
+const PALETTE = ['#1f5fbf', '#c2410c', '#15803d', '#7e22ce', '#0f766e', '#52525b'];
+const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3], [1, 2], [12, 4]];
 
 let expected = 0;
 let drawnOnce = 0;
