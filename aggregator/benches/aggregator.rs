@@ -8,11 +8,15 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pulse_aggregator::{Aggregator, AggregatorConfig};
-use pulse_schemas::{Event, EventKind as K, Id, PlayerState, Target, TargetKind};
+use pulse_schemas::{Device, Event, EventKind as K, Id, PlayerState, Target, TargetKind};
 use std::hint::black_box;
 
 const SESSIONS: usize = 20_000;
 const STREAMS: usize = 400;
+const COUNTRIES: [&str; 20] = [
+    "US", "DE", "BR", "JP", "IN", "FR", "GB", "CA", "MX", "ES", "IT", "KR", "NL", "SE", "PL", "AU",
+    "AR", "TR", "ID", "PH",
+];
 const DURATION_MS: i64 = 300_000;
 const T0: i64 = 1_764_000_000_000;
 /// Events between two `advance` calls (about one flush at 50 000 events/s).
@@ -65,7 +69,13 @@ fn trace() -> Vec<Event> {
         let stream = (rng.below(STREAMS as u64 * STREAMS as u64) as f64).sqrt() as usize; // skewed popularity
         let start = T0 + rng.below(DURATION_MS as u64 / 2) as i64;
         let length = 20_000 + rng.below(DURATION_MS as u64) as i64;
-        out.push(event(K::Viewstart, start, s, stream));
+        // What real players send on `viewstart` (the `qoe_minutes` groups): 5 devices,
+        // 20 countries, 3 players, so a busy stream has dozens of groups.
+        let mut vs = event(K::Viewstart, start, s, stream);
+        vs.device = Some(Device::ALL[s % Device::ALL.len()]);
+        vs.country = Some(Id::new_unchecked(COUNTRIES[(s / 5) % COUNTRIES.len()]));
+        vs.player = Some(["hls.js/1.5", "shaka/4.7", "avplayer/17"][s % 3].into());
+        out.push(vs);
         let mut ts = start + 200 + rng.below(3_000) as i64;
         out.push(event(K::Playing, ts, s, stream));
         let end = (start + length).min(T0 + DURATION_MS);

@@ -21,7 +21,7 @@ use crate::window::{MINUTE_MS, window_start};
 use pulse_schemas::qoe_tables::{OTHER, UNKNOWN};
 use pulse_schemas::{Id, QoeMinuteRow, TargetKind};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// The dimensions of one group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,8 +71,11 @@ pub struct QoeWindow {
     /// Key → id; rebuilt from `keys` after a snapshot is loaded.
     #[serde(skip)]
     index: foldhash::HashMap<GroupKey, u32>,
-    /// Open minutes: minute start → group id → accumulator.
-    minutes: BTreeMap<i64, foldhash::HashMap<u32, QoeAcc>>,
+    /// Start of `minutes[0]`.
+    base: i64,
+    /// Open minutes, oldest first; each holds its accumulators indexed by group id
+    /// (dense: ids are small and few per target, and an index is cheaper than a hash).
+    minutes: VecDeque<Vec<QoeAcc>>,
 }
 
 impl QoeWindow {
@@ -120,11 +123,33 @@ impl QoeWindow {
     }
 
     fn at(&mut self, ts: i64, group: u32) -> &mut QoeAcc {
-        self.minutes
-            .entry(window_start(ts, MINUTE_MS))
-            .or_default()
-            .entry(group)
-            .or_default()
+        let n = self.minutes.len();
+        let i = if n > 0
+            && ts >= self.base + (n as i64 - 1) * MINUTE_MS
+            && ts < self.base + n as i64 * MINUTE_MS
+        {
+            n - 1 // most bookings fall in the newest open minute
+        } else {
+            let m = window_start(ts, MINUTE_MS);
+            if self.minutes.is_empty() {
+                self.base = m;
+            }
+            while m < self.base {
+                self.minutes.push_front(Vec::new());
+                self.base -= MINUTE_MS;
+            }
+            let i = ((m - self.base) / MINUTE_MS) as usize;
+            while self.minutes.len() <= i {
+                self.minutes.push_back(Vec::new());
+            }
+            i
+        };
+        let accs = &mut self.minutes[i];
+        let g = group as usize;
+        if accs.len() <= g {
+            accs.resize_with(g + 1, QoeAcc::default);
+        }
+        &mut accs[g]
     }
 
     /// Books what a session's step counts (at event time `ts`) into its group.
@@ -160,35 +185,32 @@ impl QoeWindow {
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.
     pub fn close(&mut self, close_before: i64, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
-        while let Some(entry) = self.minutes.first_entry() {
-            if *entry.key() + MINUTE_MS > close_before {
-                break;
+        while !self.minutes.is_empty() && self.base + MINUTE_MS <= close_before {
+            if let Some(groups) = self.minutes.pop_front() {
+                self.rows(self.base, &groups, row, out);
             }
-            let (minute, groups) = entry.remove_entry();
-            self.rows(minute, &groups, row, out);
+            self.base += MINUTE_MS;
         }
     }
 
     /// Rows of every open minute (provisional output).
     pub fn dump(&self, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
-        for (&minute, groups) in &self.minutes {
-            self.rows(minute, groups, row, out);
+        for (i, groups) in self.minutes.iter().enumerate() {
+            self.rows(self.base + i as i64 * MINUTE_MS, groups, row, out);
         }
     }
 
     fn rows(
         &self,
         minute: i64,
-        groups: &foldhash::HashMap<u32, QoeAcc>,
+        groups: &[QoeAcc],
         ctx: &RowContext<'_>,
         out: &mut Vec<QoeMinuteRow>,
     ) {
-        let mut ids: Vec<u32> = groups.keys().copied().collect();
-        ids.sort_unstable();
-        for g in ids {
-            let (Some(acc), Some(key)) = (groups.get(&g), self.keys.get(g as usize)) else {
-                continue;
-            };
+        for (acc, key) in groups.iter().zip(&self.keys) {
+            if *acc == QoeAcc::default() {
+                continue; // a group that booked nothing in this minute
+            }
             out.push(QoeMinuteRow {
                 node: ctx.node.clone(),
                 kind: ctx.kind,
