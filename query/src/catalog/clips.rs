@@ -198,7 +198,7 @@ impl Catalog {
         self.check_queue_room().await?;
         let id = new_id("k");
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO clips (id, vod, stream, channel, creator, title, description, start_s, end_s, \
              source_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
@@ -333,7 +333,7 @@ impl Catalog {
     pub async fn regenerate_clip(&self, who: &Principal, id: &str) -> Result<Clip, QueryError> {
         self.managed_clip(who, id, "generate").await?;
         self.check_queue_room().await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE clips SET status = 'PROCESSING', failure = '', updated_at = $2 WHERE id = $1",
         )
@@ -369,7 +369,7 @@ impl Catalog {
             )));
         }
         self.check_queue_room().await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         super::jobs::enqueue_in(&mut tx, JobKind::ClipThumbnail, id, at_s).await?;
         tx.commit().await?;
         Ok(clip)
@@ -378,7 +378,7 @@ impl Catalog {
     /// Likes a clip once per user; returns the clip and whether this like was new.
     pub async fn like_clip(&self, who: &Principal, id: &str) -> Result<(Clip, bool), QueryError> {
         self.get_clip(Some(who), id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let new = sqlx::query(
             "INSERT INTO clip_likes (clip, user_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (clip, user_id) DO NOTHING",

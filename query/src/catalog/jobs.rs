@@ -83,7 +83,7 @@ impl Catalog {
         target: &str,
         at_s: f64,
     ) -> Result<String, QueryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = enqueue_in(&mut tx, kind, target, at_s).await?;
         tx.commit().await?;
         Ok(id)

@@ -90,6 +90,18 @@ impl Catalog {
         &self.inner.pool
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later
+    /// cannot wait for a concurrent writer (WAL answers "database is locked" at once,
+    /// whatever the busy timeout), so simultaneous lifecycle changes failed. Postgres:
+    /// a plain `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.inner.backend {
+            Backend::Sqlite => self.inner.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.inner.pool.begin().await,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.inner.backend
     }

@@ -107,7 +107,7 @@ impl Catalog {
             )));
         }
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT channel FROM streams WHERE id = $1")
             .bind(id.as_str().to_owned())
             .fetch_optional(&mut *tx)
@@ -208,7 +208,7 @@ impl Catalog {
                 change.channel
             )));
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing =
             sqlx::query("SELECT channel, title, is_test, live_at FROM streams WHERE id = $1")
                 .bind(change.stream.as_str().to_owned())

@@ -5,6 +5,7 @@ use crate::catalog_harness::{ADMIN, Backend, SECRET, World, config};
 use crate::{cast, err_code, live_then_end, ready_body, stream, vod_of};
 use pulse_query::catalog::now_ms;
 use pulse_query::media::retention;
+use pulse_schemas::access::AccessControl;
 use reqwest::Method;
 use serde_json::json;
 
@@ -171,5 +172,37 @@ pub async fn run(backend: &Backend<'_>) {
         .call(Method::GET, &format!("/api/vods/{vid}"), Some(ADMIN), None)
         .await;
     assert_eq!(st, 200);
+
+    // Encoders going live at the same moment: every lifecycle write lands (SQLite used
+    // to answer "database is locked" to a read-then-write transaction racing another).
+    let names: Vec<String> = (0..12).map(|i| format!("burst{i}")).collect();
+    for n in &names {
+        stream(&w, &c.alice, n, "c1", json!({})).await;
+    }
+    let writes = names.iter().map(|n| {
+        let catalog = w.catalog.clone();
+        let n = n.clone();
+        tokio::spawn(async move {
+            catalog
+                .record_lifecycle(pulse_schemas::access::LifecycleChange {
+                    stream: pulse_schemas::Id::parse(&n).expect("id"),
+                    channel: pulse_schemas::Id::parse("c1").expect("id"),
+                    status: pulse_schemas::access::StreamStatus::Live,
+                    ts: now_ms(),
+                    source: pulse_schemas::access::LifecycleSource::Encoder,
+                })
+                .await
+        })
+    });
+    for r in futures_util::future::join_all(writes).await {
+        r.expect("join").expect("a simultaneous lifecycle write");
+    }
+    let live: i64 = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM stream_lifecycle WHERE stream LIKE 'burst%'",
+    )
+    .fetch_one(w.catalog.pool())
+    .await
+    .expect("count");
+    assert_eq!(live, 12);
     w.shutdown().await;
 }
