@@ -419,14 +419,10 @@ fn sort_rows(
     minutes: &mut Vec<pulse_schemas::ViewerMinuteRow>,
     qoe: &mut Vec<pulse_schemas::QoeMinuteRow>,
 ) {
-    sort_moving_once(qoe, |a, b| {
-        (
-            a.minute, a.kind, &a.target, &a.device, &a.country, &a.player,
-        )
-            .cmp(&(
-                b.minute, b.kind, &b.target, &b.device, &b.country, &b.player,
-            ))
-    });
+    // One target's rows of a minute come out together, in group-id (first-seen) order,
+    // which is deterministic: a stable sort on (minute, target) keeps it and compares
+    // no dimension strings.
+    qoe.sort_by(|a, b| (a.minute, a.kind, &a.target).cmp(&(b.minute, b.kind, &b.target)));
     sort_moving_once(ticks, |a, b| {
         (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target))
     });

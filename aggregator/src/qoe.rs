@@ -22,6 +22,7 @@ use pulse_schemas::qoe_tables::{OTHER, UNKNOWN};
 use pulse_schemas::{Id, QoeMinuteRow, TargetKind};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The dimensions of one group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +40,14 @@ impl GroupKey {
             country: s.country.as_ref().map_or(UNKNOWN, Id::as_str).into(),
             player: s.player.as_deref().unwrap_or(UNKNOWN).into(),
         }
+    }
+
+    fn shared(&self) -> [Arc<str>; 3] {
+        [
+            Arc::from(&*self.device),
+            Arc::from(&*self.country),
+            Arc::from(&*self.player),
+        ]
     }
 
     fn other() -> GroupKey {
@@ -71,6 +80,10 @@ pub struct QoeWindow {
     /// Key → id; rebuilt from `keys` after a snapshot is loaded.
     #[serde(skip)]
     index: foldhash::HashMap<GroupKey, u32>,
+    /// The keys as shared strings for the rows (a row costs no string copies); rebuilt
+    /// with `index`.
+    #[serde(skip)]
+    shared: Vec<[Arc<str>; 3]>,
     /// Start of `minutes[0]`.
     base: i64,
     /// Open minutes, oldest first; each holds its accumulators indexed by group id
@@ -118,8 +131,17 @@ impl QoeWindow {
         };
         let g = self.keys.len() as u32;
         self.index.insert(key.clone(), g);
+        self.shared.push(key.shared());
         self.keys.push(key);
         g
+    }
+
+    /// Rebuilds the index and shared strings after a snapshot load.
+    fn rebuild(&mut self) {
+        if self.index.len() != self.keys.len() || self.shared.len() != self.keys.len() {
+            self.index = (0..).zip(&self.keys).map(|(i, k)| (k.clone(), i)).collect();
+            self.shared = self.keys.iter().map(GroupKey::shared).collect();
+        }
     }
 
     fn at(&mut self, ts: i64, group: u32) -> &mut QoeAcc {
@@ -185,6 +207,7 @@ impl QoeWindow {
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.
     pub fn close(&mut self, close_before: i64, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
+        self.rebuild();
         while !self.minutes.is_empty() && self.base + MINUTE_MS <= close_before {
             if let Some(groups) = self.minutes.pop_front() {
                 self.rows(self.base, &groups, row, out);
@@ -207,19 +230,29 @@ impl QoeWindow {
         ctx: &RowContext<'_>,
         out: &mut Vec<QoeMinuteRow>,
     ) {
-        for (acc, key) in groups.iter().zip(&self.keys) {
+        for (g, acc) in groups.iter().enumerate() {
             if *acc == QoeAcc::default() {
                 continue; // a group that booked nothing in this minute
             }
+            // `shared` is current after `close`; a provisional dump right after a
+            // snapshot load may copy the strings once.
+            let Some([device, country, player]) = self
+                .shared
+                .get(g)
+                .cloned()
+                .or_else(|| self.keys.get(g).map(GroupKey::shared))
+            else {
+                continue;
+            };
             out.push(QoeMinuteRow {
                 node: ctx.node.clone(),
                 kind: ctx.kind,
                 target: ctx.target.clone(),
                 channel: ctx.channel.clone(),
                 minute,
-                device: key.device.clone(),
-                country: key.country.clone(),
-                player: key.player.clone(),
+                device,
+                country,
+                player,
                 viewer_ticks: acc.viewer_ticks,
                 views: acc.views,
                 watch_ms: acc.watch_ms,

@@ -55,9 +55,10 @@ pub struct QoeMinuteRow {
     pub target: Id,
     pub channel: Id,
     pub minute: i64,
-    pub device: Box<str>,
-    pub country: Box<str>,
-    pub player: Box<str>,
+    /// Shared with the aggregator's group key (a row costs no string copies).
+    pub device: Arc<str>,
+    pub country: Arc<str>,
+    pub player: Arc<str>,
     pub viewer_ticks: i64,
     pub views: i64,
     pub watch_ms: i64,
