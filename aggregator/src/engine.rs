@@ -417,7 +417,7 @@ impl Aggregator {
 fn sort_rows(
     ticks: &mut Vec<pulse_schemas::TickRow>,
     minutes: &mut Vec<pulse_schemas::ViewerMinuteRow>,
-    qoe: &mut Vec<pulse_schemas::QoeMinuteRow>,
+    qoe: &mut [pulse_schemas::QoeMinuteRow],
 ) {
     // One target's rows of a minute come out together, in group-id (first-seen) order,
     // which is deterministic: a stable sort on (minute, target) keeps it and compares
