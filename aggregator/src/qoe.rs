@@ -84,6 +84,10 @@ pub struct QoeWindow {
     /// with `index`.
     #[serde(skip)]
     shared: Vec<[Arc<str>; 3]>,
+    /// Viewers per group of the concurrency sample being taken (scratch, kept zeroed
+    /// between samples).
+    #[serde(skip)]
+    viewers: Vec<i64>,
     /// Start of `minutes[0]`.
     base: i64,
     /// Open minutes, oldest first; each holds its accumulators indexed by group id
@@ -200,9 +204,26 @@ impl QoeWindow {
         }
     }
 
-    /// One concurrency sample of `group` at the tick end `t` (booked at `t − 1`).
-    pub fn sample(&mut self, group: u32, t: i64) {
-        self.at(t - 1, group).viewer_ticks += 1;
+    /// Counts one viewer of `group` for the concurrency sample being taken.
+    pub fn count_viewer(&mut self, group: u32) {
+        let g = group as usize;
+        if self.viewers.len() <= g {
+            self.viewers.resize(g + 1, 0);
+        }
+        self.viewers[g] += 1;
+    }
+
+    /// Books the viewers counted since the last sample as the sample at the tick end
+    /// `t` (into the minute holding `t − 1`): one booking per group, not per viewer.
+    pub fn sample(&mut self, t: i64) {
+        let counts = std::mem::take(&mut self.viewers);
+        for (g, &n) in counts.iter().enumerate() {
+            if n > 0 {
+                self.at(t - 1, g as u32).viewer_ticks += n;
+            }
+        }
+        self.viewers = counts;
+        self.viewers.iter_mut().for_each(|n| *n = 0);
     }
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.
@@ -308,12 +329,14 @@ mod tests {
             ..Step::default()
         };
         w.book(ga, 70_000, &step);
-        w.sample(gb, 60_000);
+        w.count_viewer(gb);
+        w.sample(60_000);
         // A third group is past the bound of 2: it goes to `other`, counted.
         let mut c = session(Some(pulse_schemas::Device::Tv));
         let gc = w.group_of(&mut c, 2, &mut over);
         assert_eq!(over, 1);
-        w.sample(gc, 65_000);
+        w.count_viewer(gc);
+        w.sample(65_000);
         let node = Id::new_unchecked("n");
         let (t, ch) = (Id::new_unchecked("st"), Id::new_unchecked("c"));
         let ctx = RowContext {

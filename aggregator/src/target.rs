@@ -284,12 +284,13 @@ impl TargetState {
                 if s.is_viewer_at(t, timeout) {
                     viewers += 1;
                     let g = qoe.group_of(s, max_groups, overflowed);
-                    qoe.sample(g, t);
+                    qoe.count_viewer(g);
                 }
                 true
             }
         });
         env.sessions.release(expired);
+        self.qoe.sample(t);
         if viewers > 0 {
             self.ticks.at(t - 1).viewers = viewers;
         }
