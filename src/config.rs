@@ -323,12 +323,18 @@ mod tests {
                 "PULSE_MEDIA_S3__ENDPOINT".to_string(),
                 "https://acc.r2.cloudflarestorage.com".to_string(),
             ),
-            ("PULSE_MEDIA_S3__ACCESS_KEY_ID".to_string(), "id".to_string()),
+            (
+                "PULSE_MEDIA_S3__ACCESS_KEY_ID".to_string(),
+                "id".to_string(),
+            ),
             (
                 "PULSE_MEDIA_S3__SECRET_ACCESS_KEY".to_string(),
                 "s3cr3t".to_string(),
             ),
-            ("PULSE_MEDIA_S3__PART_BYTES".to_string(), "6291456".to_string()),
+            (
+                "PULSE_MEDIA_S3__PART_BYTES".to_string(),
+                "6291456".to_string(),
+            ),
         ];
         let c = Config::load(None, env).expect("config");
         assert!(c.media_s3.enabled());

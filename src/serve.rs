@@ -176,7 +176,7 @@ pub async fn run_role_with_access(
         &cfg.catalog.media_base_url,
         &cfg.media_s3,
     )
-        .context("opening the media store")?;
+    .context("opening the media store")?;
     let mut catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
     // The same layered access as the analytics side, so one token (e.g. the demo creator's,
     // signed in on the dashboard) opens the channel's VOD and clip lists too.

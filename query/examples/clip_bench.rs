@@ -163,7 +163,11 @@ async fn main() {
         prep.plan.middle.len(),
         prep.plan.head,
         prep.plan.tail,
-        if decode.status.success() { "ok" } else { "FAILED" },
+        if decode.status.success() {
+            "ok"
+        } else {
+            "FAILED"
+        },
         decode.stderr.len()
     );
     // The pool: CLIPS clips queued at once, off keyframes (smart cut), 2 workers.

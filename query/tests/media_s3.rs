@@ -11,6 +11,7 @@ use catalog_harness::{ADMIN, Backend, World, config, make_hls, probe_duration, p
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use pulse_query::catalog::clips::NewClip;
+use pulse_query::catalog::jobs::JobKind;
 use pulse_query::catalog::now_ms;
 use pulse_query::catalog::vods::RecordingReady;
 use pulse_query::media::{MediaStore, S3Config, retention, spawn_pool};
@@ -143,7 +144,12 @@ fn id(s: &str) -> Id {
     Id::parse(s).expect("id")
 }
 
-async fn wait_status(w: &World, k: &str, want: &str, secs: u64) -> pulse_query::catalog::clips::Clip {
+async fn wait_status(
+    w: &World,
+    k: &str,
+    want: &str,
+    secs: u64,
+) -> pulse_query::catalog::clips::Clip {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let c = w.catalog.clip_row(k).await.expect("clip");
@@ -165,12 +171,12 @@ async fn media_jobs_through_s3() {
     let server = S3Server::start();
     let good = server.config(&server.secret);
     let s3 = good.build().expect("client");
-    let media = MediaStore::from_config(std::path::Path::new("unused"), "/media", &good)
-        .expect("store");
+    let media =
+        MediaStore::from_config(std::path::Path::new("unused"), "/media", &good).expect("store");
     let w = World::with_media(&Backend::Sqlite, config(), Some(media.clone())).await;
     let hls = make_hls(w.dir.path(), 12);
 
-    // A READY 12 s VOD on c1 (its thumbnail job is queued at 25 %).
+    // A READY 12 s VOD on c1.
     w.catalog
         .put_channel(&id("c1"), "c1", &id("alice"))
         .await
@@ -204,6 +210,11 @@ async fn media_jobs_through_s3() {
         .await
         .expect("ready")
         .expect("vod");
+    // What the recording webhook does next: the VOD thumbnail at 25 %.
+    w.catalog
+        .enqueue_job(JobKind::VodThumbnail, &vod.id, 3.0)
+        .await
+        .expect("thumbnail job");
     let alice = Principal {
         user: id("alice"),
         role: Role::Creator,
@@ -231,11 +242,23 @@ async fn media_jobs_through_s3() {
     assert_eq!(ready.thumbnail, format!("{PUBLIC}/clips/{k}.jpg"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let vthumb = loop {
-        let v = w.catalog.vod_of_stream("s1").await.expect("read").expect("vod");
+        let v = w
+            .catalog
+            .vod_of_stream("s1")
+            .await
+            .expect("read")
+            .expect("vod");
         if !v.thumbnail.is_empty() {
             break v.thumbnail;
         }
-        assert!(Instant::now() < deadline, "no VOD thumbnail");
+        if Instant::now() > deadline {
+            let jobs = w.catalog.jobs_of(&vod.id).await.expect("jobs");
+            let state = match jobs.first() {
+                Some(j) => w.catalog.job_state(&j.0).await.expect("job"),
+                None => None,
+            };
+            panic!("no VOD thumbnail: jobs {jobs:?}, first {state:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(vthumb, format!("{PUBLIC}/vods/{}.jpg", vod.id));
@@ -248,7 +271,10 @@ async fn media_jobs_through_s3() {
     }
     // Read back over S3 (not through our store): the MP4 lasts what was asked and was
     // uploaded in parts (a multipart ETag ends in -<parts>); the JPEGs decode at size.
-    let got = s3.get(&ObjectPath::from(mp4_key.as_str())).await.expect("get mp4");
+    let got = s3
+        .get(&ObjectPath::from(mp4_key.as_str()))
+        .await
+        .expect("get mp4");
     let etag = got.meta.e_tag.clone().unwrap_or_default();
     let bytes = got.bytes().await.expect("mp4 bytes");
     assert!(bytes.len() > 4 * MIN_PART, "clip of {} bytes", bytes.len());
@@ -304,10 +330,7 @@ async fn media_jobs_through_s3() {
     );
     bad_pool.shutdown().await;
     let listed = keys(&s3).await;
-    assert!(
-        !listed.iter().any(|key| key.contains(&k2)),
-        "{listed:?}"
-    );
+    assert!(!listed.iter().any(|key| key.contains(&k2)), "{listed:?}");
 
     // Retention removes the (test) VOD and its thumbnail object; deleting the clip
     // removes its MP4 and JPEG objects.

@@ -125,10 +125,16 @@ impl S3Config {
             ));
         }
         if self.part_bytes == 0 {
-            return Err(bad("media_s3.part_bytes", "expected a size > 0, got 0".into()));
+            return Err(bad(
+                "media_s3.part_bytes",
+                "expected a size > 0, got 0".into(),
+            ));
         }
         if self.request_timeout_s == 0 {
-            return Err(bad("media_s3.request_timeout_s", "expected > 0 s, got 0".into()));
+            return Err(bad(
+                "media_s3.request_timeout_s",
+                "expected > 0 s, got 0".into(),
+            ));
         }
         Ok(())
     }

@@ -164,7 +164,8 @@ pub async fn prepare(
     let dir = Path::new(src).parent().unwrap_or(Path::new("."));
     let mut files = Vec::with_capacity(plan.middle.len());
     for seg in &segs[plan.middle.clone()] {
-        let ok_name = seg.uri.ends_with(".ts") && !seg.uri.contains("://") && !seg.uri.contains('|');
+        let ok_name =
+            seg.uri.ends_with(".ts") && !seg.uri.contains("://") && !seg.uri.contains('|');
         let file = dir.join(&seg.uri);
         if !ok_name || !tokio::fs::try_exists(&file).await.unwrap_or(false) {
             return Ok(None);
@@ -185,8 +186,8 @@ async fn edge(ffmpeg: &str, src: &str, from: f64, to: f64, out: &Path) -> Result
     args.extend(strings(&["-i", src, "-t"]));
     args.push(format!("{:.6}", to - from));
     args.extend(strings(&[
-        "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "21",
-        "-pix_fmt", "yuv420p", "-f", "mpegts",
+        "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt",
+        "yuv420p", "-f", "mpegts",
     ]));
     args.push(out.display().to_string());
     run(ffmpeg, &args).await.map(|_| ())
@@ -247,8 +248,22 @@ pub async fn cut(
     args.push("-t".into());
     args.push(format!("{:.6}", end - start));
     args.extend(strings(&[
-        "-i", src, "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a",
-        "128k", "-movflags", "+faststart", "-f", "mp4",
+        "-i",
+        src,
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0?",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
     ]));
     args.push(out.display().to_string());
     run(ffmpeg, &args).await.map(|_| ())
@@ -274,10 +289,16 @@ mod tests {
         let p = "#EXTM3U\n#EXTINF:2.0,\na.ts\n#EXTINF:1.5,\nb.ts\n#EXT-X-ENDLIST\n";
         let s = segments(p);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[1].start, s[1].duration, s[1].uri.as_str()), (2.0, 1.5, "b.ts"));
+        assert_eq!(
+            (s[1].start, s[1].duration, s[1].uri.as_str()),
+            (2.0, 1.5, "b.ts")
+        );
         assert!(segments("#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.0,\na.m4s\n").is_empty());
         assert!(segments("#EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n#EXTINF:2,\na.ts\n").is_empty());
-        assert_eq!(segments("#EXT-X-KEY:METHOD=NONE\n#EXTINF:2,\na.ts\n").len(), 1);
+        assert_eq!(
+            segments("#EXT-X-KEY:METHOD=NONE\n#EXTINF:2,\na.ts\n").len(),
+            1
+        );
     }
 
     #[test]

@@ -36,7 +36,11 @@ impl MediaStore {
 
     /// The configured store: the bucket of `s3` when it names one (links under its
     /// `public_url`, or `base_url` when that is empty), else the local directory `dir`.
-    pub fn from_config(dir: &Path, base_url: &str, s3: &S3Config) -> Result<MediaStore, QueryError> {
+    pub fn from_config(
+        dir: &Path,
+        base_url: &str,
+        s3: &S3Config,
+    ) -> Result<MediaStore, QueryError> {
         if !s3.enabled() {
             return MediaStore::local(dir, base_url);
         }
@@ -72,7 +76,8 @@ impl MediaStore {
     /// Uploads a local file as `key`: one PUT when it fits in `part_bytes`, else a
     /// multipart upload (aborted on a failed part, so no half object is left behind).
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<(), QueryError> {
-        let io_err = |e: std::io::Error| QueryError::Media(format!("reading {}: {e}", file.display()));
+        let io_err =
+            |e: std::io::Error| QueryError::Media(format!("reading {}: {e}", file.display()));
         let store_err = |e: object_store::Error| {
             QueryError::Media(format!("object store: uploading {key}: {e}"))
         };

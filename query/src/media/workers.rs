@@ -190,7 +190,9 @@ impl Worker {
                     return Ok(());
                 }
                 let mp4: PathBuf = dir.join("clip.mp4");
-                let how = self.cut(&clip.source_url, clip.start_s, clip.end_s, dir, &mp4).await?;
+                let how = self
+                    .cut(&clip.source_url, clip.start_s, clip.end_s, dir, &mp4)
+                    .await?;
                 let jpg = dir.join("thumb.jpg");
                 ffmpeg::thumbnail(&cfg.ffmpeg, &mp4.display().to_string(), 0.0, &jpg).await?;
                 let mp4_key = format!("clips/{}.mp4", clip.id);
