@@ -112,10 +112,10 @@ impl S3Config {
                     .into(),
             ));
         }
-        if !self.endpoint.is_empty()
-            && !(self.endpoint.starts_with("https://")
-                || (self.allow_http && self.endpoint.starts_with("http://")))
-        {
+        let endpoint_ok = self.endpoint.is_empty()
+            || self.endpoint.starts_with("https://")
+            || (self.allow_http && self.endpoint.starts_with("http://"));
+        if !endpoint_ok {
             return Err(bad(
                 "media_s3.endpoint",
                 format!(

@@ -65,15 +65,16 @@ pub fn segments(playlist: &str) -> Vec<Segment> {
                 Some(d) if d > 0.0 => pending = Some(d),
                 _ => return Vec::new(),
             }
-        } else if !line.is_empty() && !line.starts_with('#') {
-            if let Some(d) = pending.take() {
-                out.push(Segment {
-                    start: t,
-                    duration: d,
-                    uri: line.to_owned(),
-                });
-                t += d;
-            }
+        } else if !line.is_empty()
+            && !line.starts_with('#')
+            && let Some(d) = pending.take()
+        {
+            out.push(Segment {
+                start: t,
+                duration: d,
+                uri: line.to_owned(),
+            });
+            t += d;
         }
     }
     out
