@@ -19,6 +19,7 @@ step "external programs for the tests"
 ./scripts/need-ffmpeg.sh
 ./scripts/need-postgres.sh
 ./scripts/need-python-readers.sh
+./scripts/need-s3.sh
 ./scripts/need-chromium.sh
 
 step "rustfmt"

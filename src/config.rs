@@ -15,6 +15,7 @@ use pulse_dashboards::DashboardConfig;
 use pulse_ingest::IngestConfig;
 use pulse_query::QueryConfig;
 use pulse_query::catalog::CatalogConfig;
+use pulse_query::media::S3Config;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct Config {
     pub webhook_secret: String,
     /// Where generated media is kept. Default `./data/media`.
     pub media_dir: PathBuf,
+    /// An S3-compatible bucket (R2) for generated media instead of `media_dir`; off
+    /// while its `bucket` is empty (the default).
+    pub media_s3: S3Config,
     /// Tick length in ms. Default 5000.
     pub tick_ms: i64,
     /// Allowed lateness of events in ms. Default 10000.
@@ -101,6 +105,7 @@ impl Default for Config {
             admin_token: String::new(),
             webhook_secret: String::new(),
             media_dir: PathBuf::from("./data/media"),
+            media_s3: S3Config::default(),
             tick_ms: 5000,
             allowed_lateness_ms: 10_000,
             ingest: IngestConfig::default(),
@@ -176,6 +181,9 @@ impl Config {
                 "node_id must be an id (1–64 of [A-Za-z0-9_.:-]), got {:?}",
                 self.node_id
             );
+        }
+        if let Err(e) = self.media_s3.check() {
+            bail!("{e}");
         }
         if self.store == StoreKind::Clickhouse
             && !(self.clickhouse_url.starts_with("http://")
@@ -304,5 +312,38 @@ mod tests {
         let d = Config::default();
         assert_eq!(c.listen, d.listen);
         assert_eq!(c.tick_ms, d.tick_ms);
+        assert_eq!(c.media_s3, d.media_s3);
+    }
+
+    #[test]
+    fn media_s3_from_the_environment() {
+        let env = vec![
+            ("PULSE_MEDIA_S3__BUCKET".to_string(), "media".to_string()),
+            (
+                "PULSE_MEDIA_S3__ENDPOINT".to_string(),
+                "https://acc.r2.cloudflarestorage.com".to_string(),
+            ),
+            (
+                "PULSE_MEDIA_S3__ACCESS_KEY_ID".to_string(),
+                "id".to_string(),
+            ),
+            (
+                "PULSE_MEDIA_S3__SECRET_ACCESS_KEY".to_string(),
+                "s3cr3t".to_string(),
+            ),
+            (
+                "PULSE_MEDIA_S3__PART_BYTES".to_string(),
+                "6291456".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).expect("config");
+        assert!(c.media_s3.enabled());
+        assert_eq!(c.media_s3.secret_access_key, "s3cr3t");
+        assert_eq!(c.media_s3.part_bytes, 6_291_456);
+        assert_eq!(c.media_s3.region, "us-east-1");
+        // A bucket without its secret is refused, naming the key.
+        let env = vec![("PULSE_MEDIA_S3__BUCKET".to_string(), "media".to_string())];
+        let err = format!("{:#}", Config::load(None, env).expect_err("no secret"));
+        assert!(err.contains("secret_access_key"), "{err}");
     }
 }

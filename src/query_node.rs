@@ -58,9 +58,12 @@ pub async fn run(
                 access,
                 Arc::new(c.clone()),
             ));
-            let media =
-                pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
-                    .context("opening the media store")?;
+            let media = pulse_query::media::MediaStore::from_config(
+                &cfg.media_dir,
+                &cfg.catalog.media_base_url,
+                &cfg.media_s3,
+            )
+            .context("opening the media store")?;
             let mut catalog_state = CatalogState::new(c.clone(), media, None);
             catalog_state.access = access.clone();
             app = app.merge(pulse_query::catalog_router(catalog_state));

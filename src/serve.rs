@@ -171,8 +171,12 @@ pub async fn run_role_with_access(
     .context("starting the aggregator")?;
 
     let http_stop = shutdown.child_token();
-    let media = pulse_query::media::MediaStore::local(&cfg.media_dir, &cfg.catalog.media_base_url)
-        .context("opening the media store")?;
+    let media = pulse_query::media::MediaStore::from_config(
+        &cfg.media_dir,
+        &cfg.catalog.media_base_url,
+        &cfg.media_s3,
+    )
+    .context("opening the media store")?;
     let mut catalog_state = CatalogState::new(catalog.clone(), media.clone(), Some(tx.clone()));
     // The same layered access as the analytics side, so one token (e.g. the demo creator's,
     // signed in on the dashboard) opens the channel's VOD and clip lists too.

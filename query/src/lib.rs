@@ -70,6 +70,35 @@
 //!   (`media_lease_s`): a crashed worker's job is claimed again after its lease; a failure
 //!   is retried up to `media_max_attempts`, then the clip is FAILED with the reason.
 //!   Stream copy when both cut points are keyframes (ffprobe), re-encode (x264) otherwise.
+//! - **Smart cut** (`media_smart_cut`, default on): a clip off keyframes from a local
+//!   HLS VOD of TS segments copies the whole segments inside the range (each starts with
+//!   a keyframe), re-encodes only the partial GOPs at the two edges (≤ one segment each,
+//!   x264 veryfast crf 21, run concurrently), joins the three video parts with the concat
+//!   demuxer and muxes the audio of the whole range re-encoded in one piece (AAC, cheap),
+//!   so there is no audio gap or overlap at the joins and the duration is exact (the
+//!   audio spans exactly the range). Cut points are ffmpeg input times, so keyframes sit
+//!   at segment start + the video's lead over the earliest stream (ffprobe). An edge under
+//!   34 ms (at most one frame) is not re-encoded: the keyframe stands in for it. Sources
+//!   without a plan (remote or live playlists, fMP4/byte-range/encrypted segments, no
+//!   whole segment inside) and a failed smart cut fall back to the full re-encode. The MP4
+//!   keeps the edges' x264 parameter sets in its `avc1` header and the copied segments'
+//!   own ones in band; ffmpeg decodes every frame (tested), and `media_smart_cut = false`
+//!   is the way back to a uniform re-encode should a player object.
+//! - **Media store** (issue 6 point 6): `object_store`, a local directory (`media_dir`)
+//!   by default or an S3-compatible bucket (`[media_s3]`, R2/S3/MinIO, path-style by
+//!   default, `allow_http` only for local endpoints). ffmpeg always writes to a per-job
+//!   temp directory, removed after the job; results are uploaded with one PUT up to
+//!   `part_bytes`, as a multipart upload beyond (2 parts in flight; a failed part aborts
+//!   the upload). Links are `<public_url>/<key>` (an R2 public domain or CDN), or the
+//!   server's `/media/*` route, which reads the bucket, when `public_url` is empty;
+//!   retention and clip deletion delete the objects by the key of their link. A store
+//!   error (refused key, unreachable endpoint) is an ordinary job failure: the request is
+//!   retried by `object_store` (5xx/connection only, `max_retries` within
+//!   `retry_timeout_s`, each request bounded by `request_timeout_s`), the job up to
+//!   `media_max_attempts`, then the clip is FAILED with the store's message as reason.
+//!   The secret is best passed as `PULSE_MEDIA_S3__SECRET_ACCESS_KEY` and is redacted
+//!   from `Debug`. Tested against moto_server (a real S3 protocol server with signature
+//!   checks), never an in-process fake.
 //! - **Webhooks**: signature first (401), then `ts` freshness (400), then redelivery —
 //!   the SHA-256 of an applied body is kept for twice the tolerance: a redelivery is 200
 //!   `{"applied":false}` and changes nothing.

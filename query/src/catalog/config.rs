@@ -35,6 +35,10 @@ pub struct CatalogConfig {
     pub media_poll_ms: u64,
     /// Queued + running media jobs at most; a clip beyond this gets 503. Default 1000.
     pub max_queued_jobs: u64,
+    /// Cut clips off keyframes by the smart cut (copy the whole HLS segments inside,
+    /// re-encode only the partial GOPs at the edges) when the source is a local
+    /// playlist of TS segments; false re-encodes the whole clip. Default true.
+    pub media_smart_cut: bool,
     /// The ffmpeg and ffprobe programs. Defaults `ffmpeg`, `ffprobe` (on PATH).
     pub ffmpeg: String,
     pub ffprobe: String,
@@ -69,6 +73,7 @@ impl Default for CatalogConfig {
             media_lease_s: 300,
             media_poll_ms: 500,
             max_queued_jobs: 1000,
+            media_smart_cut: true,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             media_base_url: "/media".into(),

@@ -13,7 +13,7 @@ pub enum CutMode {
     Reencode,
 }
 
-async fn run(program: &str, args: &[String]) -> Result<Vec<u8>, QueryError> {
+pub(crate) async fn run(program: &str, args: &[String]) -> Result<Vec<u8>, QueryError> {
     let out = Command::new(program)
         .args(args)
         .kill_on_drop(true)

@@ -4,6 +4,7 @@
 //! it again when the lease passes. A graceful stop hands the running job back at once.
 
 use super::ffmpeg::{self, CutMode};
+use super::smart_cut;
 use super::store::MediaStore;
 use crate::QueryError;
 use crate::catalog::Catalog;
@@ -145,6 +146,41 @@ impl Worker {
         result
     }
 
+    /// Cuts [start, end) of `src` into `out`: stream copy when both ends are keyframes,
+    /// else the smart cut when the source allows it (`media_smart_cut`), else a full
+    /// re-encode — also the fallback when the smart cut fails. Returns how.
+    async fn cut(
+        &self,
+        src: &str,
+        start: f64,
+        end: f64,
+        dir: &std::path::Path,
+        out: &std::path::Path,
+    ) -> Result<&'static str, QueryError> {
+        let cfg = self.catalog.config();
+        let keys = ffmpeg::keyframes(src).await?;
+        let mode = ffmpeg::cut_mode(&keys, start, end);
+        if mode == CutMode::Reencode && cfg.media_smart_cut {
+            match smart_cut::prepare(&cfg.ffprobe, src, start, end).await {
+                Ok(Some(prep)) => {
+                    match smart_cut::cut(&cfg.ffmpeg, src, &prep, start, end, dir, out).await {
+                        Ok(()) => return Ok("smart cut"),
+                        Err(e) => {
+                            tracing::warn!(src, error = %e, "smart cut failed; re-encoding the whole range")
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(src, error = %e, "smart cut not possible; re-encoding"),
+            }
+        }
+        ffmpeg::cut(&cfg.ffmpeg, src, start, end, mode, out).await?;
+        Ok(match mode {
+            CutMode::StreamCopy => "stream copy",
+            CutMode::Reencode => "re-encode",
+        })
+    }
+
     async fn process_in(&self, job: &Job, dir: &std::path::Path) -> Result<(), QueryError> {
         let cfg = self.catalog.config();
         match job.kind {
@@ -153,25 +189,17 @@ impl Worker {
                 if clip.status == "DELETED" {
                     return Ok(());
                 }
-                let keys = ffmpeg::keyframes(&clip.source_url).await?;
-                let mode = ffmpeg::cut_mode(&keys, clip.start_s, clip.end_s);
                 let mp4: PathBuf = dir.join("clip.mp4");
-                ffmpeg::cut(
-                    &cfg.ffmpeg,
-                    &clip.source_url,
-                    clip.start_s,
-                    clip.end_s,
-                    mode,
-                    &mp4,
-                )
-                .await?;
+                let how = self
+                    .cut(&clip.source_url, clip.start_s, clip.end_s, dir, &mp4)
+                    .await?;
                 let jpg = dir.join("thumb.jpg");
                 ffmpeg::thumbnail(&cfg.ffmpeg, &mp4.display().to_string(), 0.0, &jpg).await?;
                 let mp4_key = format!("clips/{}.mp4", clip.id);
                 let jpg_key = format!("clips/{}.jpg", clip.id);
                 self.media.put_file(&mp4_key, &mp4).await?;
                 self.media.put_file(&jpg_key, &jpg).await?;
-                tracing::debug!(clip = %clip.id, copy = (mode == CutMode::StreamCopy), "clip generated");
+                tracing::debug!(clip = %clip.id, how, "clip generated");
                 self.catalog
                     .clip_ready(
                         &clip.id,

@@ -50,6 +50,15 @@ pub fn config() -> CatalogConfig {
 
 impl World {
     pub async fn new(backend: &Backend<'_>, cfg: CatalogConfig) -> World {
+        World::with_media(backend, cfg, None).await
+    }
+
+    /// A world whose media go to `media` (default: a local directory in the world's dir).
+    pub async fn with_media(
+        backend: &Backend<'_>,
+        cfg: CatalogConfig,
+        media: Option<MediaStore>,
+    ) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let catalog_url = match backend {
             Backend::Sqlite => format!(
@@ -62,7 +71,10 @@ impl World {
             }
         };
         let catalog = open_catalog(&catalog_url, cfg).await;
-        let media = MediaStore::local(&dir.path().join("media"), "/media").expect("media");
+        let media = match media {
+            Some(m) => m,
+            None => MediaStore::local(&dir.path().join("media"), "/media").expect("media"),
+        };
         let (tx, events) = tokio::sync::mpsc::channel(64);
         let state = CatalogState::new(catalog.clone(), media.clone(), Some(tx));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
