@@ -53,10 +53,14 @@ impl AnalyticsStore for StoreSnapshot {
         }
     }
 
-    async fn live_ranges(&self, scope: &Scope) -> Result<Vec<LiveRange>, QueryError> {
+    async fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LiveRange>, QueryError> {
         match self {
-            StoreSnapshot::Embedded(s) => s.live_ranges(scope).await,
-            StoreSnapshot::ClickHouse(s) => s.live_ranges(scope).await,
+            StoreSnapshot::Embedded(s) => s.live_ranges_in(scope, range).await,
+            StoreSnapshot::ClickHouse(s) => s.live_ranges_in(scope, range).await,
         }
     }
 
