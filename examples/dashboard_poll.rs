@@ -2,16 +2,19 @@
 //!
 //! ```sh
 //! cargo build --release --workspace --examples
-//! target/release/examples/dashboard_poll [--store embedded|clickhouse] [--no-cache]
-//!     [--days 30] [--streams 1000] [--dashboards 625] [--duration-s 60] [--viewers 1000]
+//! target/release/examples/dashboard_poll [--store embedded|clickhouse]
+//!     [--no-cache|--cache-only] [--days 30] [--streams 1000] [--dashboards 625]
+//!     [--duration-s 60] [--off-duration-s 30] [--warmup-s 10] [--viewers 1000]
 //! ```
+//! By default one loaded store is measured twice: cache on, then (same data, a new
+//! server) cache off for `--off-duration-s`.
 //! 1. **History**: `--days` × `--streams` minute rollups (one `stream_ticks` row per
 //!    stream and minute, ending now) are handed as `ClosedWindows` to the configured
 //!    store's own sink (`pulse::store::open_sink`: the embedded store's WAL + Parquet
 //!    compaction, one file per day; or the ClickHouse sink's spool and inserts), under
 //!    the server's node id, six hours per write.
 //! 2. **Server**: `pulse serve` (all roles) on 127.0.0.1:0 over that store, the system
-//!    clock, `query.series_cache` on or off (`--no-cache`).
+//!    clock, `query.series_cache` on or off.
 //! 3. **Ingest**: the load generator's `viewers` scenario (`--viewers` players with real
 //!    heartbeats) runs during the whole measurement.
 //! 4. **Dashboards**: `--dashboards` dashboards, dashboard i on stream i mod streams,
@@ -30,6 +33,7 @@
 mod clickhouse_harness;
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use pulse::config::StoreKind;
 use pulse::store::ConfiguredSink;
@@ -52,7 +56,9 @@ const CHUNK_MS: i64 = 6 * 3_600_000;
 
 struct Args {
     store: StoreKind,
-    cache: bool,
+    /// Cache on and/or off, in this order, on the same loaded store.
+    modes: Vec<bool>,
+    off_duration_s: u64,
     days: i64,
     streams: usize,
     dashboards: usize,
@@ -64,7 +70,8 @@ struct Args {
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         store: StoreKind::Embedded,
-        cache: true,
+        modes: vec![true, false],
+        off_duration_s: 30,
         days: 30,
         streams: 1000,
         dashboards: 625,
@@ -74,8 +81,8 @@ fn args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--no-cache" {
-            a.cache = false;
+        if flag == "--no-cache" || flag == "--cache-only" {
+            a.modes = vec![flag == "--cache-only"];
             continue;
         }
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -92,6 +99,7 @@ fn args() -> anyhow::Result<Args> {
             "--streams" => a.streams = n()? as usize,
             "--dashboards" => a.dashboards = n()? as usize,
             "--duration-s" => a.duration_s = n()?,
+            "--off-duration-s" => a.off_duration_s = n()?,
             "--warmup-s" => a.warmup_s = n()?,
             "--viewers" => a.viewers = n()? as usize,
             _ => anyhow::bail!("unknown option {flag}"),
@@ -177,6 +185,15 @@ fn load_history(cfg: &pulse::Config, a: &Args, end: i64) -> anyhow::Result<u64> 
     Ok(rows)
 }
 
+/// The last 24 h of `metric` of `target` at 5 min steps, up to `to`.
+fn series_url(base: &str, metric: &str, target: &str, to: i64) -> String {
+    let from = to - WINDOW_MS;
+    format!(
+        "{base}/api/analytics/series?metric={metric}&stream={target}\
+         &from={from}&to={to}&step={STEP_MS}"
+    )
+}
+
 /// Sum of a counter family's samples whose labels contain `label` (the text format).
 fn counter(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
@@ -206,7 +223,6 @@ async fn main() -> anyhow::Result<()> {
         ..pulse::Config::default()
     };
     cfg.store = a.store;
-    cfg.query.series_cache = a.cache;
     cfg.embedded.max_recent_rows = 2_000_000;
     cfg.embedded.max_memory_rows = 4_000_000;
     cfg.clickhouse.max_batch_rows = 1_000_000;
@@ -235,6 +251,21 @@ async fn main() -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
 
+    for cache in a.modes.clone() {
+        let mut c = cfg.clone();
+        c.query.series_cache = cache;
+        let duration_s = if cache {
+            a.duration_s
+        } else {
+            a.off_duration_s
+        };
+        measure(c, &a, cache, duration_s).await?;
+    }
+    Ok(())
+}
+
+/// One measured run: the server over the loaded store, ingest, the dashboards.
+async fn measure(cfg: pulse::Config, a: &Args, cache: bool, duration_s: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -262,13 +293,47 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Ingest: the load generator's players, for the whole run.
-    let run_s = a.warmup_s + a.duration_s;
+    let run_s = a.warmup_s + duration_s;
     let mut lg = LoadgenArgs::new(Scenario::Viewers, &base);
     lg.viewers = a.viewers;
     lg.viewers_duration_s = run_s + 5;
     lg.settle_s = 0;
     let ingest = tokio::spawn(pulse_load_tests::run(lg));
     tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Cold cache: every dashboard's first poll, a few at a time (closed loop), so the
+    // measured run shows the steady state; its time is reported.
+    if cache {
+        let t = Instant::now();
+        let to = now_ms();
+        let urls: Vec<String> = (0..a.dashboards)
+            .flat_map(|d| {
+                let target = stream(d % a.streams);
+                let base = base.clone();
+                METRICS.map(move |m| series_url(&base, m, &target, to))
+            })
+            .collect();
+        let n = urls.len();
+        let failed = futures_util::stream::iter(urls)
+            .map(|url| {
+                let http = http.clone();
+                async move {
+                    http.get(url)
+                        .bearer_auth(ADMIN)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .buffer_unordered(4)
+            .filter(|ok| std::future::ready(!ok))
+            .count()
+            .await;
+        eprintln!(
+            "cold cache: {n} series filled in {:.1} s ({failed} failed)",
+            t.elapsed().as_secs_f64()
+        );
+    }
 
     let totals = Arc::new(Totals {
         sent: AtomicU64::new(0),
@@ -281,7 +346,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics_before = std::sync::OnceLock::new();
     let start = tokio::time::Instant::now();
     let measure_from = start + Duration::from_secs(a.warmup_s);
-    let stop_at = measure_from + Duration::from_secs(a.duration_s);
+    let stop_at = measure_from + Duration::from_secs(duration_s);
     let mut tasks = Vec::with_capacity(a.dashboards);
     for d in 0..a.dashboards {
         let (http, base, totals) = (http.clone(), base.clone(), totals.clone());
@@ -302,10 +367,7 @@ async fn main() -> anyhow::Result<()> {
                         continue;
                     }
                     totals.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let url = format!(
-                        "{base}/api/analytics/series?metric={m}&stream={target}&from={}&to={to}&step={STEP_MS}",
-                        to - WINDOW_MS
-                    );
+                    let url = series_url(&base, m, &target, to);
                     let (http, totals) = (http.clone(), totals.clone());
                     let scheduled = due;
                     polls.push(tokio::spawn(async move {
@@ -379,7 +441,7 @@ async fn main() -> anyhow::Result<()> {
     };
     println!(
         "| {store} | {} | {:.2} | {:.2} | {:.2} | {:.0} req/s | {} errors + {} shed of {} | {} | {} |",
-        if a.cache { "on" } else { "off" },
+        if cache { "on" } else { "off" },
         ms(0.5),
         ms(0.99),
         h.max() as f64 / 1000.0,
