@@ -39,16 +39,17 @@ pub async fn points(
     };
     let closed_through = store.closed_through();
     let now = state.now_ms();
+    let view = (store.generation(), closed_through);
     let live = match metric {
         Metric::Viewers => Some(LiveTicks::new(
             &state
-                .with_timeout(live_ranges(state, store, scope, closed_through, now))
+                .with_timeout(live_ranges(state, store, scope, view, now))
                 .await?,
         )),
         _ => None,
     };
     let key = SeriesKey::new(metric, scope, buckets.step);
-    let plan = cache.plan(&key, buckets, closed_through, now, live.as_ref());
+    let plan = cache.plan(&key, buckets, view, now, live.as_ref());
     let mut out = plan.cached;
     let from_store = plan.rest.count;
     if from_store > 0 {
@@ -85,16 +86,17 @@ async fn live_ranges(
     state: &QueryState,
     store: &StoreSnapshot,
     scope: &Scope,
-    closed_through: i64,
+    (generation, closed_through): (u64, i64),
     now: i64,
 ) -> Result<Vec<LiveRange>, QueryError> {
     let cache = state.live_range_cache();
     let read = |from: i64, to: i64| store.live_ranges_in(scope, Some(TimeRange { from, to }));
-    let closed = match cache.get(scope, closed_through, now) {
+    let closed = match cache.get(scope, (generation, closed_through), now) {
         Some(c) if c.through == closed_through => c,
         Some(c) => {
             let since = read(c.through, closed_through).await?;
             ClosedRanges {
+                generation,
                 through: closed_through,
                 ranges: merge_ranges(&c.ranges, &since),
                 filled_at: c.filled_at,
@@ -102,6 +104,7 @@ async fn live_ranges(
         }
         // Event times are ≥ 0 (PROTOCOL.md).
         None => ClosedRanges {
+            generation,
             through: closed_through,
             ranges: read(0, closed_through).await?,
             filled_at: now,

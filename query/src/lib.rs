@@ -90,8 +90,10 @@
 //!   those of the closed ticks are cached per scope and extended by what closed since.
 //!   What can still change a final point is handled, not ignored: a viewers run is
 //!   dropped when the live intervals inside it change (a stream without lifecycle records
-//!   that resumes after a pause); `closed_through` moving back (a ClickHouse node that
-//!   appears behind the others) cuts every run; retention deleting days and a new
+//!   that resumes after a pause); `closed_through` moving back (on ClickHouse only when a
+//!   node appears in `node_progress` behind the others: the snapshot's node count grows)
+//!   cuts every run, while a lower `closed_through` of a concurrent request's older view
+//!   only limits what that request takes from the cache; retention deleting days and a new
 //!   ClickHouse node writing rows below `closed_through` before its first progress row
 //!   are invisible to the cache, so a run is read again `series_cache_ttl_ms` (10 min)
 //!   after its first point was cached. Bounded by runs and bytes, least recently used out

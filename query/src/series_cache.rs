@@ -13,8 +13,11 @@
 //!   live from its first to its last event, so a stream that resumes after a pause makes
 //!   the paused ticks live). A viewers run remembers the live intervals cut to its span
 //!   and is dropped when the current ones differ there (`evictions{reason="invalidated"}`).
-//! - **`closed_through` moving back** (ClickHouse: a node that appears in
-//!   `node_progress` behind the others): every run is cut to the new `closed_through`.
+//! - **`closed_through` moving back** (ClickHouse: it is the minimum over the nodes of
+//!   `node_progress`, so it moves back only when a node appears there behind the
+//!   others): when the number of nodes grows, every run is cut to that view's
+//!   `closed_through`. A request on an older view (a lower `closed_through`, from a
+//!   concurrent request) only takes the cached points final in its own view.
 //! - **Retention** deletes whole days, and on ClickHouse a new node may insert rows
 //!   below `closed_through` before its first progress row: neither is visible to the
 //!   cache, so a run lives at most `series_cache_ttl_ms` after its first point was read
@@ -166,8 +169,8 @@ pub struct CacheCounts {
 #[derive(Debug)]
 struct State {
     runs: Lru<SeriesKey, Run>,
-    /// Highest `closed_through` seen; a lower one cuts every run.
-    high_water: i64,
+    /// Highest store generation seen; a higher one cuts every run to its `closed_through`.
+    generation: u64,
     counts: CacheCounts,
     /// The part of `counts` already handed out by [`SeriesCache::take_new_counts`].
     reported: CacheCounts,
@@ -186,7 +189,7 @@ impl SeriesCache {
             bounds,
             state: Mutex::new(State {
                 runs: Lru::new(),
-                high_water: i64::MIN,
+                generation: 0,
                 counts: CacheCounts::default(),
                 reported: CacheCounts::default(),
             }),
@@ -230,18 +233,20 @@ impl SeriesCache {
         self.len() == 0
     }
 
-    /// The cached first points of `buckets` and the buckets left to read. `live`: the
-    /// current live ticks of the scope (viewers only).
+    /// The cached first points of `buckets` (only those final at this request's
+    /// `closed_through`) and the buckets left to read. `generation`: the store's
+    /// (see [`StoreSnapshot::generation`](crate::store::StoreSnapshot::generation));
+    /// `live`: the current live ticks of the scope (viewers only).
     pub fn plan(
         &self,
         key: &SeriesKey,
         buckets: &Buckets,
-        closed_through: i64,
+        (generation, closed_through): (u64, i64),
         now: i64,
         live: Option<&LiveTicks>,
     ) -> Plan {
         let mut st = self.lock();
-        observe(&mut st, closed_through);
+        observe(&mut st, generation, closed_through);
         let miss = |st: &mut State| {
             st.counts.misses += 1;
             Plan {
@@ -272,7 +277,15 @@ impl SeriesCache {
             return miss(&mut st);
         }
         let skip = ((buckets.first - first) / step) as usize;
-        let n = (run.points.len() - skip).min(buckets.count);
+        // A request on an older view (a lower closed_through) uses only what it sees final.
+        let n = run.points[skip..]
+            .iter()
+            .take(buckets.count)
+            .take_while(|p| p.t + step <= closed_through)
+            .count();
+        if n == 0 {
+            return miss(&mut st);
+        }
         let cached = run.points[skip..skip + n].to_vec();
         st.counts.hits += 1;
         st.counts.points_cached += n as u64;
@@ -301,7 +314,6 @@ impl SeriesCache {
             return;
         }
         let mut st = self.lock();
-        observe(&mut st, closed_through);
         let new_first = points[0].t;
         let new_end = new_first + step * finals as i64;
         let old = st.runs.remove(&key);
@@ -353,13 +365,18 @@ impl SeriesCache {
     }
 }
 
-/// Follows `closed_through`; when it moves back, every run is cut to it.
-fn observe(st: &mut State, closed_through: i64) {
-    if closed_through >= st.high_water {
-        st.high_water = closed_through;
+/// Follows the store's generation; when it grows (`closed_through` may have moved back),
+/// every run is cut to this view's `closed_through`. A lower `closed_through` alone is an
+/// older view of a concurrent request, not a change: nothing is cut.
+fn observe(st: &mut State, generation: u64, closed_through: i64) {
+    if generation <= st.generation {
         return;
     }
-    st.high_water = closed_through;
+    let first = st.generation == 0;
+    st.generation = generation;
+    if first {
+        return;
+    }
     let entries: Vec<_> = st.runs.map.drain().collect();
     st.runs.bytes = 0;
     for (key, (mut run, _, used)) in entries {
@@ -384,6 +401,8 @@ fn observe(st: &mut State, closed_through: i64) {
 /// A scope's live ranges over the ticks before `through` (all final then).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClosedRanges {
+    /// The store generation they were read in (a newer one drops them).
+    pub generation: u64,
     pub through: i64,
     pub ranges: Vec<LiveRange>,
     /// When the oldest part was read (the entry expires `ttl_ms` after).
@@ -412,22 +431,35 @@ impl LiveRangeCache {
         }
     }
 
-    /// The closed ranges of `scope`, unless absent, expired or past `closed_through`
-    /// (which moved back: they are dropped).
-    pub fn get(&self, scope: &Scope, closed_through: i64, now: i64) -> Option<ClosedRanges> {
+    /// The closed ranges of `scope` for a view `(generation, closed_through)`; none when
+    /// absent, expired, read in an older generation (all three: dropped) or past this
+    /// view's `closed_through` (an older view: kept for the others).
+    pub fn get(
+        &self,
+        scope: &Scope,
+        (generation, closed_through): (u64, i64),
+        now: i64,
+    ) -> Option<ClosedRanges> {
         let key = (scope.kind, scope.id.clone());
         let mut st = self.lock();
         let entry = st.get(&key)?;
-        if entry.through > closed_through
-            || now.saturating_sub(entry.filled_at) > self.bounds.ttl_ms
+        if entry.generation < generation || now.saturating_sub(entry.filled_at) > self.bounds.ttl_ms
         {
             st.remove(&key);
             return None;
         }
-        Some(entry.clone())
+        (entry.through <= closed_through).then(|| entry.clone())
     }
 
+    /// Keeps `closed` unless the entry held covers more of the same generation.
     pub fn keep(&self, scope: &Scope, closed: ClosedRanges) {
+        let key = (scope.kind, scope.id.clone());
+        let mut st = self.lock();
+        if st.get(&key).is_some_and(|held| {
+            held.generation == closed.generation && held.through > closed.through
+        }) {
+            return;
+        }
         let bytes = 128
             + closed
                 .ranges
@@ -435,13 +467,7 @@ impl LiveRangeCache {
                 .map(|r| 64 + r.target.len() + r.channel.len())
                 .sum::<usize>();
         let (max_entries, max_bytes) = (self.bounds.max_entries, self.bounds.max_bytes);
-        self.lock().insert(
-            (scope.kind, scope.id.clone()),
-            closed,
-            bytes,
-            max_entries,
-            max_bytes,
-        );
+        st.insert(key, closed, bytes, max_entries, max_bytes);
     }
 }
 

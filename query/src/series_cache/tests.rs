@@ -48,7 +48,7 @@ fn a_rolling_poll_reads_only_the_open_buckets() {
     let c = SeriesCache::new(bounds());
     let key = SeriesKey::new(Metric::Views, &scope("s"), 60_000);
     let b = Buckets::covering(0, 600_000, 60_000);
-    let first = c.plan(&key, &b, 300_000, 0, None);
+    let first = c.plan(&key, &b, (1, 300_000), 0, None);
     assert_eq!(first.rest, b);
     assert!(first.cached.is_empty());
     c.keep(
@@ -61,7 +61,7 @@ fn a_rolling_poll_reads_only_the_open_buckets() {
     );
     // One minute later, the window moved by one bucket and one more bucket closed.
     let b2 = Buckets::covering(60_000, 660_000, 60_000);
-    let p = c.plan(&key, &b2, 360_000, 60_000, None);
+    let p = c.plan(&key, &b2, (1, 360_000), 60_000, None);
     assert_eq!(p.cached, answer(60_000, 4, 60_000, 300_000));
     assert_eq!(p.rest, b2.slice(4, 10));
     let counts = c.counts();
@@ -87,7 +87,7 @@ fn open_points_are_never_kept() {
     );
     assert!(c.is_empty());
     let b = Buckets::covering(0, 300_000, 60_000);
-    assert_eq!(c.plan(&key, &b, 59_999, 0, None).rest, b);
+    assert_eq!(c.plan(&key, &b, (1, 59_999), 0, None).rest, b);
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn bounds_evict_the_least_recently_used_run() {
         0,
         None,
     );
-    assert_eq!(c.plan(&keys[0], &b, 120_000, 0, None).cached.len(), 2);
+    assert_eq!(c.plan(&keys[0], &b, (1, 120_000), 0, None).cached.len(), 2);
     c.keep(
         keys[2].clone(),
         &answer(0, 2, 60_000, 120_000),
@@ -129,8 +129,12 @@ fn bounds_evict_the_least_recently_used_run() {
     assert_eq!(c.len(), 2);
     assert_eq!(c.counts().evicted_capacity, 1);
     // "b" was the least recently used.
-    assert!(c.plan(&keys[1], &b, 120_000, 0, None).cached.is_empty());
-    assert_eq!(c.plan(&keys[0], &b, 120_000, 0, None).cached.len(), 2);
+    assert!(
+        c.plan(&keys[1], &b, (1, 120_000), 0, None)
+            .cached
+            .is_empty()
+    );
+    assert_eq!(c.plan(&keys[0], &b, (1, 120_000), 0, None).cached.len(), 2);
 
     let tiny = SeriesCache::new(CacheBounds {
         max_bytes: 100,
@@ -163,10 +167,16 @@ fn a_run_expires_after_its_ttl_and_is_cut_when_closed_through_moves_back() {
         0,
         None,
     );
-    // closed_through back to 180 000: only the first three buckets stay final.
-    let p = c.plan(&key, &b, 180_000, 1_000, None);
+    // An older view (closed_through 180 000) takes only the buckets final in it...
+    let p = c.plan(&key, &b, (1, 180_000), 1_000, None);
     assert_eq!(p.cached, answer(0, 3, 60_000, 180_000));
-    assert_eq!(c.plan(&key, &b, 180_000, 600_001, None).cached, vec![]);
+    assert_eq!(p.rest, b.slice(3, 10));
+    // ...and cuts nothing: a newer view still gets all ten.
+    assert_eq!(c.plan(&key, &b, (1, 600_000), 1_000, None).cached.len(), 10);
+    // A node appears behind the others: the runs are cut to its closed_through.
+    assert_eq!(c.plan(&key, &b, (2, 180_000), 1_000, None).cached.len(), 3);
+    assert_eq!(c.plan(&key, &b, (2, 600_000), 1_000, None).cached.len(), 3);
+    assert_eq!(c.plan(&key, &b, (2, 600_000), 600_001, None).cached, vec![]);
     assert_eq!(c.counts().evicted_expired, 1);
 }
 
@@ -186,9 +196,13 @@ fn a_run_is_trimmed_to_max_points_keeping_the_newest() {
         None,
     );
     let b = Buckets::covering(420_000, 600_000, 60_000);
-    assert_eq!(c.plan(&key, &b, 600_000, 0, None).cached.len(), 3);
+    assert_eq!(c.plan(&key, &b, (1, 600_000), 0, None).cached.len(), 3);
     let early = Buckets::covering(0, 600_000, 60_000);
-    assert!(c.plan(&key, &early, 600_000, 0, None).cached.is_empty());
+    assert!(
+        c.plan(&key, &early, (1, 600_000), 0, None)
+            .cached
+            .is_empty()
+    );
 }
 
 #[test]
@@ -211,11 +225,16 @@ fn viewers_runs_are_dropped_when_the_live_ticks_change_inside_them() {
         0,
         Some(&paused),
     );
-    assert_eq!(c.plan(&key, &b, 240_000, 0, Some(&paused)).cached.len(), 4);
+    assert_eq!(
+        c.plan(&key, &b, (1, 240_000), 0, Some(&paused))
+            .cached
+            .len(),
+        4
+    );
     // The stream resumed: ticks after 100 000 are live now, so those points changed.
     let resumed = LiveTicks::new(&[range(400_000)]);
     assert!(
-        c.plan(&key, &b, 240_000, 0, Some(&resumed))
+        c.plan(&key, &b, (1, 240_000), 0, Some(&resumed))
             .cached
             .is_empty()
     );
@@ -249,15 +268,27 @@ fn live_ranges_merge_per_target_and_expire() {
     let cache = LiveRangeCache::new(bounds());
     let s = scope("s");
     let closed = ClosedRanges {
+        generation: 1,
         through: 100,
         ranges: vec![r("s", 0, 95)],
         filled_at: 0,
     };
     cache.keep(&s, closed.clone());
-    assert_eq!(cache.get(&s, 200, 10), Some(closed.clone()));
-    assert_eq!(cache.get(&s, 50, 10), None, "closed_through moved back");
+    assert_eq!(cache.get(&s, (1, 200), 10), Some(closed.clone()));
+    assert_eq!(cache.get(&s, (1, 50), 10), None, "an older view");
+    let older = ClosedRanges {
+        through: 50,
+        ..closed.clone()
+    };
+    cache.keep(&s, older);
+    assert_eq!(
+        cache.get(&s, (1, 100), 10),
+        Some(closed.clone()),
+        "kept the newer"
+    );
+    assert_eq!(cache.get(&s, (2, 200), 10), None, "a node appeared");
     cache.keep(&s, closed);
-    assert_eq!(cache.get(&s, 200, 600_001), None, "expired");
+    assert_eq!(cache.get(&s, (1, 200), 600_001), None, "expired");
 }
 
 /// A deterministic stream of numbers for the provisional rows of one poll.
@@ -344,7 +375,7 @@ proptest! {
         let steps = [5_000, 15_000, 60_000];
         let mut ct: i64 = 0;
         for (i, (advance, from_tick, len_ticks, m, s, seed)) in polls.into_iter().enumerate() {
-            // Mostly forward, sometimes back (a ClickHouse node behind the others).
+            // Mostly forward, sometimes back (an older view of a concurrent request).
             ct = (ct + advance * TICK).max(0);
             let (metric, step) = (metrics[m], steps[s]);
             let from = from_tick * TICK;
@@ -355,7 +386,7 @@ proptest! {
             let key = SeriesKey::new(metric, &scope("s"), step);
             let now = i as i64 * 1_000;
             let l = (metric == Metric::Viewers).then_some(&live);
-            let plan = c.plan(&key, &b, ct, now, l);
+            let plan = c.plan(&key, &b, (1, ct), now, l);
             let mut got = plan.cached;
             got.extend(points(metric, &plan.rest, &inputs(&rows, &plan.rest, &live, ct), TICK));
             c.keep(key, &got, step, ct, now, l);

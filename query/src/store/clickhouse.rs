@@ -61,6 +61,7 @@ impl ClickHouseStore {
         Ok(ClickHouseSnapshot {
             client: self.client.clone(),
             closed_through,
+            nodes: nodes.len() as u64,
         })
     }
 }
@@ -70,6 +71,9 @@ impl ClickHouseStore {
 pub struct ClickHouseSnapshot {
     pub(crate) client: clickhouse::Client,
     pub(crate) closed_through: i64,
+    /// Nodes in `node_progress`: `closed_through` (their minimum) moves back only when
+    /// one appears.
+    pub(crate) nodes: u64,
 }
 
 impl std::fmt::Debug for ClickHouseSnapshot {
@@ -113,6 +117,7 @@ pub fn every_query() -> Vec<String> {
     let snap = ClickHouseSnapshot {
         client: clickhouse::Client::default(),
         closed_through: 1_764_000_060_000,
+        nodes: 1,
     };
     let scope = |kind| Scope {
         kind,

@@ -90,6 +90,15 @@ impl AnalyticsStore for StoreSnapshot {
 }
 
 impl StoreSnapshot {
+    /// Grows whenever `closed_through` may have moved back (ClickHouse: a node appeared
+    /// in `node_progress`); the embedded store's never moves back.
+    pub fn generation(&self) -> u64 {
+        match self {
+            StoreSnapshot::Embedded(_) => 1,
+            StoreSnapshot::ClickHouse(s) => s.nodes,
+        }
+    }
+
     /// Health ticks of `stream` from `from` (epoch ms), oldest first (`health_reads`,
     /// `clickhouse_health`).
     pub async fn health_ticks(
