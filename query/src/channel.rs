@@ -194,6 +194,16 @@ pub async fn scope_live_ranges(
     scope: &Scope,
 ) -> Result<Vec<LiveRange>, QueryError> {
     let from_events = snap.live_ranges(scope).await?;
+    with_lifecycle(state, scope, from_events).await
+}
+
+/// The live ranges of `scope` from the catalog's lifecycle records where a target has
+/// some, else `from_events` (the store's ranges of the scope's targets).
+pub async fn with_lifecycle(
+    state: &QueryState,
+    scope: &Scope,
+    from_events: Vec<LiveRange>,
+) -> Result<Vec<LiveRange>, QueryError> {
     let Some(cat) = state.catalog() else {
         return Ok(from_events);
     };

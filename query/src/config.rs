@@ -63,6 +63,17 @@ pub struct QueryConfig {
     /// Most entries one list answer holds (best streams, top clips/VODs, trending):
     /// the `limit` parameter's default is 10 and its maximum this. Default 100.
     pub max_list_items: usize,
+    /// Keep the final points of series answers and read only the open buckets from the
+    /// store on the next poll (`series_cache`). Default true.
+    pub series_cache: bool,
+    /// Most cached series runs (one per metric, scope and step; viewers also keep one
+    /// live-range entry per scope). Default 10 000.
+    pub series_cache_max_entries: usize,
+    /// Most bytes (estimated) the cached runs may hold. Default 67 108 864 (64 MiB).
+    pub series_cache_max_bytes: usize,
+    /// A cached run is read again from the store this long after its first point was
+    /// cached, in ms (so retention and late rows show up). Default 600 000 (10 min).
+    pub series_cache_ttl_ms: u64,
 }
 
 impl Default for QueryConfig {
@@ -86,6 +97,10 @@ impl Default for QueryConfig {
             trending_window_ms: 7 * 86_400_000,
             trending_max_rows: 1_000_000,
             max_list_items: 100,
+            series_cache: true,
+            series_cache_max_entries: 10_000,
+            series_cache_max_bytes: 64 * 1024 * 1024,
+            series_cache_ttl_ms: 600_000,
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`summary`]: the metric formulas (pure) and the stream summary.
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
 //!   gathering of their inputs from a store.
+//! - [`series_cache`] (pure: final points per metric, scope and step; live ranges of the
+//!   closed ticks per scope) and [`cached_series`] (a series answer read through it).
 //! - [`export`]: RFC 4180 CSV, streamed chunk by chunk.
 //! - [`breakdown`]: QoE metrics per `device`, `country` or `player` (`&by=` on the series
 //!   route and `by` in the export; issue 4 point 5) from `qoe_minutes`, read by
@@ -115,6 +117,22 @@
 //!   flush (1 s) plus one poll (0.5 s) plus the query, with no infrastructure beyond ClickHouse. The per-second health
 //!   messages stay node-local (the history of remote streams is in `health_ticks`). The
 //!   embedded store is single-node, so only the local broadcast path exists there.
+//! - **Closed windows are cached** (issue 4, `series_cache`, on by default). A series
+//!   point whose bucket ends by `closed_through` is final, so the series routes keep one
+//!   run of final points per (metric, scope, step) — a key struct, so a breakdown adds a
+//!   field — and each poll reads from the store only the buckets after the run (for a
+//!   rolling dashboard window: the open ones). Viewers also need the scope's live ranges;
+//!   those of the closed ticks are cached per scope and extended by what closed since.
+//!   What can still change a final point is handled, not ignored: a viewers run is
+//!   dropped when the live intervals inside it change (a stream without lifecycle records
+//!   that resumes after a pause); `closed_through` moving back (on ClickHouse only when a
+//!   node appears in `node_progress` behind the others: the snapshot's node count grows)
+//!   cuts every run, while a lower `closed_through` of a concurrent request's older view
+//!   only limits what that request takes from the cache; retention deleting days and a new
+//!   ClickHouse node writing rows below `closed_through` before its first progress row
+//!   are invisible to the cache, so a run is read again `series_cache_ttl_ms` (10 min)
+//!   after its first point was cached. Bounded by runs and bytes, least recently used out
+//!   first, counted in `pulse_query_series_cache_*`. The export is not cached (one-off).
 //! - **One consistent view per request.** A handler takes one snapshot of the embedded
 //!   tables (Parquet files ∪ recent batches ∪ provisional batches of open windows) and
 //!   runs all its reads on it. A DataFusion `SessionContext` is built once per published
@@ -175,6 +193,7 @@
 //!   parameters, never spliced into SQL text.
 
 pub mod breakdown;
+pub mod cached_series;
 pub mod catalog;
 pub mod channel;
 pub mod config;
@@ -189,6 +208,7 @@ pub mod metrics;
 pub mod remote_alerts;
 pub mod routes;
 pub mod series;
+pub mod series_cache;
 pub mod sql;
 pub mod store;
 pub mod summary;
@@ -262,6 +282,9 @@ struct Inner {
     sql_slots: Arc<tokio::sync::Semaphore>,
     trending: trending::TrendingCache,
     channels: routes::guard::ChannelCache,
+    /// Final series points (`series_cache`); `None` when switched off.
+    series: Option<series_cache::SeriesCache>,
+    live_ranges: series_cache::LiveRangeCache,
 }
 
 impl QueryState {
@@ -288,6 +311,12 @@ impl QueryState {
         let sql_slots = Arc::new(tokio::sync::Semaphore::new(
             config.sql_max_concurrent.max(1),
         ));
+        let bounds = series_cache::CacheBounds {
+            max_entries: config.series_cache_max_entries,
+            max_bytes: config.series_cache_max_bytes,
+            ttl_ms: i64::try_from(config.series_cache_ttl_ms).unwrap_or(i64::MAX),
+            max_points: config.max_points,
+        };
         QueryState {
             inner: Arc::new(Inner {
                 tables,
@@ -297,6 +326,10 @@ impl QueryState {
                 sql_slots,
                 trending: trending::TrendingCache::default(),
                 channels: routes::guard::ChannelCache::new(config.channel_cache_entries),
+                series: config
+                    .series_cache
+                    .then(|| series_cache::SeriesCache::new(bounds)),
+                live_ranges: series_cache::LiveRangeCache::new(bounds),
                 config,
             }),
             live: None,
@@ -373,6 +406,15 @@ impl QueryState {
 
     pub(crate) fn channel_cache(&self) -> &routes::guard::ChannelCache {
         &self.inner.channels
+    }
+
+    /// The closed-window cache of the series routes, when `series_cache` is on.
+    pub fn series_cache(&self) -> Option<&series_cache::SeriesCache> {
+        self.inner.series.as_ref()
+    }
+
+    pub(crate) fn live_range_cache(&self) -> &series_cache::LiveRangeCache {
+        &self.inner.live_ranges
     }
 
     /// The live parts, or 503 when this node runs without them.

@@ -66,6 +66,35 @@ pub static SNAPSHOTS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_series_cache_requests_total{result="hit"|"miss"}`: series requests whose
+/// first buckets came from the closed-window cache (hit) or all from the store (miss).
+pub static SERIES_CACHE_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_series_cache_requests_total",
+        "Series requests served partly from the closed-window cache (hit) or not (miss)",
+    );
+    register(IntCounterVec::new(opts, &["result"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_series_points_total{source="cache"|"store"}`: points answered by the
+/// series routes, by where they came from (with the cache on).
+pub static SERIES_POINTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_series_points_total",
+        "Series points answered, from the closed-window cache or computed from the store",
+    );
+    register(IntCounterVec::new(opts, &["source"]).expect("valid metric definition"))
+});
+
+/// `pulse_query_series_cache_evictions_total{reason="capacity"|"expired"|"invalidated"}`.
+pub static SERIES_CACHE_EVICTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "pulse_query_series_cache_evictions_total",
+        "Cached series runs dropped: bounds reached, older than the TTL, or no longer valid",
+    );
+    register(IntCounterVec::new(opts, &["reason"]).expect("valid metric definition"))
+});
+
 /// `pulse_query_live_feeds`: creator live-feed sockets open now.
 pub static LIVE_FEEDS: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
     register(

@@ -109,6 +109,16 @@ impl LiveTicks {
         LiveTicks { intervals: merged }
     }
 
+    /// The live intervals cut to `[from, to)`: two values with the same cut give the
+    /// same live ticks (so the same viewers points) inside it.
+    pub fn clipped(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.intervals
+            .iter()
+            .map(|&(first, last)| (first.max(from), last.min(to - 1)))
+            .filter(|&(first, last)| first <= last)
+            .collect()
+    }
+
     pub fn contains(&self, t: i64) -> bool {
         let i = self.intervals.partition_point(|&(_, last)| last < t);
         self.intervals.get(i).is_some_and(|&(first, _)| first <= t)

@@ -7,7 +7,7 @@ use crate::breakdown::{Breakdown, Frame, breakdown};
 use crate::error::QueryError;
 use crate::routes::guard;
 use crate::routes::params::{ScopeParams, buckets, check_step_for, query_params};
-use crate::series::{Metric, Series, load_inputs, points};
+use crate::series::{Metric, Series};
 use crate::store::AnalyticsStore;
 use crate::store::ScopeKind;
 use crate::store::qoe_reads::Dimension;
@@ -173,20 +173,10 @@ async fn answer_series(
     check_step_for(metric, b.step)?;
     let store = state.snapshot().await?;
     guard::require_target(state, who, &store, scope.kind, &scope.id).await?;
-    let live = match metric {
-        Metric::Viewers => Some(crate::summary::LiveTicks::new(
-            &state
-                .with_timeout(crate::channel::scope_live_ranges(state, &store, &scope))
-                .await?,
-        )),
-        _ => None,
-    };
-    let inputs = state
-        .with_timeout(load_inputs(store.as_ref(), &scope, &[metric], &b, live))
-        .await?;
+    let points = crate::cached_series::points(state, &store, metric, &scope, &b).await?;
     Ok(Json(Series {
         metric: metric.name(),
         step_ms: b.step,
-        points: points(metric, &b, &inputs, state.tick_ms()),
+        points,
     }))
 }

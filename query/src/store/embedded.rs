@@ -310,11 +310,15 @@ impl AnalyticsStore for EmbeddedSnapshot {
         Ok(out)
     }
 
-    async fn live_ranges(&self, scope: &Scope) -> Result<Vec<LiveRange>, QueryError> {
-        let (p, _) = params(scope, None, "t");
+    async fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LiveRange>, QueryError> {
+        let (p, cond) = params(scope, range, "t");
         let sql = format!(
             "SELECT target, MAX(channel), MIN(t), MAX(t) FROM {rel} \
-             WHERE {filter} AND events > 0 GROUP BY target ORDER BY target",
+             WHERE {filter}{cond} AND events > 0 GROUP BY target ORDER BY target",
             rel = self.relation(Table::StreamTicks),
             filter = scope_filter(scope, true),
         );

@@ -27,7 +27,7 @@ use pulse_schemas::Id;
 use std::future::Future;
 
 /// What kind of object a scope selects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScopeKind {
     Stream,
     Channel,
@@ -159,6 +159,16 @@ pub trait AnalyticsStore: Send + Sync {
     fn live_ranges(
         &self,
         scope: &Scope,
+    ) -> impl Future<Output = Result<Vec<LiveRange>, QueryError>> + Send {
+        self.live_ranges_in(scope, None)
+    }
+
+    /// Live ranges counting only the ticks in `range` (all time when `None`): the series
+    /// cache reads the closed part once and then only what closed since.
+    fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
     ) -> impl Future<Output = Result<Vec<LiveRange>, QueryError>> + Send;
 
     /// Distinct viewers and followers per bucket, ordered by bucket; buckets without

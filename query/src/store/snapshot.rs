@@ -53,10 +53,14 @@ impl AnalyticsStore for StoreSnapshot {
         }
     }
 
-    async fn live_ranges(&self, scope: &Scope) -> Result<Vec<LiveRange>, QueryError> {
+    async fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LiveRange>, QueryError> {
         match self {
-            StoreSnapshot::Embedded(s) => s.live_ranges(scope).await,
-            StoreSnapshot::ClickHouse(s) => s.live_ranges(scope).await,
+            StoreSnapshot::Embedded(s) => s.live_ranges_in(scope, range).await,
+            StoreSnapshot::ClickHouse(s) => s.live_ranges_in(scope, range).await,
         }
     }
 
@@ -86,6 +90,15 @@ impl AnalyticsStore for StoreSnapshot {
 }
 
 impl StoreSnapshot {
+    /// Grows whenever `closed_through` may have moved back (ClickHouse: a node appeared
+    /// in `node_progress`); the embedded store's never moves back.
+    pub fn generation(&self) -> u64 {
+        match self {
+            StoreSnapshot::Embedded(_) => 1,
+            StoreSnapshot::ClickHouse(s) => s.nodes,
+        }
+    }
+
     /// Health ticks of `stream` from `from` (epoch ms), oldest first (`health_reads`,
     /// `clickhouse_health`).
     pub async fn health_ticks(
