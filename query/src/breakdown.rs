@@ -134,6 +134,19 @@ pub struct Frame<'a> {
 
 /// Pure: the breakdown of `metric` from the store's rows.
 pub fn breakdown(metric: Metric, rows: Vec<GroupBucket>, f: &Frame<'_>) -> Breakdown {
+    breakdowns(&[metric], rows, f)
+        .pop()
+        .unwrap_or_else(|| Breakdown {
+            metric: metric.name(),
+            step_ms: f.buckets.step,
+            by: f.by.name(),
+            groups: Vec::new(),
+        })
+}
+
+/// Pure: one breakdown per metric over the same rows (ranked and merged once, so every
+/// breakdown has the same groups in the same order, as the CSV export needs).
+pub fn breakdowns(metrics: &[Metric], rows: Vec<GroupBucket>, f: &Frame<'_>) -> Vec<Breakdown> {
     let Frame {
         by,
         buckets,
@@ -159,31 +172,33 @@ pub fn breakdown(metric: Metric, rows: Vec<GroupBucket>, f: &Frame<'_>) -> Break
         }
     }
     let empty = Cell::default();
-    let groups = order
-        .into_iter()
-        .map(|key| {
-            let points = buckets
-                .starts()
-                .map(|b| {
-                    let e = b + buckets.step;
-                    let c = cells.get(&(key.clone(), b)).unwrap_or(&empty);
-                    Point {
-                        t: b,
-                        value: value(metric, c, live.count_in(b, e, tick_ms)),
-                        peak: None,
-                        is_final: e <= closed_through,
-                    }
+    metrics
+        .iter()
+        .map(|&metric| Breakdown {
+            metric: metric.name(),
+            step_ms: buckets.step,
+            by: by.name(),
+            groups: order
+                .iter()
+                .map(|key| GroupSeries {
+                    key: key.clone(),
+                    points: buckets
+                        .starts()
+                        .map(|b| {
+                            let e = b + buckets.step;
+                            let c = cells.get(&(key.clone(), b)).unwrap_or(&empty);
+                            Point {
+                                t: b,
+                                value: value(metric, c, live.count_in(b, e, tick_ms)),
+                                peak: None,
+                                is_final: e <= closed_through,
+                            }
+                        })
+                        .collect(),
                 })
-                .collect();
-            GroupSeries { key, points }
+                .collect(),
         })
-        .collect();
-    Breakdown {
-        metric: metric.name(),
-        step_ms: buckets.step,
-        by: by.name(),
-        groups,
-    }
+        .collect()
 }
 
 fn value(metric: Metric, c: &Cell, live_ticks: i64) -> Num {

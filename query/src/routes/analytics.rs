@@ -3,7 +3,7 @@
 //! under the configured timeout.
 
 use crate::QueryState;
-use crate::breakdown::{Breakdown, Frame, breakdown};
+use crate::breakdown::{Breakdown, Frame, breakdowns};
 use crate::error::QueryError;
 use crate::routes::guard;
 use crate::routes::params::{ScopeParams, buckets, check_step_for, query_params};
@@ -98,30 +98,49 @@ async fn answer_breakdown(
         cfg.max_points,
         "points",
     )?;
-    crate::breakdown::check(metric, by, b.step)?;
+    let mut answers = load_breakdowns(state, who, &scope, &[metric], &b, by).await?;
+    answers
+        .pop()
+        .map(Json)
+        .ok_or_else(|| QueryError::Store("a breakdown answered no series".into()))
+}
+
+/// The breakdowns of `metrics` by `by` over `b` (the series route's and the export's
+/// one read): checks each metric, the caller's access, reads `qoe_minutes` once and, for
+/// viewers, the scope's live ranges.
+pub(crate) async fn load_breakdowns(
+    state: &QueryState,
+    who: &pulse_schemas::Principal,
+    scope: &crate::store::Scope,
+    metrics: &[Metric],
+    b: &crate::series::Buckets,
+    by: Dimension,
+) -> Result<Vec<Breakdown>, QueryError> {
+    for &m in metrics {
+        crate::breakdown::check(m, by, b.step)?;
+    }
     let store = state.snapshot().await?;
     guard::require_target(state, who, &store, scope.kind, &scope.id).await?;
-    let live = match metric {
-        Metric::Viewers => {
-            state
-                .with_timeout(crate::channel::scope_live_ranges(state, &store, &scope))
-                .await?
-        }
-        _ => Vec::new(),
+    let live = if metrics.contains(&Metric::Viewers) {
+        state
+            .with_timeout(crate::channel::scope_live_ranges(state, &store, scope))
+            .await?
+    } else {
+        Vec::new()
     };
     let rows = state
-        .with_timeout(store.qoe_groups(&scope, b.range(), b.step, by))
+        .with_timeout(store.qoe_groups(scope, b.range(), b.step, by))
         .await?;
     let live = crate::summary::LiveTicks::new(&live);
     let frame = Frame {
         by,
-        buckets: &b,
+        buckets: b,
         live: &live,
         closed_through: store.closed_through(),
         tick_ms: state.tick_ms(),
-        max_groups: cfg.max_breakdown_groups,
+        max_groups: state.config().max_breakdown_groups,
     };
-    Ok(Json(breakdown(metric, rows, &frame)))
+    Ok(breakdowns(metrics, rows, &frame))
 }
 
 pub async fn viewers_chart(

@@ -7,7 +7,7 @@ use crate::export::{ExportPlan, parse_tz, start};
 use crate::routes::params::{NumOrText, ScopeParams, buckets, check_step_for};
 use crate::series::Metric;
 use crate::store::qoe_reads::Dimension;
-use crate::store::{AnalyticsStore, ScopeKind};
+use crate::store::ScopeKind;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -95,34 +95,9 @@ pub async fn export(
     let filename = format!("pulse-{}-{}.csv", scope.kind.param(), scope.id);
     if let Some(by) = req.by.as_deref() {
         let by = Dimension::parse(by)?;
-        for &m in &metrics {
-            crate::breakdown::check(m, by, b.step)?;
-        }
-        let store = state.snapshot().await?;
-        crate::routes::guard::require_target(&state, &who, &store, scope.kind, &scope.id).await?;
-        let live = if metrics.contains(&Metric::Viewers) {
-            state
-                .with_timeout(crate::channel::scope_live_ranges(&state, &store, &scope))
-                .await?
-        } else {
-            Vec::new()
-        };
-        let rows = state
-            .with_timeout(store.qoe_groups(&scope, b.range(), b.step, by))
-            .await?;
-        let live = crate::summary::LiveTicks::new(&live);
-        let frame = crate::breakdown::Frame {
-            by,
-            buckets: &b,
-            live: &live,
-            closed_through: store.closed_through(),
-            tick_ms: state.tick_ms(),
-            max_groups: cfg.max_breakdown_groups,
-        };
-        let series: Vec<_> = metrics
-            .iter()
-            .map(|&m| crate::breakdown::breakdown(m, rows.clone(), &frame))
-            .collect();
+        let series =
+            crate::routes::analytics::load_breakdowns(&state, &who, &scope, &metrics, &b, by)
+                .await?;
         let groups = series.first().map_or(0, |s| s.groups.len());
         if b.count.saturating_mul(groups) > cfg.max_export_rows {
             return Err(QueryError::TooLarge(format!(
