@@ -55,6 +55,21 @@ pub static BAD_HISTOGRAMS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_memory_batches_total{outcome}`: in-memory batches of the embedded store
+/// scanned or skipped by their time span (`store/time_sliced.rs`).
+pub static MEMORY_BATCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pulse_query_memory_batches_total",
+                "In-memory batches of the embedded store a scan read (scanned) or passed over by their time span (skipped)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// `pulse_query_snapshots_built_total`: DataFusion contexts built (one per store version read).
 pub static SNAPSHOTS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
     register(
@@ -192,6 +207,7 @@ pub fn init() {
     LazyLock::force(&REQUEST_SECONDS);
     LazyLock::force(&BAD_HISTOGRAMS);
     LazyLock::force(&SNAPSHOTS_BUILT);
+    LazyLock::force(&MEMORY_BATCHES);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);
     LazyLock::force(&SQL_QUERIES);

@@ -61,6 +61,20 @@ impl Table {
         }
     }
 
+    /// The order of rows inside an embedded Parquet part, the same as the ClickHouse
+    /// table's `ORDER BY` prefix: one target's (or stream's) rows are contiguous, so a
+    /// reader's `target = $1` skips the other row groups and pages by their statistics.
+    pub fn sort_key(self) -> &'static [&'static str] {
+        match self {
+            Table::StreamTicks => &["kind", "target", "t"],
+            Table::ViewSessions => &["kind", "target", "end_ts"],
+            Table::ViewerMinutes => &["kind", "target", "minute"],
+            Table::HealthTicks => &["stream", "t"],
+            Table::Alerts => &["stream", "ts"],
+            Table::QoeMinutes => &["kind", "target", "minute"],
+        }
+    }
+
     pub fn schema(self) -> SchemaRef {
         match self {
             Table::StreamTicks => STREAM_TICKS.clone(),
@@ -483,6 +497,10 @@ mod tests {
         for t in Table::ALL {
             assert_eq!(Table::from_name(t.name()), Some(*t));
             assert!(t.schema().field_with_name(t.time_column()).is_ok());
+            for c in t.sort_key() {
+                assert!(t.schema().field_with_name(c).is_ok(), "{c} of {}", t.name());
+            }
+            assert_eq!(t.sort_key().last(), Some(&t.time_column()));
         }
     }
 }

@@ -23,7 +23,9 @@
 //!
 //! **Compaction**, when in-memory rows exceed `max_recent_rows`, when the oldest segment is
 //! `compact_after_ms` old, and at `shutdown`: every segment is sealed (later writes start a
-//! new one); for each segment, table and UTC day a zstd Parquet file is written to a
+//! new one); for each segment, table and UTC day a zstd Parquet file, its rows sorted by
+//! `Table::sort_key` (ClickHouse's `ORDER BY`: one target's rows contiguous) in row
+//! groups of 64 Ki rows so a one-target read skips the rest by statistics, is written to a
 //! `.tmp` name, fsynced, renamed, and its directory fsynced; then ONE `update` adds the
 //! files and drops the segments' batches from `recent`; then the WAL files are deleted. A
 //! reader holding any generation sees each row exactly once: before the update in

@@ -352,15 +352,15 @@ pub(crate) fn write_part(
         .and_then(|n| n.to_str())
         .unwrap_or("part.parquet");
     let tmp = dir.join(format!(".{name}.tmp"));
+    let sorted = sorted_rows(table, batches).map_err(|e| arrow_err(&tmp, e))?;
     let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let mut writer =
         ArrowWriter::try_new(file, table.schema(), Some(props)).map_err(|e| arrow_err(&tmp, e))?;
-    for batch in batches {
-        writer.write(batch).map_err(|e| arrow_err(&tmp, e))?;
-    }
+    writer.write(&sorted).map_err(|e| arrow_err(&tmp, e))?;
     let file = writer.into_inner().map_err(|e| arrow_err(&tmp, e))?;
     file.sync_all().map_err(|e| io_err(&tmp, e))?;
     let size = file.metadata().map_err(|e| io_err(&tmp, e))?.len();
@@ -368,6 +368,31 @@ pub(crate) fn write_part(
     fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
     sync_dir(dir)?;
     Ok(size)
+}
+
+/// Rows per Parquet row group: small enough that a reader of one target skips most of a
+/// day's file by the row groups' statistics, large enough to keep the footer small.
+const ROW_GROUP_ROWS: usize = 65_536;
+
+/// `batches` as one batch ordered by [`Table::sort_key`]. Readers sum or merge rows, so
+/// the order among rows with equal keys does not matter.
+fn sorted_rows(
+    table: Table,
+    batches: &[RecordBatch],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let all = arrow::compute::concat_batches(&table.schema(), batches)?;
+    let columns = table
+        .sort_key()
+        .iter()
+        .map(|name| {
+            Ok(arrow::compute::SortColumn {
+                values: all.column(all.schema().index_of(name)?).clone(),
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>, arrow::error::ArrowError>>()?;
+    let order = arrow::compute::lexsort_to_indices(&columns, None)?;
+    arrow::compute::take_record_batch(&all, &order)
 }
 
 /// Deletes this node's leftover `.part-<node>-*.parquet.tmp` files of `table`
@@ -539,5 +564,71 @@ mod tests {
         let name = w.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         assert_eq!(parse_wal_name(name), Some(("n-1", 7, Table::ViewerMinutes)));
         assert_eq!(parse_wal_name("n-1-0000000007-nope.arrows"), None);
+    }
+
+    #[test]
+    fn parts_are_sorted_by_target_and_time_in_bounded_row_groups() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use pulse_schemas::{Id, TableRow, TargetKind, TickRow};
+        let id = Id::new_unchecked;
+        // Two writes, each in time order over three streams (as the aggregator flushes).
+        let write = |t0: i64| {
+            let rows: Vec<_> = (0..3)
+                .flat_map(|i| (0..ROW_GROUP_ROWS as i64 / 2).map(move |k| (i, t0 + k * 5_000)))
+                .map(|(i, t)| {
+                    let s = id(&format!("s{}", 2 - i));
+                    TickRow::empty(id("n"), TargetKind::Stream, s, id("c"), t)
+                })
+                .collect::<Vec<_>>();
+            TickRow::to_batch(&rows)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part.parquet");
+        let batches = [write(1_000_000_000), write(0)];
+        write_part(&path, Table::StreamTicks, &batches).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let groups = builder.metadata().row_groups().to_vec();
+        let total = 3 * ROW_GROUP_ROWS;
+        assert_eq!(
+            groups.iter().map(|g| g.num_rows() as usize).sum::<usize>(),
+            total
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.num_rows() as usize <= ROW_GROUP_ROWS)
+        );
+        let mut keys = Vec::new();
+        for b in builder.build().unwrap() {
+            let b = b.unwrap();
+            let target = arrow::compute::cast(
+                b.column_by_name("target").unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let t = b
+                .column_by_name("t")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            let target = target
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            for r in 0..b.num_rows() {
+                keys.push((target.value(r).to_owned(), t.value(r)));
+            }
+        }
+        assert_eq!(keys.len(), total);
+        assert!(
+            keys.windows(2).all(|w| w[0] <= w[1]),
+            "rows not sorted by (target, t)"
+        );
+        // The second write's rows (earlier times) come first within each stream.
+        assert_eq!(keys.first().map(|k| k.1), Some(0));
+        assert_eq!(keys.first().map(|k| k.0.as_str()), Some("s0"));
+        assert_eq!(keys.last().map(|k| k.0.as_str()), Some("s2"));
     }
 }

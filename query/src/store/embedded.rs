@@ -3,8 +3,9 @@
 //! Each table is the `UNION ALL` of
 //! - a `ListingTable` over the view's explicit Parquet file list (schema given, never
 //!   inferred; left out when there is no file yet),
-//! - a `MemTable` over the recent (closed, not yet compacted) batches,
-//! - for `stream_ticks` and `viewer_minutes`, a `MemTable` over the provisional batches,
+//! - a [`TimeSlicedBatches`] over the recent (closed, not yet compacted) batches (a
+//!   memory table that scans only the batches whose time span meets the query's),
+//! - for `stream_ticks`, `viewer_minutes` and `qoe_minutes`, one over the provisional batches,
 //!   keeping only rows of windows that are still open (`t ≥ closed_through`, minute end
 //!   `> closed_through`): a closed window lives in the closed tables only, so a row can
 //!   never count twice even if a writer published them out of step.
@@ -12,10 +13,14 @@
 //! A [`EmbeddedSnapshot`] (one `SessionContext` with those tables registered) is built
 //! once per published `TablesView::version` and shared by every request that sees that
 //! version: dashboards poll the series route, and registering tables per request would
-//! be wasted work. Request values (ids, times) are bound as query parameters (`$1`...),
+//! be wasted work. The snapshots share one DataFusion `RuntimeEnv`, whose metadata cache
+//! keeps each Parquet file's footer and page index after its first read: a poll reads only
+//! the row groups and pages its target and time range can be in (parts are sorted by
+//! `Table::sort_key`), without reopening every footer. Request values (ids, times) are bound as query parameters (`$1`...),
 //! never spliced into SQL text.
 
 use crate::error::QueryError;
+use crate::store::time_sliced::TimeSlicedBatches;
 use crate::store::{
     AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
     TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
@@ -23,22 +28,33 @@ use crate::store::{
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use pulse_schemas::{EmbeddedTables, Table, TablesView};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The reader half of the embedded store: hands out one snapshot per request.
-#[derive(Debug)]
 pub struct EmbeddedStore {
     tables: Arc<EmbeddedTables>,
     target_partitions: usize,
+    /// Shared by every snapshot, so the Parquet footers and page indexes it caches
+    /// (`datafusion.runtime.metadata_cache_limit`) outlive a generation: files never
+    /// change once published.
+    runtime: Arc<RuntimeEnv>,
     cached: Mutex<Option<Arc<EmbeddedSnapshot>>>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("target_partitions", &self.target_partitions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmbeddedStore {
@@ -46,6 +62,7 @@ impl EmbeddedStore {
         EmbeddedStore {
             tables,
             target_partitions: target_partitions.max(1),
+            runtime: Arc::new(RuntimeEnv::default()),
             cached: Mutex::new(None),
         }
     }
@@ -62,7 +79,11 @@ impl EmbeddedStore {
         {
             return Ok(snap.clone());
         }
-        let snap = Arc::new(EmbeddedSnapshot::build(&view, self.target_partitions)?);
+        let snap = Arc::new(EmbeddedSnapshot::build(
+            &view,
+            self.target_partitions,
+            self.runtime.clone(),
+        )?);
         crate::metrics::SNAPSHOTS_BUILT.inc();
         *cached = Some(snap.clone());
         Ok(snap)
@@ -89,11 +110,15 @@ impl std::fmt::Debug for EmbeddedSnapshot {
 
 impl EmbeddedSnapshot {
     /// Registers the view's files and batches; no I/O beyond resolving file paths.
-    pub fn build(view: &TablesView, target_partitions: usize) -> Result<Self, QueryError> {
+    pub fn build(
+        view: &TablesView,
+        target_partitions: usize,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Result<Self, QueryError> {
         let config = SessionConfig::new()
             .with_target_partitions(target_partitions)
             .with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let ct = view.closed_through;
         let mut relations = BTreeMap::new();
         for &table in Table::ALL {
@@ -124,7 +149,7 @@ impl EmbeddedSnapshot {
             }
 
             let recent = view.recent.get(&table).cloned().unwrap_or_default();
-            ctx.register_table(format!("{name}_recent"), mem_table(&schema, recent)?)?;
+            ctx.register_table(format!("{name}_recent"), sliced(table, recent))?;
             parts.push(format!("SELECT * FROM {name}_recent"));
 
             let provisional = match table {
@@ -142,7 +167,7 @@ impl EmbeddedSnapshot {
             if let Some((batches, open_only)) = provisional {
                 ctx.register_table(
                     format!("{name}_provisional"),
-                    mem_table(&schema, batches.clone())?,
+                    sliced(table, batches.clone()),
                 )?;
                 parts.push(format!(
                     "SELECT * FROM {name}_provisional WHERE {open_only}"
@@ -190,11 +215,12 @@ impl EmbeddedSnapshot {
     }
 }
 
-fn mem_table(
-    schema: &arrow::datatypes::SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<Arc<MemTable>, QueryError> {
-    Ok(Arc::new(MemTable::try_new(schema.clone(), vec![batches])?))
+fn sliced(table: Table, batches: Vec<RecordBatch>) -> Arc<TimeSlicedBatches> {
+    Arc::new(TimeSlicedBatches::new(
+        table.schema(),
+        table.time_column(),
+        batches,
+    ))
 }
 
 /// `WHERE` condition selecting a scope's rows; `$1` is the id. `streams_only` narrows a

@@ -14,6 +14,7 @@ pub mod clickhouse;
 mod clickhouse_health;
 pub mod embedded;
 mod snapshot;
+mod time_sliced;
 
 pub use snapshot::{Store, StoreSnapshot};
 
