@@ -70,6 +70,33 @@ pub static MEMORY_BATCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_parquet_parts_total{outcome}`: Parquet parts of the embedded store a
+/// scan handed to DataFusion (scanned) or passed over by their time span (skipped).
+pub static PARQUET_PARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pulse_query_parquet_parts_total",
+                "Parquet parts of the embedded store a scan read (scanned) or passed over by their time span (skipped)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric definition"),
+    )
+});
+
+/// `pulse_query_parquet_parts_without_span_total`: parts whose footer gave no time
+/// statistics (each is then read by every query of its day).
+pub static BAD_FILE_SPANS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "pulse_query_parquet_parts_without_span_total",
+            "Parquet parts whose footer gave no time statistics",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// `pulse_query_snapshots_built_total`: DataFusion contexts built (one per store version read).
 pub static SNAPSHOTS_BUILT: LazyLock<IntCounter> = LazyLock::new(|| {
     register(
@@ -208,6 +235,8 @@ pub fn init() {
     LazyLock::force(&BAD_HISTOGRAMS);
     LazyLock::force(&SNAPSHOTS_BUILT);
     LazyLock::force(&MEMORY_BATCHES);
+    LazyLock::force(&PARQUET_PARTS);
+    LazyLock::force(&BAD_FILE_SPANS);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);
     LazyLock::force(&SQL_QUERIES);

@@ -1,8 +1,9 @@
 //! The embedded store's reader: DataFusion over one [`TablesView`].
 //!
 //! Each table is the `UNION ALL` of
-//! - a `ListingTable` over the view's explicit Parquet file list (schema given, never
-//!   inferred; left out when there is no file yet),
+//! - a [`TimeSlicedFiles`] over the view's explicit Parquet file list (schema given, never
+//!   inferred; left out when there is no file yet), which hands a `ListingTable` only
+//!   the parts whose time span (read once from each footer) meets the query's,
 //! - a [`TimeSlicedBatches`] over the recent (closed, not yet compacted) batches (a
 //!   memory table that scans only the batches whose time span meets the query's),
 //! - for `stream_ticks`, `viewer_minutes` and `qoe_minutes`, one over the provisional batches,
@@ -21,6 +22,7 @@
 
 use crate::error::QueryError;
 use crate::store::time_sliced::TimeSlicedBatches;
+use crate::store::time_sliced_files::{FileSpans, TimeSlicedFiles};
 use crate::store::{
     AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
     TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
@@ -28,10 +30,6 @@ use crate::store::{
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use pulse_schemas::{EmbeddedTables, Table, TablesView};
@@ -46,6 +44,8 @@ pub struct EmbeddedStore {
     /// (`datafusion.runtime.metadata_cache_limit`) outlive a generation: files never
     /// change once published.
     runtime: Arc<RuntimeEnv>,
+    /// The time span of each Parquet part, read once from its footer.
+    spans: FileSpans,
     cached: Mutex<Option<Arc<EmbeddedSnapshot>>>,
 }
 
@@ -63,6 +63,7 @@ impl EmbeddedStore {
             tables,
             target_partitions: target_partitions.max(1),
             runtime: Arc::new(RuntimeEnv::default()),
+            spans: FileSpans::default(),
             cached: Mutex::new(None),
         }
     }
@@ -83,6 +84,7 @@ impl EmbeddedStore {
             &view,
             self.target_partitions,
             self.runtime.clone(),
+            &self.spans,
         )?);
         crate::metrics::SNAPSHOTS_BUILT.inc();
         *cached = Some(snap.clone());
@@ -114,10 +116,15 @@ impl EmbeddedSnapshot {
         view: &TablesView,
         target_partitions: usize,
         runtime: Arc<RuntimeEnv>,
+        spans: &FileSpans,
     ) -> Result<Self, QueryError> {
+        // No statistics collection at planning: the reads are single-table aggregates
+        // with nothing to reorder, and collecting them costs a footer walk per part and
+        // query. Row groups and pages are still pruned by their statistics at open.
         let config = SessionConfig::new()
             .with_target_partitions(target_partitions)
-            .with_information_schema(false);
+            .with_information_schema(false)
+            .with_collect_statistics(false);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let ct = view.closed_through;
         let mut relations = BTreeMap::new();
@@ -132,19 +139,9 @@ impl EmbeddedSnapshot {
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             if !files.is_empty() {
-                let urls = files
-                    .iter()
-                    .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                    .with_file_extension(".parquet");
-                let config = ListingTableConfig::new_with_multi_paths(urls)
-                    .with_listing_options(options)
-                    .with_schema(schema.clone());
-                ctx.register_table(
-                    format!("{name}_files"),
-                    Arc::new(ListingTable::try_new(config)?),
-                )?;
+                let sliced =
+                    TimeSlicedFiles::new(schema.clone(), table.time_column(), files, spans)?;
+                ctx.register_table(format!("{name}_files"), Arc::new(sliced))?;
                 parts.push(format!("SELECT * FROM {name}_files"));
             }
 
@@ -175,6 +172,7 @@ impl EmbeddedSnapshot {
             }
             relations.insert(table, format!("({})", parts.join(" UNION ALL ")));
         }
+        spans.retain_only(&view.files.values().flatten().collect::<Vec<_>>());
         Ok(EmbeddedSnapshot {
             ctx,
             version: view.version,

@@ -15,6 +15,7 @@ mod clickhouse_health;
 pub mod embedded;
 mod snapshot;
 mod time_sliced;
+mod time_sliced_files;
 
 pub use snapshot::{Store, StoreSnapshot};
 
