@@ -380,19 +380,28 @@ fn sorted_rows(
     table: Table,
     batches: &[RecordBatch],
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::row::{RowConverter, SortField};
     let all = arrow::compute::concat_batches(&table.schema(), batches)?;
-    let columns = table
-        .sort_key()
-        .iter()
-        .map(|name| {
-            Ok(arrow::compute::SortColumn {
-                values: all.column(all.schema().index_of(name)?).clone(),
-                options: None,
-            })
-        })
-        .collect::<Result<Vec<_>, arrow::error::ArrowError>>()?;
-    let order = arrow::compute::lexsort_to_indices(&columns, None)?;
-    arrow::compute::take_record_batch(&all, &order)
+    // The row format turns the key columns into one comparable byte string per row:
+    // several times faster to sort than comparing column by column.
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for name in table.sort_key() {
+        let column = all.column(all.schema().index_of(name)?).clone();
+        fields.push(SortField::new(column.data_type().clone()));
+        columns.push(column);
+    }
+    let keys = RowConverter::new(fields)?.convert_columns(&columns)?;
+    let rows = u32::try_from(all.num_rows()).map_err(|_| {
+        arrow::error::ArrowError::InvalidArgumentError(format!(
+            "a Parquet part holds at most {} rows, this one {}",
+            u32::MAX,
+            all.num_rows()
+        ))
+    })?;
+    let mut order: Vec<u32> = (0..rows).collect();
+    order.sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
+    arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(order))
 }
 
 /// Deletes this node's leftover `.part-<node>-*.parquet.tmp` files of `table`

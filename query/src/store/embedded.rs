@@ -21,6 +21,7 @@
 //! never spliced into SQL text.
 
 use crate::error::QueryError;
+use crate::store::memory_reads::MemoryTicks;
 use crate::store::time_sliced::TimeSlicedBatches;
 use crate::store::time_sliced_files::{FileSpans, TimeSlicedFiles};
 use crate::store::{
@@ -99,6 +100,10 @@ pub struct EmbeddedSnapshot {
     closed_through: i64,
     /// Per table, the SQL relation (a parenthesised `UNION ALL`) that reads all of it.
     relations: BTreeMap<Table, String>,
+    /// `stream_ticks` in memory, for reads no Parquet part meets (`memory_reads.rs`).
+    memory: MemoryTicks,
+    /// `stream_ticks` parts (`None`: none yet).
+    tick_files: Option<Arc<TimeSlicedFiles>>,
 }
 
 impl std::fmt::Debug for EmbeddedSnapshot {
@@ -128,6 +133,12 @@ impl EmbeddedSnapshot {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let ct = view.closed_through;
         let mut relations = BTreeMap::new();
+        let mut memory = MemoryTicks {
+            recent: sliced(Table::StreamTicks, Vec::new()),
+            provisional: sliced(Table::StreamTicks, Vec::new()),
+            closed_through: ct,
+        };
+        let mut tick_files = None;
         for &table in Table::ALL {
             let name = table.name();
             let schema = table.schema();
@@ -139,14 +150,25 @@ impl EmbeddedSnapshot {
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             if !files.is_empty() {
-                let sliced =
-                    TimeSlicedFiles::new(schema.clone(), table.time_column(), files, spans)?;
-                ctx.register_table(format!("{name}_files"), Arc::new(sliced))?;
+                let sliced = Arc::new(TimeSlicedFiles::new(
+                    schema.clone(),
+                    table.time_column(),
+                    files,
+                    spans,
+                )?);
+                if table == Table::StreamTicks {
+                    tick_files = Some(sliced.clone());
+                }
+                ctx.register_table(format!("{name}_files"), sliced)?;
                 parts.push(format!("SELECT * FROM {name}_files"));
             }
 
             let recent = view.recent.get(&table).cloned().unwrap_or_default();
-            ctx.register_table(format!("{name}_recent"), sliced(table, recent))?;
+            let recent = sliced(table, recent);
+            if table == Table::StreamTicks {
+                memory.recent = recent.clone();
+            }
+            ctx.register_table(format!("{name}_recent"), recent)?;
             parts.push(format!("SELECT * FROM {name}_recent"));
 
             let provisional = match table {
@@ -162,10 +184,11 @@ impl EmbeddedSnapshot {
                 Table::ViewSessions | Table::HealthTicks | Table::Alerts => None,
             };
             if let Some((batches, open_only)) = provisional {
-                ctx.register_table(
-                    format!("{name}_provisional"),
-                    sliced(table, batches.clone()),
-                )?;
+                let provisional = sliced(table, batches.clone());
+                if table == Table::StreamTicks {
+                    memory.provisional = provisional.clone();
+                }
+                ctx.register_table(format!("{name}_provisional"), provisional)?;
                 parts.push(format!(
                     "SELECT * FROM {name}_provisional WHERE {open_only}"
                 ));
@@ -178,6 +201,8 @@ impl EmbeddedSnapshot {
             version: view.version,
             closed_through: ct,
             relations,
+            memory,
+            tick_files,
         })
     }
 
@@ -188,6 +213,17 @@ impl EmbeddedSnapshot {
     /// The context the relations are registered in (ad-hoc SQL builds its views here).
     pub(crate) fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Whether `range` lies where only in-memory rows of `stream_ticks` can be: no
+    /// Parquet part's span meets it.
+    fn in_memory_only(&self, range: Option<TimeRange>) -> Option<TimeRange> {
+        let r = range?;
+        let meets = self
+            .tick_files
+            .as_ref()
+            .is_some_and(|f| f.meets(r.from, r.to.saturating_sub(1)));
+        (!meets).then_some(r)
     }
 
     pub(crate) fn relation(&self, table: Table) -> &str {
@@ -281,12 +317,9 @@ pub(crate) fn str_col(batch: &RecordBatch, i: usize) -> Result<Vec<String>, Quer
         .collect())
 }
 
-impl AnalyticsStore for EmbeddedSnapshot {
-    fn closed_through(&self) -> i64 {
-        self.closed_through
-    }
-
-    async fn tick_totals(
+impl EmbeddedSnapshot {
+    /// `tick_totals` through DataFusion (any range).
+    pub(crate) async fn sql_tick_totals(
         &self,
         scope: &Scope,
         range: Option<TimeRange>,
@@ -334,7 +367,8 @@ impl AnalyticsStore for EmbeddedSnapshot {
         Ok(out)
     }
 
-    async fn live_ranges_in(
+    /// `live_ranges_in` through DataFusion (any range).
+    pub(crate) async fn sql_live_ranges_in(
         &self,
         scope: &Scope,
         range: Option<TimeRange>,
@@ -361,6 +395,34 @@ impl AnalyticsStore for EmbeddedSnapshot {
         }
         out.sort_by(|a, b| a.target.cmp(&b.target));
         Ok(out)
+    }
+}
+
+impl AnalyticsStore for EmbeddedSnapshot {
+    fn closed_through(&self) -> i64 {
+        self.closed_through
+    }
+
+    async fn tick_totals(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<TickTotals>, QueryError> {
+        match self.in_memory_only(range) {
+            Some(r) => self.memory.tick_totals(scope, r),
+            None => self.sql_tick_totals(scope, range).await,
+        }
+    }
+
+    async fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LiveRange>, QueryError> {
+        match self.in_memory_only(range) {
+            Some(r) => self.memory.live_ranges_in(scope, r),
+            None => self.sql_live_ranges_in(scope, range).await,
+        }
     }
 
     async fn viewer_counts(

@@ -13,6 +13,7 @@
 pub mod clickhouse;
 mod clickhouse_health;
 pub mod embedded;
+mod memory_reads;
 mod snapshot;
 mod time_sliced;
 mod time_sliced_files;

@@ -53,7 +53,7 @@ impl TimeSlicedBatches {
     }
 
     /// The batches that may hold rows with the time column in `[lo, hi]`.
-    fn meeting(&self, lo: i64, hi: i64) -> Vec<RecordBatch> {
+    pub(crate) fn meeting(&self, lo: i64, hi: i64) -> Vec<RecordBatch> {
         self.slices
             .iter()
             .filter(|(min, max, _)| *max >= lo && *min <= hi)

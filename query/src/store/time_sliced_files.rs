@@ -144,6 +144,13 @@ impl TimeSlicedFiles {
         })
     }
 
+    /// Whether any part may hold rows with the time column in `[lo, hi]`.
+    pub(crate) fn meets(&self, lo: i64, hi: i64) -> bool {
+        self.parts
+            .iter()
+            .any(|(min, max, _)| *max >= lo && *min <= hi)
+    }
+
     fn meeting(&self, lo: i64, hi: i64) -> Vec<ListingTableUrl> {
         self.parts
             .iter()

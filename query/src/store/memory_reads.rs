@@ -1,0 +1,287 @@
+//! [`MemoryTicks`]: reads of `stream_ticks` answered straight from the in-memory batches,
+//! without DataFusion, when no Parquet part meets the asked time range.
+//!
+//! A dashboard poll with the series cache on reads one open bucket: rows that are still
+//! in memory (recent or provisional), a few hundred at most for one target. Planning and
+//! running a DataFusion query for them costs milliseconds, the rows microseconds, and
+//! dashboards poll hundreds of times a second. So `tick_totals` and `live_ranges_in`
+//! with a range that no part's span meets are computed here over the batches whose span
+//! meets it; every other read goes to SQL (`embedded.rs`). The two answer the same:
+//! the same row conditions (`embedded::scope_filter`: kind and target, or channel; only
+//! streams count as viewers of a channel and as its live ranges; provisional rows only
+//! for ticks at or after `closed_through`), the same sums; a test compares them on
+//! random rows.
+
+use crate::error::QueryError;
+use crate::store::time_sliced::TimeSlicedBatches;
+use crate::store::{LiveRange, Scope, ScopeKind, TickTotals, TimeRange};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The in-memory `stream_ticks` batches of one snapshot.
+#[derive(Debug)]
+pub struct MemoryTicks {
+    pub(crate) recent: Arc<TimeSlicedBatches>,
+    pub(crate) provisional: Arc<TimeSlicedBatches>,
+    pub(crate) closed_through: i64,
+}
+
+/// Counter columns in `TickTotals` order after `t` and `viewers`.
+const COUNTERS: [&str; 13] = [
+    "events",
+    "views",
+    "watch_ms",
+    "rebuffer_ms",
+    "rebuffer_count",
+    "startups",
+    "failures",
+    "chat_messages",
+    "follows",
+    "likes",
+    "shares",
+    "embed_views",
+    "clickthroughs",
+];
+
+/// The typed columns of one batch that the reads need.
+struct Columns<'a> {
+    kind: &'a arrow::array::StringArray,
+    target: &'a arrow::array::StringArray,
+    channel: &'a arrow::array::StringArray,
+    t: &'a arrow::array::Int64Array,
+    viewers: &'a arrow::array::Int64Array,
+    counters: Vec<&'a arrow::array::Int64Array>,
+}
+
+fn columns(b: &RecordBatch) -> Result<Columns<'_>, QueryError> {
+    let col = |name: &str| {
+        b.column_by_name(name)
+            .ok_or_else(|| QueryError::Store(format!("stream_ticks batch without column {name}")))
+    };
+    let text = |name: &str| -> Result<&arrow::array::StringArray, QueryError> {
+        col(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| QueryError::Store(format!("stream_ticks column {name} is not Utf8")))
+    };
+    let int = |name: &str| -> Result<&arrow::array::Int64Array, QueryError> {
+        col(name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| QueryError::Store(format!("stream_ticks column {name} is not Int64")))
+    };
+    Ok(Columns {
+        kind: text("kind")?,
+        target: text("target")?,
+        channel: text("channel")?,
+        t: int("t")?,
+        viewers: int("viewers")?,
+        counters: COUNTERS.iter().map(|c| int(c)).collect::<Result<_, _>>()?,
+    })
+}
+
+/// Whether row `r` belongs to `scope` (`streams_only`: a channel's streams).
+fn in_scope(c: &Columns<'_>, r: usize, scope: &Scope, streams_only: bool) -> bool {
+    let id = scope.id.as_str();
+    match scope.kind {
+        ScopeKind::Channel => {
+            c.channel.value(r) == id && (!streams_only || c.kind.value(r) == "stream")
+        }
+        kind => c.kind.value(r) == kind.param() && c.target.value(r) == id,
+    }
+}
+
+impl MemoryTicks {
+    /// The batches that may hold rows of `range`, each with the least `t` it may count
+    /// (provisional rows only from `closed_through`).
+    fn batches(&self, range: TimeRange) -> Vec<(RecordBatch, i64)> {
+        let (lo, hi) = (range.from, range.to.saturating_sub(1));
+        let mut out: Vec<_> = self
+            .recent
+            .meeting(lo, hi)
+            .into_iter()
+            .map(|b| (b, i64::MIN))
+            .collect();
+        out.extend(
+            self.provisional
+                .meeting(lo.max(self.closed_through), hi)
+                .into_iter()
+                .map(|b| (b, self.closed_through)),
+        );
+        out
+    }
+
+    /// `AnalyticsStore::tick_totals` over the in-memory rows of `range`.
+    pub fn tick_totals(
+        &self,
+        scope: &Scope,
+        range: TimeRange,
+    ) -> Result<Vec<TickTotals>, QueryError> {
+        let mut by_t: BTreeMap<i64, TickTotals> = BTreeMap::new();
+        for (b, min_t) in self.batches(range) {
+            let c = columns(&b)?;
+            for r in 0..b.num_rows() {
+                let t = c.t.value(r);
+                if t < range.from || t >= range.to || t < min_t || !in_scope(&c, r, scope, false) {
+                    continue;
+                }
+                let e = by_t.entry(t).or_insert(TickTotals {
+                    t,
+                    ..TickTotals::default()
+                });
+                if scope.kind != ScopeKind::Channel || c.kind.value(r) == "stream" {
+                    e.viewers += c.viewers.value(r);
+                }
+                let v = |i: usize| c.counters.get(i).map_or(0, |a| a.value(r));
+                e.events += v(0);
+                e.views += v(1);
+                e.watch_ms += v(2);
+                e.rebuffer_ms += v(3);
+                e.rebuffer_count += v(4);
+                e.startups += v(5);
+                e.failures += v(6);
+                e.chat_messages += v(7);
+                e.follows += v(8);
+                e.likes += v(9);
+                e.shares += v(10);
+                e.embed_views += v(11);
+                e.clickthroughs += v(12);
+            }
+        }
+        Ok(by_t.into_values().collect())
+    }
+
+    /// `AnalyticsStore::live_ranges_in` over the in-memory rows of `range`.
+    pub fn live_ranges_in(
+        &self,
+        scope: &Scope,
+        range: TimeRange,
+    ) -> Result<Vec<LiveRange>, QueryError> {
+        let mut by_target: BTreeMap<String, LiveRange> = BTreeMap::new();
+        for (b, min_t) in self.batches(range) {
+            let c = columns(&b)?;
+            for r in 0..b.num_rows() {
+                let t = c.t.value(r);
+                let events = c.counters.first().map_or(0, |a| a.value(r));
+                if t < range.from
+                    || t >= range.to
+                    || t < min_t
+                    || events <= 0
+                    || !in_scope(&c, r, scope, true)
+                {
+                    continue;
+                }
+                let target = c.target.value(r);
+                let channel = c.channel.value(r);
+                match by_target.get_mut(target) {
+                    Some(lr) => {
+                        lr.first_t = lr.first_t.min(t);
+                        lr.last_t = lr.last_t.max(t);
+                        if channel > lr.channel.as_str() {
+                            lr.channel = channel.to_owned();
+                        }
+                    }
+                    None => {
+                        by_target.insert(
+                            target.to_owned(),
+                            LiveRange {
+                                target: target.to_owned(),
+                                channel: channel.to_owned(),
+                                first_t: t,
+                                last_t: t,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Ok(by_target.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedSnapshot;
+    use proptest::prelude::*;
+    use pulse_schemas::{EmbeddedTables, Id, Table, TableRow, TargetKind, TickRow};
+
+    const KINDS: [TargetKind; 3] = [TargetKind::Stream, TargetKind::Vod, TargetKind::Clip];
+
+    fn rows_strategy() -> impl Strategy<Value = Vec<Vec<(usize, usize, usize, i64, i64, i64)>>> {
+        // batches of (kind, target, channel, tick number, viewers, events)
+        prop::collection::vec(
+            prop::collection::vec(
+                (0..3usize, 0..3usize, 0..2usize, 0..12i64, 0..5i64, 0..3i64),
+                0..12,
+            ),
+            0..6,
+        )
+    }
+
+    fn batch(rows: &[(usize, usize, usize, i64, i64, i64)]) -> RecordBatch {
+        let id = Id::new_unchecked;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|&(k, target, channel, n, viewers, events)| {
+                let mut r = TickRow::empty(
+                    id("n"),
+                    KINDS[k],
+                    id(&format!("x{target}")),
+                    id(&format!("c{channel}")),
+                    n * 5_000,
+                );
+                r.viewers = viewers;
+                r.events = events;
+                r.views = events * 2;
+                r.watch_ms = viewers * 1_000;
+                r.clickthroughs = n;
+                r
+            })
+            .collect();
+        TickRow::to_batch(&rows)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn memory_reads_answer_as_sql(
+            recent in rows_strategy(),
+            provisional in rows_strategy(),
+            ct in 0..12i64,
+            from in 0..12i64,
+            len in 1..12i64,
+        ) {
+            let tables = EmbeddedTables::default();
+            let recent: Vec<_> = recent.iter().map(|b| batch(b)).collect();
+            let provisional: Vec<_> = provisional.iter().map(|b| batch(b)).collect();
+            let ct = ct * 5_000;
+            tables.update(|v| {
+                v.recent.insert(Table::StreamTicks, recent.clone());
+                v.provisional_ticks = provisional.clone();
+                v.closed_through = ct;
+            });
+            let rt = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+            let snap = EmbeddedSnapshot::build(&tables.view(), 1, rt, &Default::default()).unwrap();
+            let memory = MemoryTicks {
+                recent: Arc::new(TimeSlicedBatches::new(Table::StreamTicks.schema(), "t", recent)),
+                provisional: Arc::new(TimeSlicedBatches::new(Table::StreamTicks.schema(), "t", provisional)),
+                closed_through: ct,
+            };
+            let range = TimeRange { from: from * 5_000, to: (from + len) * 5_000 };
+            let scopes = [
+                Scope { kind: ScopeKind::Stream, id: Id::new_unchecked("x1") },
+                Scope { kind: ScopeKind::Vod, id: Id::new_unchecked("x0") },
+                Scope { kind: ScopeKind::Clip, id: Id::new_unchecked("x2") },
+                Scope { kind: ScopeKind::Channel, id: Id::new_unchecked("c0") },
+            ];
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for scope in &scopes {
+                let sql = rt.block_on(snap.sql_tick_totals(scope, Some(range))).unwrap();
+                prop_assert_eq!(memory.tick_totals(scope, range).unwrap(), sql, "{:?}", scope);
+                let sql = rt.block_on(snap.sql_live_ranges_in(scope, Some(range))).unwrap();
+                prop_assert_eq!(memory.live_ranges_in(scope, range).unwrap(), sql, "{:?}", scope);
+            }
+        }
+    }
+}
