@@ -208,8 +208,10 @@ mod tests {
 
     const KINDS: [TargetKind; 3] = [TargetKind::Stream, TargetKind::Vod, TargetKind::Clip];
 
-    fn rows_strategy() -> impl Strategy<Value = Vec<Vec<(usize, usize, usize, i64, i64, i64)>>> {
-        // batches of (kind, target, channel, tick number, viewers, events)
+    /// (kind, target, channel, tick number, viewers, events)
+    type Row = (usize, usize, usize, i64, i64, i64);
+
+    fn rows_strategy() -> impl Strategy<Value = Vec<Vec<Row>>> {
         prop::collection::vec(
             prop::collection::vec(
                 (0..3usize, 0..3usize, 0..2usize, 0..12i64, 0..5i64, 0..3i64),
@@ -219,7 +221,7 @@ mod tests {
         )
     }
 
-    fn batch(rows: &[(usize, usize, usize, i64, i64, i64)]) -> RecordBatch {
+    fn batch(rows: &[Row]) -> RecordBatch {
         let id = Id::new_unchecked;
         let rows: Vec<_> = rows
             .iter()
