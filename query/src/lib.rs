@@ -5,8 +5,11 @@
 //! - [`store`]: the `AnalyticsStore` trait — the few reads every metric needs (per-tick
 //!   totals summed across nodes, live ranges, distinct viewer counts, merged startup
 //!   histograms) — so a ClickHouse reader can later give the same answers;
-//!   [`store::embedded`] answers them with DataFusion over one `TablesView`,
-//!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
+//!   [`store::embedded`] answers them with DataFusion over one `TablesView`, handing it
+//!   only the Parquet parts and in-memory batches whose time span meets the query's
+//!   (`store/time_sliced*.rs`), and answers per-tick totals and live ranges that only
+//!   in-memory rows can hold without DataFusion (`store/memory_reads.rs`, proptested
+//!   against the SQL), [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
 //!   [`store::Store`] is the configured one.
 //! - [`summary`]: the metric formulas (pure) and the stream summary.
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
