@@ -55,31 +55,17 @@ pub static BAD_HISTOGRAMS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-/// `pulse_query_memory_batches_total{outcome}`: in-memory batches of the embedded store
-/// scanned or skipped by their time span (`store/time_sliced.rs`).
-pub static MEMORY_BATCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+/// `pulse_query_slices_total{source,outcome}`: slices of the embedded store's tables
+/// (`source`: `memory` batches or `parquet` parts) a scan read (`scanned`) or passed
+/// over by their time span (`skipped`), see `store/time_sliced.rs`.
+pub static SLICES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
             Opts::new(
-                "pulse_query_memory_batches_total",
-                "In-memory batches of the embedded store a scan read (scanned) or passed over by their time span (skipped)",
+                "pulse_query_slices_total",
+                "Batches and Parquet parts of the embedded store a scan read (scanned) or passed over by their time span (skipped)",
             ),
-            &["outcome"],
-        )
-        .expect("valid metric definition"),
-    )
-});
-
-/// `pulse_query_parquet_parts_total{outcome}`: Parquet parts of the embedded store a
-/// scan handed to DataFusion (scanned) or passed over by their time span (skipped).
-pub static PARQUET_PARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pulse_query_parquet_parts_total",
-                "Parquet parts of the embedded store a scan read (scanned) or passed over by their time span (skipped)",
-            ),
-            &["outcome"],
+            &["source", "outcome"],
         )
         .expect("valid metric definition"),
     )
@@ -234,8 +220,7 @@ pub fn init() {
     LazyLock::force(&REQUEST_SECONDS);
     LazyLock::force(&BAD_HISTOGRAMS);
     LazyLock::force(&SNAPSHOTS_BUILT);
-    LazyLock::force(&MEMORY_BATCHES);
-    LazyLock::force(&PARQUET_PARTS);
+    LazyLock::force(&SLICES);
     LazyLock::force(&BAD_FILE_SPANS);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);

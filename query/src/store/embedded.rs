@@ -1,10 +1,10 @@
 //! The embedded store's reader: DataFusion over one [`TablesView`].
 //!
 //! Each table is the `UNION ALL` of
-//! - a [`TimeSlicedFiles`] over the view's explicit Parquet file list (schema given, never
+//! - a [`TimeSliced`] over the view's explicit Parquet file list (schema given, never
 //!   inferred; left out when there is no file yet), which hands a `ListingTable` only
 //!   the parts whose time span (read once from each footer) meets the query's,
-//! - a [`TimeSlicedBatches`] over the recent (closed, not yet compacted) batches (a
+//! - a [`TimeSliced`] over the recent (closed, not yet compacted) batches (a
 //!   memory table that scans only the batches whose time span meets the query's),
 //! - for `stream_ticks`, `viewer_minutes` and `qoe_minutes`, one over the provisional batches,
 //!   keeping only rows of windows that are still open (`t ≥ closed_through`, minute end
@@ -21,9 +21,9 @@
 //! never spliced into SQL text.
 
 use crate::error::QueryError;
+use crate::store::file_spans::FileSpans;
 use crate::store::memory_reads::MemoryTicks;
-use crate::store::time_sliced::TimeSlicedBatches;
-use crate::store::time_sliced_files::{FileSpans, TimeSlicedFiles};
+use crate::store::time_sliced::TimeSliced;
 use crate::store::{
     AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
     TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
@@ -103,7 +103,7 @@ pub struct EmbeddedSnapshot {
     /// `stream_ticks` in memory, for reads no Parquet part meets (`memory_reads.rs`).
     memory: MemoryTicks,
     /// `stream_ticks` parts (`None`: none yet).
-    tick_files: Option<Arc<TimeSlicedFiles>>,
+    tick_files: Option<Arc<TimeSliced>>,
 }
 
 impl std::fmt::Debug for EmbeddedSnapshot {
@@ -150,7 +150,7 @@ impl EmbeddedSnapshot {
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             if !files.is_empty() {
-                let sliced = Arc::new(TimeSlicedFiles::new(
+                let sliced = Arc::new(TimeSliced::parquet(
                     schema.clone(),
                     table.time_column(),
                     files,
@@ -249,8 +249,8 @@ impl EmbeddedSnapshot {
     }
 }
 
-fn sliced(table: Table, batches: Vec<RecordBatch>) -> Arc<TimeSlicedBatches> {
-    Arc::new(TimeSlicedBatches::new(
+fn sliced(table: Table, batches: Vec<RecordBatch>) -> Arc<TimeSliced> {
+    Arc::new(TimeSliced::memory(
         table.schema(),
         table.time_column(),
         batches,

@@ -13,7 +13,7 @@
 //! random rows.
 
 use crate::error::QueryError;
-use crate::store::time_sliced::TimeSlicedBatches;
+use crate::store::time_sliced::TimeSliced;
 use crate::store::{LiveRange, Scope, ScopeKind, TickTotals, TimeRange};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
@@ -23,12 +23,12 @@ use std::sync::Arc;
 /// The in-memory `stream_ticks` batches of one snapshot.
 #[derive(Debug)]
 pub struct MemoryTicks {
-    pub(crate) recent: Arc<TimeSlicedBatches>,
-    pub(crate) provisional: Arc<TimeSlicedBatches>,
+    pub(crate) recent: Arc<TimeSliced>,
+    pub(crate) provisional: Arc<TimeSliced>,
     pub(crate) closed_through: i64,
 }
 
-/// Counter columns in `TickTotals` order after `t` and `viewers`.
+/// Counter columns in `TickTotals` order after `t` and `viewers` (`events` first).
 const COUNTERS: [&str; 13] = [
     "events",
     "views",
@@ -92,23 +92,33 @@ fn in_scope(c: &Columns<'_>, r: usize, scope: &Scope, streams_only: bool) -> boo
 }
 
 impl MemoryTicks {
-    /// The batches that may hold rows of `range`, each with the least `t` it may count
-    /// (provisional rows only from `closed_through`).
-    fn batches(&self, range: TimeRange) -> Vec<(RecordBatch, i64)> {
+    /// Calls `row(columns, r, t)` for each in-memory row of `scope` (`streams_only`: a
+    /// channel's streams) with `t` in `range`: recent rows, and provisional rows of
+    /// ticks at or after `closed_through` (earlier ones are closed, in `recent`).
+    fn each_row(
+        &self,
+        scope: &Scope,
+        range: TimeRange,
+        streams_only: bool,
+        mut row: impl FnMut(&Columns<'_>, usize, i64),
+    ) -> Result<(), QueryError> {
         let (lo, hi) = (range.from, range.to.saturating_sub(1));
-        let mut out: Vec<_> = self
-            .recent
-            .meeting(lo, hi)
-            .into_iter()
-            .map(|b| (b, i64::MIN))
-            .collect();
-        out.extend(
-            self.provisional
-                .meeting(lo.max(self.closed_through), hi)
-                .into_iter()
-                .map(|b| (b, self.closed_through)),
-        );
-        out
+        let ct = self.closed_through;
+        let recent = self.recent.batches_meeting(lo, hi).into_iter();
+        let provisional = self.provisional.batches_meeting(lo.max(ct), hi).into_iter();
+        let batches = recent
+            .map(|b| (b, lo))
+            .chain(provisional.map(|b| (b, lo.max(ct))));
+        for (b, from) in batches {
+            let c = columns(&b)?;
+            for r in 0..b.num_rows() {
+                let t = c.t.value(r);
+                if (from..=hi).contains(&t) && in_scope(&c, r, scope, streams_only) {
+                    row(&c, r, t);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `AnalyticsStore::tick_totals` over the in-memory rows of `range`.
@@ -118,36 +128,33 @@ impl MemoryTicks {
         range: TimeRange,
     ) -> Result<Vec<TickTotals>, QueryError> {
         let mut by_t: BTreeMap<i64, TickTotals> = BTreeMap::new();
-        for (b, min_t) in self.batches(range) {
-            let c = columns(&b)?;
-            for r in 0..b.num_rows() {
-                let t = c.t.value(r);
-                if t < range.from || t >= range.to || t < min_t || !in_scope(&c, r, scope, false) {
-                    continue;
-                }
-                let e = by_t.entry(t).or_insert(TickTotals {
-                    t,
-                    ..TickTotals::default()
-                });
-                if scope.kind != ScopeKind::Channel || c.kind.value(r) == "stream" {
-                    e.viewers += c.viewers.value(r);
-                }
-                let v = |i: usize| c.counters.get(i).map_or(0, |a| a.value(r));
-                e.events += v(0);
-                e.views += v(1);
-                e.watch_ms += v(2);
-                e.rebuffer_ms += v(3);
-                e.rebuffer_count += v(4);
-                e.startups += v(5);
-                e.failures += v(6);
-                e.chat_messages += v(7);
-                e.follows += v(8);
-                e.likes += v(9);
-                e.shares += v(10);
-                e.embed_views += v(11);
-                e.clickthroughs += v(12);
+        self.each_row(scope, range, false, |c, r, t| {
+            let e = by_t.entry(t).or_insert(TickTotals {
+                t,
+                ..TickTotals::default()
+            });
+            if scope.kind != ScopeKind::Channel || c.kind.value(r) == "stream" {
+                e.viewers += c.viewers.value(r);
             }
-        }
+            let sums = [
+                &mut e.events,
+                &mut e.views,
+                &mut e.watch_ms,
+                &mut e.rebuffer_ms,
+                &mut e.rebuffer_count,
+                &mut e.startups,
+                &mut e.failures,
+                &mut e.chat_messages,
+                &mut e.follows,
+                &mut e.likes,
+                &mut e.shares,
+                &mut e.embed_views,
+                &mut e.clickthroughs,
+            ];
+            for (sum, column) in sums.into_iter().zip(&c.counters) {
+                *sum += column.value(r);
+            }
+        })?;
         Ok(by_t.into_values().collect())
     }
 
@@ -158,43 +165,30 @@ impl MemoryTicks {
         range: TimeRange,
     ) -> Result<Vec<LiveRange>, QueryError> {
         let mut by_target: BTreeMap<String, LiveRange> = BTreeMap::new();
-        for (b, min_t) in self.batches(range) {
-            let c = columns(&b)?;
-            for r in 0..b.num_rows() {
-                let t = c.t.value(r);
-                let events = c.counters.first().map_or(0, |a| a.value(r));
-                if t < range.from
-                    || t >= range.to
-                    || t < min_t
-                    || events <= 0
-                    || !in_scope(&c, r, scope, true)
-                {
-                    continue;
+        self.each_row(scope, range, true, |c, r, t| {
+            if c.counters.first().map_or(0, |a| a.value(r)) <= 0 {
+                return;
+            }
+            let (target, channel) = (c.target.value(r), c.channel.value(r));
+            match by_target.get_mut(target) {
+                Some(lr) => {
+                    lr.first_t = lr.first_t.min(t);
+                    lr.last_t = lr.last_t.max(t);
+                    if channel > lr.channel.as_str() {
+                        lr.channel = channel.to_owned();
+                    }
                 }
-                let target = c.target.value(r);
-                let channel = c.channel.value(r);
-                match by_target.get_mut(target) {
-                    Some(lr) => {
-                        lr.first_t = lr.first_t.min(t);
-                        lr.last_t = lr.last_t.max(t);
-                        if channel > lr.channel.as_str() {
-                            lr.channel = channel.to_owned();
-                        }
-                    }
-                    None => {
-                        by_target.insert(
-                            target.to_owned(),
-                            LiveRange {
-                                target: target.to_owned(),
-                                channel: channel.to_owned(),
-                                first_t: t,
-                                last_t: t,
-                            },
-                        );
-                    }
+                None => {
+                    let lr = LiveRange {
+                        target: target.to_owned(),
+                        channel: channel.to_owned(),
+                        first_t: t,
+                        last_t: t,
+                    };
+                    by_target.insert(lr.target.clone(), lr);
                 }
             }
-        }
+        })?;
         Ok(by_target.into_values().collect())
     }
 }
@@ -266,8 +260,8 @@ mod tests {
             let rt = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
             let snap = EmbeddedSnapshot::build(&tables.view(), 1, rt, &Default::default()).unwrap();
             let memory = MemoryTicks {
-                recent: Arc::new(TimeSlicedBatches::new(Table::StreamTicks.schema(), "t", recent)),
-                provisional: Arc::new(TimeSlicedBatches::new(Table::StreamTicks.schema(), "t", provisional)),
+                recent: Arc::new(TimeSliced::memory(Table::StreamTicks.schema(), "t", recent)),
+                provisional: Arc::new(TimeSliced::memory(Table::StreamTicks.schema(), "t", provisional)),
                 closed_through: ct,
             };
             let range = TimeRange { from: from * 5_000, to: (from + len) * 5_000 };

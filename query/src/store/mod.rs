@@ -13,10 +13,10 @@
 pub mod clickhouse;
 mod clickhouse_health;
 pub mod embedded;
+mod file_spans;
 mod memory_reads;
 mod snapshot;
 mod time_sliced;
-mod time_sliced_files;
 
 pub use snapshot::{Store, StoreSnapshot};
 

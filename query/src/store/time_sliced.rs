@@ -1,64 +1,112 @@
-//! [`TimeSlicedBatches`]: the in-memory rows of one table (recent or provisional) as a
-//! DataFusion table that scans only the batches whose time span meets the query's time
-//! condition.
+//! [`TimeSliced`]: one source of a table's rows (the Parquet parts, the recent batches
+//! or the provisional batches of the embedded store) as a DataFusion table that scans
+//! only the slices (parts or batches) whose time span meets the query's time condition.
 //!
-//! The writer publishes one batch per flush (about a second of closed windows), so the
-//! batches of a table are short time slices. A dashboard poll asks for the open bucket
-//! only (the series cache holds the rest): scanning every in-memory row for it would
-//! cost each poll as much as a full read of the recent rows. The time span of each batch
-//! (min and max of the table's time column) is computed once, when the snapshot is
-//! built; `scan` keeps the batches that meet the bounds found in the pushed-down filters
-//! (`col >= v`, `col > v`, `col < v`, `col <= v`, `col = v`, `col BETWEEN a AND b`, with
-//! either operand order). The filters are answered `Inexact`: DataFusion still applies
-//! every one of them to the rows, so the slicing can only skip rows, never change an
-//! answer.
+//! A dashboard poll asks for one target's open bucket only (the series cache holds the
+//! rest). Given every part of 30 days and every in-memory batch, DataFusion would plan,
+//! open and prune each one per query, which costs far more than the rows it reads. The
+//! writer publishes one batch per flush (about a second of closed windows) and one part
+//! per segment and day, so slices are short in time. The span of each batch (min and
+//! max of the table's time column) is computed when the snapshot is built; that of each
+//! part is read once from its footer ([`FileSpans`]). `scan` keeps the slices that meet
+//! the bounds found in the pushed-down filters (`col >= v`, `col > v`, `col < v`,
+//! `col <= v`, `col = v`, `col BETWEEN a AND b`, with either operand order) and hands
+//! them to a `MemTable` or a `ListingTable` (which also gets the filters, for row-group
+//! and page pruning). The filters are answered `Inexact`: DataFusion still applies
+//! every one of them to the rows, so slicing can only skip rows, never change an answer.
+//! `pulse_query_slices_total{source,outcome}` counts the slices scanned and skipped.
 
+use crate::error::QueryError;
+use crate::store::file_spans::FileSpans;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// In-memory batches of one table with the time span of each.
+/// The slices of one source, `spans[i]` being the time span of slice `i`.
 #[derive(Debug)]
-pub struct TimeSlicedBatches {
-    schema: SchemaRef,
-    column: &'static str,
-    /// `(min, max, batch)`; a batch without rows is left out, one whose time column is
-    /// not an integer or is all null spans everything.
-    slices: Vec<(i64, i64, RecordBatch)>,
+enum Slices {
+    Memory(Vec<RecordBatch>),
+    Parquet(Vec<ListingTableUrl>),
 }
 
-impl TimeSlicedBatches {
-    pub fn new(schema: SchemaRef, column: &'static str, batches: Vec<RecordBatch>) -> Self {
-        let slices = batches
-            .into_iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| {
-                let (lo, hi) = span(&b, column);
-                (lo, hi, b)
-            })
-            .collect();
-        TimeSlicedBatches {
+/// One source of a table's rows with the time span of each of its slices.
+#[derive(Debug)]
+pub struct TimeSliced {
+    schema: SchemaRef,
+    column: &'static str,
+    spans: Vec<(i64, i64)>,
+    slices: Slices,
+}
+
+impl TimeSliced {
+    /// In-memory batches; a batch without rows is left out, one whose time column is
+    /// not an integer or is all null spans everything.
+    pub fn memory(schema: SchemaRef, column: &'static str, batches: Vec<RecordBatch>) -> Self {
+        let batches: Vec<_> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        TimeSliced {
             schema,
             column,
-            slices,
+            spans: batches.iter().map(|b| span(b, column)).collect(),
+            slices: Slices::Memory(batches),
         }
     }
 
-    /// The batches that may hold rows with the time column in `[lo, hi]`.
-    pub(crate) fn meeting(&self, lo: i64, hi: i64) -> Vec<RecordBatch> {
-        self.slices
+    /// Parquet parts, their spans from `spans`.
+    pub fn parquet(
+        schema: SchemaRef,
+        column: &'static str,
+        files: &[PathBuf],
+        spans: &FileSpans,
+    ) -> Result<Self, QueryError> {
+        let urls = files
             .iter()
-            .filter(|(min, max, _)| *max >= lo && *min <= hi)
-            .map(|(_, _, b)| b.clone())
-            .collect()
+            .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TimeSliced {
+            schema,
+            column,
+            spans: spans.spans_of(files, column),
+            slices: Slices::Parquet(urls),
+        })
+    }
+
+    /// Indexes of the slices that may hold rows with the time column in `[lo, hi]`.
+    fn meeting(&self, lo: i64, hi: i64) -> impl Iterator<Item = usize> + '_ {
+        self.spans
+            .iter()
+            .enumerate()
+            .filter(move |(_, (min, max))| *max >= lo && *min <= hi)
+            .map(|(i, _)| i)
+    }
+
+    /// Whether any slice may hold rows with the time column in `[lo, hi]`.
+    pub(crate) fn meets(&self, lo: i64, hi: i64) -> bool {
+        self.meeting(lo, hi).next().is_some()
+    }
+
+    /// The in-memory batches that may hold rows in `[lo, hi]` (none for parts).
+    pub(crate) fn batches_meeting(&self, lo: i64, hi: i64) -> Vec<RecordBatch> {
+        match &self.slices {
+            Slices::Memory(b) => self
+                .meeting(lo, hi)
+                .filter_map(|i| b.get(i).cloned())
+                .collect(),
+            Slices::Parquet(_) => Vec::new(),
+        }
     }
 }
 
@@ -145,7 +193,7 @@ fn literal(expr: &Expr) -> Option<i64> {
 }
 
 #[async_trait]
-impl TableProvider for TimeSlicedBatches {
+impl TableProvider for TimeSliced {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -169,16 +217,46 @@ impl TableProvider for TimeSlicedBatches {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let (lo, hi) = time_bounds(filters, self.column);
-        let batches = self.meeting(lo, hi);
-        let m = &crate::metrics::MEMORY_BATCHES;
-        m.with_label_values(&["scanned"])
-            .inc_by(batches.len() as u64);
-        m.with_label_values(&["skipped"])
-            .inc_by(self.slices.len().saturating_sub(batches.len()) as u64);
-        // The filters stay with DataFusion (Inexact), so the table under it needs none.
-        MemTable::try_new(self.schema.clone(), vec![batches])?
-            .scan(state, projection, &[], limit)
-            .await
+        let kept: Vec<usize> = self.meeting(lo, hi).collect();
+        let source = match self.slices {
+            Slices::Memory(_) => "memory",
+            Slices::Parquet(_) => "parquet",
+        };
+        let m = &crate::metrics::SLICES;
+        m.with_label_values(&[source, "scanned"])
+            .inc_by(kept.len() as u64);
+        m.with_label_values(&[source, "skipped"])
+            .inc_by(self.spans.len().saturating_sub(kept.len()) as u64);
+        match &self.slices {
+            // The filters stay with DataFusion (Inexact), so the table under it needs none.
+            Slices::Memory(batches) => {
+                let batches = kept
+                    .iter()
+                    .filter_map(|&i| batches.get(i).cloned())
+                    .collect();
+                MemTable::try_new(self.schema.clone(), vec![batches])?
+                    .scan(state, projection, &[], limit)
+                    .await
+            }
+            Slices::Parquet(_) if kept.is_empty() => {
+                let schema = match projection {
+                    Some(p) => Arc::new(self.schema.project(p)?),
+                    None => self.schema.clone(),
+                };
+                Ok(Arc::new(EmptyExec::new(schema)))
+            }
+            Slices::Parquet(urls) => {
+                let urls = kept.iter().filter_map(|&i| urls.get(i).cloned()).collect();
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(self.schema.clone());
+                ListingTable::try_new(config)?
+                    .scan(state, projection, filters, limit)
+                    .await
+            }
+        }
     }
 }
 
@@ -229,24 +307,11 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn only_batches_meeting_the_range_are_scanned_and_answers_do_not_change() {
-        let table = Table::StreamTicks;
-        let batches = vec![
-            batch(&[0, 5_000]),
-            batch(&[10_000, 15_000]),
-            batch(&[20_000]),
-        ];
-        let sliced = TimeSlicedBatches::new(table.schema(), "t", batches.clone());
-        assert_eq!(sliced.meeting(12_000, 30_000).len(), 2);
-        assert_eq!(sliced.meeting(6_000, 9_000).len(), 0);
+    /// Runs each condition over `sliced` and over `plain` and compares the answers.
+    async fn same_answers(sliced: TimeSliced, plain: Arc<dyn TableProvider>) {
         let ctx = SessionContext::new();
         ctx.register_table("sliced", Arc::new(sliced)).unwrap();
-        ctx.register_table(
-            "plain",
-            Arc::new(MemTable::try_new(table.schema(), vec![batches]).unwrap()),
-        )
-        .unwrap();
+        ctx.register_table("plain", plain).unwrap();
         for cond in [
             "t >= 5000 AND t < 15000",
             "t > 5000",
@@ -268,5 +333,45 @@ mod tests {
             let b = ctx.sql(&q("plain")).await.unwrap().collect().await.unwrap();
             assert_eq!(a, b, "{cond}");
         }
+    }
+
+    #[tokio::test]
+    async fn only_batches_meeting_the_range_are_scanned_and_answers_do_not_change() {
+        let table = Table::StreamTicks;
+        let batches = vec![
+            batch(&[0, 5_000]),
+            batch(&[10_000, 15_000]),
+            batch(&[20_000]),
+        ];
+        let sliced = TimeSliced::memory(table.schema(), "t", batches.clone());
+        assert_eq!(sliced.batches_meeting(12_000, 30_000).len(), 2);
+        assert_eq!(sliced.batches_meeting(6_000, 9_000).len(), 0);
+        let plain = MemTable::try_new(table.schema(), vec![batches]).unwrap();
+        same_answers(sliced, Arc::new(plain)).await;
+    }
+
+    #[tokio::test]
+    async fn only_parts_meeting_the_range_are_read_and_answers_do_not_change() {
+        use crate::store::file_spans::tests::write_part;
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            write_part(dir.path(), "a.parquet", &[0, 5_000]),
+            write_part(dir.path(), "b.parquet", &[10_000, 15_000]),
+            write_part(dir.path(), "c.parquet", &[20_000]),
+        ];
+        let schema = Table::StreamTicks.schema();
+        let sliced =
+            TimeSliced::parquet(schema.clone(), "t", &files, &FileSpans::default()).unwrap();
+        assert_eq!(sliced.meeting(12_000, 30_000).count(), 2);
+        assert!(!sliced.meets(6_000, 9_000));
+        assert!(sliced.batches_meeting(0, 30_000).is_empty());
+        let urls = files
+            .iter()
+            .map(|p| ListingTableUrl::parse(p.to_string_lossy()).unwrap())
+            .collect();
+        let plain = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+            .with_schema(schema);
+        same_answers(sliced, Arc::new(ListingTable::try_new(plain).unwrap())).await;
     }
 }
