@@ -9,7 +9,8 @@
 //!   only the Parquet parts and in-memory batches whose time span meets the query's
 //!   (`store/time_sliced.rs`; spans of parts in `store/file_spans.rs`), and answers
 //!   per-tick totals and live ranges that only in-memory rows can hold without
-//!   DataFusion (`store/memory_reads.rs`, proptested against the SQL), [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
+//!   DataFusion (`store/memory_reads.rs`, proptested against the SQL);
+//!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
 //!   [`store::Store`] is the configured one.
 //! - [`summary`]: the metric formulas (pure) and the stream summary.
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the
