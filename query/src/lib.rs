@@ -8,8 +8,11 @@
 //!   [`store::embedded`] answers them with DataFusion over one `TablesView`, handing it
 //!   only the Parquet parts and in-memory batches whose time span meets the query's
 //!   (`store/time_sliced.rs`; spans of parts in `store/file_spans.rs`), and answers
-//!   per-tick totals and live ranges that only in-memory rows can hold without
-//!   DataFusion (`store/memory_reads.rs`, proptested against the SQL);
+//!   per-tick totals and live ranges that in-memory rows can answer without
+//!   DataFusion (`store/memory_reads.rs`, proptested against the SQL): ranges no Parquet
+//!   part meets, and ranges whose parts the writer's hot tail mirrors
+//!   (`TablesView::hot_ticks`: the newest compacted `stream_ticks` rows, kept in memory
+//!   beside their parts, so a dashboard's open buckets never wait on Parquet);
 //!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
 //!   [`store::Store`] is the configured one.
 //! - [`summary`]: the metric formulas (pure) and the stream summary.

@@ -55,6 +55,21 @@ pub static BAD_HISTOGRAMS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_tick_reads_total{path}`: per-tick reads of `stream_ticks` on the embedded
+/// store answered from memory or by SQL (`store/memory_reads.rs`).
+pub static TICK_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pulse_query_tick_reads_total",
+                "Per-tick reads of stream_ticks on the embedded store, by path: memory (recent, hot tail and open rows) or sql (DataFusion over Parquet)",
+            ),
+            &["path"],
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// `pulse_query_slices_total{source,outcome}`: slices of the embedded store's tables
 /// (`source`: `memory` batches or `parquet` parts) a scan read (`scanned`) or passed
 /// over by their time span (`skipped`), see `store/time_sliced.rs`.
@@ -221,6 +236,7 @@ pub fn init() {
     LazyLock::force(&BAD_HISTOGRAMS);
     LazyLock::force(&SNAPSHOTS_BUILT);
     LazyLock::force(&SLICES);
+    LazyLock::force(&TICK_READS);
     LazyLock::force(&BAD_FILE_SPANS);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);

@@ -29,6 +29,26 @@ pub struct TablesView {
     pub provisional_qoe_minutes: Vec<RecordBatch>,
     /// Every tick starting before this time is closed (final).
     pub closed_through: i64,
+    /// In-memory copies of the newest rows of `stream_ticks` Parquet parts (the "hot
+    /// tail"), so that reads of the last hours (a dashboard's open buckets) need no
+    /// Parquet decoding. Extra copies, never the only home of a row: a reader may use
+    /// them instead of the files they mirror, never beside them.
+    pub hot_ticks: Vec<HotTicks>,
+}
+
+/// Every row with `t >= from` of the `stream_ticks` parts `files`, in memory: batches
+/// ordered by `t`, a few thousand rows each, so a reader of a short range touches few.
+#[derive(Clone, Debug, Default)]
+pub struct HotTicks {
+    pub files: Vec<PathBuf>,
+    pub from: i64,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl HotTicks {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
 }
 
 impl TablesView {

@@ -59,7 +59,7 @@ pub use access::{
     AccessControl, AccessError, LifecycleChange, LifecycleSource, Principal, Role, StaticAccess,
     StreamStatus,
 };
-pub use embedded::{EmbeddedTables, TablesView};
+pub use embedded::{EmbeddedTables, HotTicks, TablesView};
 pub use encoder::{EncoderFrame, EncoderReport, parse_encoder_frame};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,

@@ -49,6 +49,12 @@
 //! graceful shutdown snapshots: that is the aggregator's part, not this sink's. A crash at
 //! any point of a compaction neither loses nor duplicates rows (see Open).
 //!
+//! **Hot tail** (`hot_ticks.rs`): a compaction keeps a copy of its segments' newest
+//! `stream_ticks` rows (within `hot_ticks_ms` of the newest, at most `hot_ticks_max_rows`)
+//! in memory, published as `TablesView::hot_ticks` with the parts they mirror, and the
+//! open reads them back from the newest parts; readers of the last hours then skip
+//! Parquet. These copies are extra memory beside `max_recent_rows`, bounded on their own.
+//!
 //! **Bounds**: closed rows in memory stay under `max_recent_rows` while Parquet writing
 //! works. If it fails (disk full, permissions), the error is logged and counted
 //! (`pulse_store_write_errors_total{op="parquet"}`), the WAL keeps the rows, and
@@ -59,11 +65,12 @@
 //! the remaining bound: when the WAL append itself fails, `write` returns the error.
 
 use super::embedded_files::{self as files, Segment};
+use super::hot_ticks;
 use super::{Provisional, WindowSink};
 use crate::AggregatorError;
 use arrow::array::RecordBatch;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use pulse_schemas::{ClosedWindows, EmbeddedTables, Id, Table, TableRow};
+use pulse_schemas::{ClosedWindows, EmbeddedTables, HotTicks, Id, Table, TableRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +98,12 @@ pub struct EmbeddedStoreConfig {
     pub max_memory_rows: usize,
     /// Wait after a failed compaction before trying again, in ms. Default 10 000.
     pub compaction_retry_ms: u64,
+    /// How far back from its newest row the hot tail keeps compacted `stream_ticks` rows
+    /// in memory (`hot_ticks.rs`), in ms; 0 turns it off. Default 7 200 000 (2 h: the
+    /// open bucket of an hourly chart).
+    pub hot_ticks_ms: u64,
+    /// Rows the hot tail may hold (whole parts leave, oldest first). Default 500 000.
+    pub hot_ticks_max_rows: usize,
 }
 
 impl Default for EmbeddedStoreConfig {
@@ -101,6 +114,8 @@ impl Default for EmbeddedStoreConfig {
             compact_after_ms: 300_000,
             max_memory_rows: 2_000_000,
             compaction_retry_ms: 10_000,
+            hot_ticks_ms: 7_200_000,
+            hot_ticks_max_rows: 500_000,
         }
     }
 }
@@ -114,6 +129,8 @@ pub struct EmbeddedSink {
     segments: Vec<Segment>,
     next_seq: u64,
     retry_at: Option<Instant>,
+    /// In-memory copies of the newest compacted `stream_ticks` rows (`hot_ticks.rs`).
+    hot: Vec<HotTicks>,
 }
 
 impl EmbeddedSink {
@@ -162,6 +179,7 @@ impl EmbeddedSink {
             segments: Vec::new(),
             next_seq: max_seq + 1,
             retry_at: None,
+            hot: Vec::new(),
         };
         let cap = sink.memory_cap();
         let (mut loaded, mut spilled) = (0, 0);
@@ -186,9 +204,19 @@ impl EmbeddedSink {
             );
         }
         let recent = sink.recent_batches();
+        sink.hot = hot_ticks::load(
+            listed
+                .get(&Table::StreamTicks)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            sink.config.hot_ticks_ms,
+            sink.config.hot_ticks_max_rows,
+        );
+        let hot = sink.hot.clone();
         sink.tables.update(move |v| {
             v.files = listed;
             v.recent = recent;
+            v.hot_ticks = hot;
         });
         sink.publish_gauges();
         Ok(sink)
@@ -232,11 +260,19 @@ impl EmbeddedSink {
             return Ok(dropped);
         }
         let gone = dirs.clone();
+        self.hot.retain(|h| {
+            !h.files
+                .iter()
+                .any(|f| gone.iter().any(|d| f.starts_with(d)))
+        });
+        let hot = self.hot.clone();
         self.tables.update(move |v| {
             for list in v.files.values_mut() {
                 list.retain(|f| !gone.iter().any(|d| f.starts_with(d)));
             }
+            v.hot_ticks = hot;
         });
+        self.publish_gauges();
         for d in &dirs {
             std::fs::remove_dir_all(d).map_err(|e| files::io_err(d, e))?;
         }
@@ -253,6 +289,7 @@ impl EmbeddedSink {
         }
         let timer = Instant::now();
         let mut published = Vec::new();
+        let mut hot_files = Vec::new();
         let mut done = vec![false; self.segments.len()];
         let mut failure = None;
         for seg in &mut self.segments {
@@ -261,10 +298,18 @@ impl EmbeddedSink {
         for (i, seg) in self.segments.iter().enumerate() {
             match self.write_parts(seg) {
                 Ok(paths) => {
+                    hot_files.push(
+                        paths
+                            .iter()
+                            .filter(|(t, _)| *t == Table::StreamTicks)
+                            .map(|(_, p)| p.clone())
+                            .collect::<Vec<_>>(),
+                    );
                     published.extend(paths);
                     done[i] = true;
                 }
                 Err(e) => {
+                    hot_files.push(Vec::new());
                     tracing::error!(segment = seg.seq, error = %e, "compaction into Parquet failed; rows stay in the WAL");
                     failure = Some(e);
                 }
@@ -272,9 +317,9 @@ impl EmbeddedSink {
         }
         let mut compacted = Vec::new();
         let mut kept = Vec::new();
-        for (seg, ok) in self.segments.drain(..).zip(done) {
+        for ((seg, ok), files) in self.segments.drain(..).zip(done).zip(hot_files) {
             if ok {
-                compacted.push(seg)
+                compacted.push((seg, files))
             } else {
                 kept.push(seg)
             }
@@ -282,7 +327,9 @@ impl EmbeddedSink {
         self.segments = kept;
         let count = published.len();
         if !compacted.is_empty() {
+            self.keep_hot(&compacted);
             let recent = self.recent_batches();
+            let hot = self.hot.clone();
             self.tables.update(move |v| {
                 for (table, path) in published {
                     let list = v.files.entry(table).or_default();
@@ -291,8 +338,9 @@ impl EmbeddedSink {
                     }
                 }
                 v.recent = recent;
+                v.hot_ticks = hot;
             });
-            for seg in compacted {
+            for (seg, _) in compacted {
                 for path in seg.wal.values() {
                     if let Err(e) = std::fs::remove_file(path) {
                         METRICS
@@ -322,6 +370,61 @@ impl EmbeddedSink {
         }
     }
 
+    /// Adds the `stream_ticks` rows of just compacted segments (with the tick parts they
+    /// went to) to the hot tail and trims it. A failure only leaves those parts out of
+    /// it (readers then read them from Parquet).
+    fn keep_hot(&mut self, compacted: &[(Segment, Vec<PathBuf>)]) {
+        let (window, max_rows) = (self.config.hot_ticks_ms, self.config.hot_ticks_max_rows);
+        if window == 0 || max_rows == 0 {
+            return;
+        }
+        let result = (|| -> Result<(), AggregatorError> {
+            let mut newest: Option<i64> = None;
+            for last in self.hot.iter().filter_map(|h| h.batches.last()) {
+                newest = newest.max(hot_ticks::newest(std::slice::from_ref(last))?);
+            }
+            let ticks = |seg: &Segment| {
+                seg.batches
+                    .as_ref()
+                    .and_then(|b| b.get(&Table::StreamTicks))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            for (seg, _) in compacted {
+                newest = newest.max(hot_ticks::newest(&ticks(seg))?);
+            }
+            let Some(newest) = newest else {
+                return Ok(());
+            };
+            let cutoff = newest.saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
+            let mut new = Vec::new();
+            for (seg, files) in compacted {
+                // A spilled segment's rows are not in memory: its parts stay cold.
+                if files.is_empty() || seg.batches.is_none() {
+                    continue;
+                }
+                let batches = hot_ticks::tail(&ticks(seg), cutoff)?;
+                if batches.is_empty() {
+                    continue;
+                }
+                let whole = batches.iter().map(|b| b.num_rows()).sum::<usize>()
+                    == ticks(seg).iter().map(|b| b.num_rows()).sum::<usize>();
+                new.push(HotTicks {
+                    files: files.clone(),
+                    // A segment kept whole mirrors its parts whole.
+                    from: if whole { i64::MIN } else { cutoff },
+                    batches,
+                });
+            }
+            self.hot.extend(new);
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "hot tail not updated; the new parts are read from Parquet");
+        }
+        hot_ticks::trim(&mut self.hot, window, max_rows);
+    }
+
     fn memory_cap(&self) -> usize {
         self.config.max_memory_rows.max(self.config.max_recent_rows)
     }
@@ -344,6 +447,9 @@ impl EmbeddedSink {
         let memory = self.memory_rows();
         let all: usize = self.segments.iter().map(|s| s.rows).sum();
         METRICS.recent_rows.set(memory as i64);
+        METRICS
+            .hot_rows
+            .set(self.hot.iter().map(HotTicks::rows).sum::<usize>() as i64);
         METRICS.unserved_rows.set((all - memory) as i64);
         METRICS
             .wal_bytes
@@ -541,6 +647,7 @@ struct StoreMetrics {
     parquet_files_written: IntCounter,
     wal_bytes: IntGauge,
     recent_rows: IntGauge,
+    hot_rows: IntGauge,
     unserved_rows: IntGauge,
     flush_seconds: Histogram,
     compaction_seconds: Histogram,
@@ -582,6 +689,10 @@ impl StoreMetrics {
                 "pulse_store_recent_rows",
                 "Closed rows held in memory, not yet in Parquet",
             ),
+            hot_rows: gauge(
+                "pulse_store_hot_rows",
+                "Compacted stream_ticks rows also held in memory (the hot tail)",
+            ),
             unserved_rows: gauge(
                 "pulse_store_unserved_rows",
                 "Closed rows spilled out of memory (only in the WAL) while Parquet writing fails",
@@ -616,6 +727,7 @@ impl StoreMetrics {
             Box::new(m.parquet_files_written.clone()),
             Box::new(m.wal_bytes.clone()),
             Box::new(m.recent_rows.clone()),
+            Box::new(m.hot_rows.clone()),
             Box::new(m.unserved_rows.clone()),
             Box::new(m.flush_seconds.clone()),
             Box::new(m.compaction_seconds.clone()),

@@ -1,12 +1,14 @@
 //! Sinks: where closed windows go. One file per store: `embedded.rs` (with its file
 //! layout, WAL and Parquet parts in `embedded_files.rs`) and `clickhouse.rs` (the scale
-//! path, with its bounded on-disk queue in `spool.rs`).
+//! path, with its bounded on-disk queue in `spool.rs`); `hot_ticks.rs` is the embedded store's
+//! in-memory copy of the newest `stream_ticks` rows of its Parquet parts.
 
 use pulse_schemas::{ClosedWindows, TickRow, ViewerMinuteRow};
 
 pub mod clickhouse;
 pub mod embedded;
 mod embedded_files;
+pub mod hot_ticks;
 pub mod spool;
 pub mod with_health;
 

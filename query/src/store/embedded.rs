@@ -34,7 +34,8 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use pulse_schemas::{EmbeddedTables, Table, TablesView};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The reader half of the embedded store: hands out one snapshot per request.
@@ -100,10 +101,15 @@ pub struct EmbeddedSnapshot {
     closed_through: i64,
     /// Per table, the SQL relation (a parenthesised `UNION ALL`) that reads all of it.
     relations: BTreeMap<Table, String>,
-    /// `stream_ticks` in memory, for reads no Parquet part meets (`memory_reads.rs`).
+    /// `stream_ticks` in memory, for reads that need no Parquet part (`memory_reads.rs`).
     memory: MemoryTicks,
     /// `stream_ticks` parts (`None`: none yet).
     tick_files: Option<Arc<TimeSliced>>,
+    /// The paths of those parts, in the same order.
+    tick_paths: Vec<PathBuf>,
+    /// Part → the `from` of the hot-tail entry mirroring it (every row with `t >= from`
+    /// of that part is in `memory.hot`).
+    hot_cover: HashMap<PathBuf, i64>,
 }
 
 impl std::fmt::Debug for EmbeddedSnapshot {
@@ -133,8 +139,25 @@ impl EmbeddedSnapshot {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let ct = view.closed_through;
         let mut relations = BTreeMap::new();
+        // The hot tail counts only where every file it mirrors is published (a reader uses
+        // it in place of those files, never beside them).
+        let tick_paths = view
+            .files
+            .get(&Table::StreamTicks)
+            .cloned()
+            .unwrap_or_default();
+        let published: HashSet<&PathBuf> = tick_paths.iter().collect();
+        let mut hot_cover = HashMap::new();
+        let mut hot_batches = Vec::new();
+        for h in &view.hot_ticks {
+            if h.files.iter().all(|f| published.contains(f)) {
+                hot_cover.extend(h.files.iter().map(|f| (f.clone(), h.from)));
+                hot_batches.extend(h.batches.iter().cloned());
+            }
+        }
         let mut memory = MemoryTicks {
             recent: sliced(Table::StreamTicks, Vec::new()),
+            hot: sliced(Table::StreamTicks, hot_batches),
             provisional: sliced(Table::StreamTicks, Vec::new()),
             closed_through: ct,
         };
@@ -203,6 +226,8 @@ impl EmbeddedSnapshot {
             relations,
             memory,
             tick_files,
+            tick_paths,
+            hot_cover,
         })
     }
 
@@ -215,15 +240,22 @@ impl EmbeddedSnapshot {
         &self.ctx
     }
 
-    /// Whether `range` lies where only in-memory rows of `stream_ticks` can be: no
-    /// Parquet part's span meets it.
-    fn in_memory_only(&self, range: Option<TimeRange>) -> Option<TimeRange> {
-        let r = range?;
-        let meets = self
-            .tick_files
-            .as_ref()
-            .is_some_and(|f| f.meets(r.from, r.to.saturating_sub(1)));
-        (!meets).then_some(r)
+    /// Whether every `stream_ticks` row of `range` is in memory: each Parquet part whose
+    /// span meets it is mirrored by the hot tail from `range.from` on (or none meets it).
+    pub(crate) fn in_memory_only(&self, range: Option<TimeRange>) -> Option<TimeRange> {
+        let covered = range.filter(|r| {
+            self.tick_files.as_ref().is_none_or(|files| {
+                files.meeting(r.from, r.to.saturating_sub(1)).all(|i| {
+                    self.tick_paths
+                        .get(i)
+                        .and_then(|p| self.hot_cover.get(p))
+                        .is_some_and(|&from| from <= r.from)
+                })
+            })
+        });
+        let path = if covered.is_some() { "memory" } else { "sql" };
+        crate::metrics::TICK_READS.with_label_values(&[path]).inc();
+        covered
     }
 
     pub(crate) fn relation(&self, table: Table) -> &str {

@@ -1,12 +1,13 @@
 //! [`MemoryTicks`]: reads of `stream_ticks` answered straight from the in-memory batches,
-//! without DataFusion, when no Parquet part meets the asked time range.
+//! without DataFusion, when no Parquet part meets the asked time range or the writer's
+//! hot tail (`TablesView::hot_ticks`) mirrors every part that does from the range's start.
 //!
 //! A dashboard poll with the series cache on reads one open bucket: rows that are still
-//! in memory (recent or provisional), a few hundred at most for one target. Planning and
-//! running a DataFusion query for them costs milliseconds, the rows microseconds, and
+//! in memory (recent, hot or provisional), a few hundred at most for one target. Planning
+//! and running a DataFusion query for them costs milliseconds, the rows microseconds, and
 //! dashboards poll hundreds of times a second. So `tick_totals` and `live_ranges_in`
-//! with a range that no part's span meets are computed here over the batches whose span
-//! meets it; every other read goes to SQL (`embedded.rs`). The two answer the same:
+//! over such a range are computed here over the batches whose span meets it; every other
+//! read goes to SQL (`embedded.rs`). The two answer the same:
 //! the same row conditions (`embedded::scope_filter`: kind and target, or channel; only
 //! streams count as viewers of a channel and as its live ranges; provisional rows only
 //! for ticks at or after `closed_through`), the same sums; a test compares them on
@@ -24,6 +25,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct MemoryTicks {
     pub(crate) recent: Arc<TimeSliced>,
+    /// The hot tail: copies of the newest rows of Parquet parts (`TablesView::hot_ticks`),
+    /// read only when the snapshot found them complete for the range.
+    pub(crate) hot: Arc<TimeSliced>,
     pub(crate) provisional: Arc<TimeSliced>,
     pub(crate) closed_through: i64,
 }
@@ -93,8 +97,9 @@ fn in_scope(c: &Columns<'_>, r: usize, scope: &Scope, streams_only: bool) -> boo
 
 impl MemoryTicks {
     /// Calls `row(columns, r, t)` for each in-memory row of `scope` (`streams_only`: a
-    /// channel's streams) with `t` in `range`: recent rows, and provisional rows of
-    /// ticks at or after `closed_through` (earlier ones are closed, in `recent`).
+    /// channel's streams) with `t` in `range`: recent rows, hot rows (the snapshot checked
+    /// that they hold every part row of `range`), and provisional rows of ticks at or
+    /// after `closed_through` (earlier ones are closed, in `recent` or a part).
     fn each_row(
         &self,
         scope: &Scope,
@@ -105,8 +110,10 @@ impl MemoryTicks {
         let (lo, hi) = (range.from, range.to.saturating_sub(1));
         let ct = self.closed_through;
         let recent = self.recent.batches_meeting(lo, hi).into_iter();
+        let hot = self.hot.batches_meeting(lo, hi).into_iter();
         let provisional = self.provisional.batches_meeting(lo.max(ct), hi).into_iter();
         let batches = recent
+            .chain(hot)
             .map(|b| (b, lo))
             .chain(provisional.map(|b| (b, lo.max(ct))));
         for (b, from) in batches {
@@ -261,6 +268,7 @@ mod tests {
             let snap = EmbeddedSnapshot::build(&tables.view(), 1, rt, &Default::default()).unwrap();
             let memory = MemoryTicks {
                 recent: Arc::new(TimeSliced::memory(Table::StreamTicks.schema(), "t", recent)),
+                hot: Arc::new(TimeSliced::memory(Table::StreamTicks.schema(), "t", Vec::new())),
                 provisional: Arc::new(TimeSliced::memory(Table::StreamTicks.schema(), "t", provisional)),
                 closed_through: ct,
             };
@@ -279,5 +287,148 @@ mod tests {
                 prop_assert_eq!(memory.live_ranges_in(scope, range).unwrap(), sql, "{:?}", scope);
             }
         }
+
+        /// Parquet parts, some mirrored by the hot tail from a random `from` (sometimes
+        /// after the asked range starts, sometimes a mirror of a part not published):
+        /// the store's reads (memory when the mirrors cover the range, SQL otherwise)
+        /// answer as SQL over the files alone.
+        #[test]
+        fn hot_tail_reads_answer_as_the_parts(
+            parts in rows_strategy(),
+            recent in rows_strategy(),
+            mirrored in prop::collection::vec((any::<bool>(), 0..13i64), 6),
+            unpublished in any::<bool>(),
+            from in 0..12i64,
+            len in 1..12i64,
+        ) {
+            use crate::store::AnalyticsStore;
+            let dir = tempfile::tempdir().unwrap();
+            let mut files = Vec::new();
+            let mut hot = Vec::new();
+            // Whether every part is mirrored from at or before the range's start.
+            let mut all_mirrored = true;
+            for (i, rows) in parts.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+                let b = batch(rows);
+                let path = dir.path().join(format!("part-{i}.parquet"));
+                let file = std::fs::File::create(&path).unwrap();
+                let mut w = parquet::arrow::ArrowWriter::try_new(file, b.schema(), None).unwrap();
+                w.write(&b).unwrap();
+                w.close().unwrap();
+                let (mirror, hot_from) = mirrored[i];
+                all_mirrored &= mirror && hot_from <= from;
+                if mirror {
+                    let hot_from = hot_from * 5_000;
+                    let mask = arrow::compute::kernels::cmp::gt_eq(
+                        b.column_by_name("t").unwrap(),
+                        &arrow::array::Int64Array::new_scalar(hot_from),
+                    ).unwrap();
+                    let kept = arrow::compute::filter_record_batch(&b, &mask).unwrap();
+                    hot.push(pulse_schemas::HotTicks {
+                        files: vec![path.clone()],
+                        from: hot_from,
+                        batches: vec![kept],
+                    });
+                }
+                files.push(path);
+            }
+            if unpublished {
+                // A mirror whose part is not (or no longer) published must not count.
+                hot.push(pulse_schemas::HotTicks {
+                    files: vec![dir.path().join("gone.parquet")],
+                    from: 0,
+                    batches: vec![batch(&[(0, 1, 0, 3, 4, 2)])],
+                });
+            }
+            let recent: Vec<_> = recent.iter().map(|b| batch(b)).collect();
+            let with_hot = EmbeddedTables::default();
+            let plain = EmbeddedTables::default();
+            for (tables, hot) in [(&with_hot, hot), (&plain, Vec::new())] {
+                let (files, recent) = (files.clone(), recent.clone());
+                tables.update(move |v| {
+                    v.files.insert(Table::StreamTicks, files);
+                    v.recent.insert(Table::StreamTicks, recent);
+                    v.hot_ticks = hot;
+                    v.closed_through = 60_000;
+                });
+            }
+            let rt_env = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+            let spans = Default::default();
+            let snap = EmbeddedSnapshot::build(&with_hot.view(), 1, rt_env.clone(), &spans).unwrap();
+            let reference = EmbeddedSnapshot::build(&plain.view(), 1, rt_env, &spans).unwrap();
+            let range = TimeRange { from: from * 5_000, to: (from + len) * 5_000 };
+            if all_mirrored {
+                prop_assert!(snap.in_memory_only(Some(range)).is_some(), "every part mirrored");
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for scope in [
+                Scope { kind: ScopeKind::Stream, id: Id::new_unchecked("x1") },
+                Scope { kind: ScopeKind::Vod, id: Id::new_unchecked("x0") },
+                Scope { kind: ScopeKind::Channel, id: Id::new_unchecked("c0") },
+            ] {
+                let want = rt.block_on(reference.sql_tick_totals(&scope, Some(range))).unwrap();
+                let got = rt.block_on(snap.tick_totals(&scope, Some(range))).unwrap();
+                prop_assert_eq!(got, want, "{:?}", scope);
+                let want = rt.block_on(reference.sql_live_ranges_in(&scope, Some(range))).unwrap();
+                let got = rt.block_on(snap.live_ranges_in(&scope, Some(range))).unwrap();
+                prop_assert_eq!(got, want, "{:?}", scope);
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_inside_the_hot_tail_is_read_from_memory() {
+        use crate::store::AnalyticsStore;
+        let dir = tempfile::tempdir().unwrap();
+        let b = batch(&[(0, 1, 0, 1, 2, 1), (0, 1, 0, 6, 3, 1), (0, 1, 0, 9, 4, 1)]);
+        let path = dir.path().join("part.parquet");
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            b.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        let tables = EmbeddedTables::default();
+        let tail = b.slice(1, 2);
+        tables.update(|v| {
+            v.files.insert(Table::StreamTicks, vec![path.clone()]);
+            v.hot_ticks = vec![pulse_schemas::HotTicks {
+                files: vec![path.clone()],
+                from: 30_000,
+                batches: vec![tail],
+            }];
+        });
+        let rt = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+        let snap = EmbeddedSnapshot::build(&tables.view(), 1, rt, &Default::default()).unwrap();
+        let inside = TimeRange {
+            from: 30_000,
+            to: 60_000,
+        };
+        let before = TimeRange {
+            from: 0,
+            to: 60_000,
+        };
+        assert!(snap.in_memory_only(Some(inside)).is_some());
+        assert!(snap.in_memory_only(Some(before)).is_none());
+        let scope = Scope {
+            kind: ScopeKind::Stream,
+            id: Id::new_unchecked("x1"),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for range in [inside, before] {
+            let got = rt.block_on(snap.tick_totals(&scope, Some(range))).unwrap();
+            let want = rt
+                .block_on(snap.sql_tick_totals(&scope, Some(range)))
+                .unwrap();
+            assert_eq!(got, want);
+        }
+        let got = rt.block_on(snap.tick_totals(&scope, Some(inside))).unwrap();
+        assert_eq!(
+            got.iter().map(|t| (t.t, t.viewers)).collect::<Vec<_>>(),
+            vec![(30_000, 3), (45_000, 4)]
+        );
     }
 }

@@ -85,7 +85,7 @@ impl TimeSliced {
     }
 
     /// Indexes of the slices that may hold rows with the time column in `[lo, hi]`.
-    fn meeting(&self, lo: i64, hi: i64) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn meeting(&self, lo: i64, hi: i64) -> impl Iterator<Item = usize> + '_ {
         self.spans
             .iter()
             .enumerate()
@@ -94,6 +94,7 @@ impl TimeSliced {
     }
 
     /// Whether any slice may hold rows with the time column in `[lo, hi]`.
+    #[cfg(test)]
     pub(crate) fn meets(&self, lo: i64, hi: i64) -> bool {
         self.meeting(lo, hi).next().is_some()
     }
