@@ -1,7 +1,10 @@
 //! CSV export (`POST /api/analytics/export`): RFC 4180 text (CRLF line ends; a field
 //! holding a comma, quote, CR or LF is quoted with its quotes doubled), one header
 //! row `t,time,<metric>...` then one row per bucket: `t` the bucket start in epoch ms,
-//! `time` the same instant in RFC 3339 in the requested offset (UTC by default).
+//! `time` the same instant in RFC 3339 in the requested time zone (UTC by default): a
+//! fixed offset (`+05:30`) or an IANA zone (`Europe/Paris`, from the bundled `chrono-tz`
+//! database), whose offset follows daylight saving time row by row. Buckets stay aligned
+//! to the epoch (UTC), as the series route's are, so a CSV and a chart share their rows.
 //!
 //! The body is streamed: buckets are computed `export_chunk_rows` at a time, each chunk
 //! one set of store reads on the same snapshot, so memory stays bounded whatever the
@@ -14,6 +17,7 @@ use crate::store::{AnalyticsStore, Scope};
 use crate::summary::LiveTicks;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, SecondsFormat};
+use chrono_tz::Tz;
 use futures_util::Stream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,28 +48,37 @@ where
     out.push_str("\r\n");
 }
 
-/// `UTC`/`Z` or a fixed offset `±HH:MM` (no time-zone database is bundled, so named
-/// zones such as `Europe/Paris` are refused with a message saying so).
-pub fn parse_tz(raw: Option<&str>) -> Result<FixedOffset, QueryError> {
+/// The time zone of an export's `time` column.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ExportTz {
+    /// UTC or a fixed offset.
+    Fixed(FixedOffset),
+    /// An IANA zone: the offset of each row is the zone's at that instant.
+    Named(Tz),
+}
+
+/// `UTC`/`Z`, a fixed offset `±HH:MM`, or an IANA zone name such as `Europe/Paris`.
+pub fn parse_tz(raw: Option<&str>) -> Result<ExportTz, QueryError> {
     let utc = FixedOffset::east_opt(0).ok_or_else(|| QueryError::invalid("tz", "UTC"))?;
     let Some(raw) = raw.map(str::trim) else {
-        return Ok(utc);
+        return Ok(ExportTz::Fixed(utc));
     };
     if raw.eq_ignore_ascii_case("utc") || raw == "Z" {
-        return Ok(utc);
+        return Ok(ExportTz::Fixed(utc));
     }
     let bad = || {
         QueryError::invalid(
             "tz",
             format!(
-                "expected \"UTC\" or an offset like \"+05:30\" (named zones are not supported), got {raw:?}"
+                "expected \"UTC\", an offset like \"+05:30\" or an IANA zone like \"Europe/Paris\", got {raw:?}"
             ),
         )
     };
     let (sign, rest) = match raw.as_bytes().first() {
         Some(b'+') => (1, &raw[1..]),
         Some(b'-') => (-1, &raw[1..]),
-        _ => return Err(bad()),
+        // Zone names are ASCII letters, digits and `/_+-`; the database is the judge.
+        _ => return raw.parse::<Tz>().map(ExportTz::Named).map_err(|_| bad()),
     };
     let (h, m) = rest.split_once(':').ok_or_else(bad)?;
     let ok = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
@@ -76,7 +89,9 @@ pub fn parse_tz(raw: Option<&str>) -> Result<FixedOffset, QueryError> {
     if h > 23 || m > 59 {
         return Err(bad());
     }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        .map(ExportTz::Fixed)
+        .ok_or_else(bad)
 }
 
 /// The header record.
@@ -92,7 +107,7 @@ pub fn header(metrics: &[Metric]) -> String {
 }
 
 /// Rows of the buckets `columns[m][i]` (one column of points per metric, same buckets).
-pub fn rows(out: &mut String, columns: &[Vec<Point>], tz: &FixedOffset) {
+pub fn rows(out: &mut String, columns: &[Vec<Point>], tz: &ExportTz) {
     let n = columns.first().map_or(0, Vec::len);
     let mut fields: Vec<String> = Vec::with_capacity(columns.len() + 2);
     for i in 0..n {
@@ -117,7 +132,7 @@ pub fn breakdown_csv(
     series: &[crate::breakdown::Breakdown],
     metrics: &[Metric],
     by: crate::store::qoe_reads::Dimension,
-    tz: &FixedOffset,
+    tz: &ExportTz,
 ) -> String {
     let mut out = String::new();
     push_record(
@@ -153,13 +168,15 @@ pub fn breakdown_csv(
     out
 }
 
-fn rfc3339(t: i64, tz: &FixedOffset) -> String {
-    match DateTime::from_timestamp_millis(t) {
-        Some(d) => d
-            .with_timezone(tz)
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => String::new(),
-    }
+fn rfc3339(t: i64, tz: &ExportTz) -> String {
+    let Some(d) = DateTime::from_timestamp_millis(t) else {
+        return String::new();
+    };
+    let local = match tz {
+        ExportTz::Fixed(offset) => d.with_timezone(offset),
+        ExportTz::Named(zone) => d.with_timezone(zone).fixed_offset(),
+    };
+    local.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Everything an export needs besides the store.
@@ -168,7 +185,7 @@ pub struct ExportPlan {
     pub scope: Scope,
     pub metrics: Vec<Metric>,
     pub buckets: Buckets,
-    pub tz: FixedOffset,
+    pub tz: ExportTz,
     pub tick_ms: i64,
     pub chunk_rows: usize,
     pub timeout_ms: u64,
@@ -310,13 +327,41 @@ mod tests {
 
     #[test]
     fn time_zones() {
-        assert_eq!(parse_tz(Some("UTC")).expect("utc").local_minus_utc(), 0);
+        let fixed = |s| {
+            FixedOffset::east_opt(s)
+                .map(ExportTz::Fixed)
+                .expect("offset")
+        };
+        assert_eq!(parse_tz(Some("UTC")).expect("utc"), fixed(0));
+        assert_eq!(parse_tz(Some("-08:00")).expect("offset"), fixed(-8 * 3600));
         assert_eq!(
-            parse_tz(Some("-08:00")).expect("offset").local_minus_utc(),
-            -8 * 3600
+            parse_tz(Some("Europe/Paris")).expect("zone"),
+            ExportTz::Named(chrono_tz::Europe::Paris)
         );
-        for bad in ["Europe/Paris", "+5:30", "+24:00", "05:00", "+05:60", ""] {
+        for bad in [
+            "Mars/Olympus",
+            "+5:30",
+            "+24:00",
+            "05:00",
+            "+05:60",
+            "",
+            "europe paris",
+        ] {
             assert!(parse_tz(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving_time() {
+        let paris = parse_tz(Some("Europe/Paris")).expect("zone");
+        // 2025-03-30 01:00 UTC: the clocks in Paris go from 02:00 (+01:00) to 03:00 (+02:00).
+        let change = 1_743_296_400_000;
+        assert_eq!(
+            rfc3339(change - 60_000, &paris),
+            "2025-03-30T01:59:00.000+01:00"
+        );
+        assert_eq!(rfc3339(change, &paris), "2025-03-30T03:00:00.000+02:00");
+        let ny = parse_tz(Some("America/New_York")).expect("zone");
+        assert_eq!(rfc3339(0, &ny), "1969-12-31T19:00:00.000-05:00");
     }
 }

@@ -262,6 +262,19 @@ async fn csv_export_streams_header_and_rows() {
     );
     assert_eq!(text, want);
 
+    // An IANA zone: Paris is at +01:00 in November.
+    let (status, _, text) = s
+        .export(
+            json!({"metrics": ["views"], "stream": "s1", "from": T0, "to": T0 + 60_000,
+                       "step": "1m", "tz": "Europe/Paris"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        text,
+        format!("t,time,views\r\n{T0},2025-11-24T17:00:00.000+01:00,3\r\n")
+    );
+
     let (status, _, text) = s.export(json!({"metrics": ["views"], "channel": "c1", "from": T0, "to": T0 + 10_000, "step": 5000})).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(
@@ -286,7 +299,7 @@ async fn csv_export_streams_header_and_rows() {
             "invalid_body",
         ),
         (
-            json!({"metrics": ["views"], "stream": "s1", "from": T0, "to": T0 + 1, "tz": "Europe/Paris"}),
+            json!({"metrics": ["views"], "stream": "s1", "from": T0, "to": T0 + 1, "tz": "Mars/Olympus"}),
             "invalid_parameter",
         ),
         (
