@@ -13,7 +13,11 @@
 //!   part meets, and ranges whose parts the writer's hot tail mirrors
 //!   (`TablesView::hot_ticks`: the newest compacted `stream_ticks` rows, kept in memory
 //!   beside their parts, so a dashboard's open buckets never wait on Parquet);
-//!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`);
+//!   [`store::clickhouse`] with SQL over ClickHouse (closed windows only, read `FINAL`),
+//!   except that `closed_through` is read at most every 250 ms per query node and the
+//!   newest closed `stream_ticks` rows (2 h, ≤ 500 000) are mirrored in memory, fetched
+//!   once per advance for all targets, so a dashboard's open-bucket poll sends ClickHouse
+//!   no query (`store/clickhouse_recent.rs`; the conformance suite holds it equal);
 //!   [`store::Store`] is the configured one.
 //! - [`summary`]: the metric formulas (pure) and the stream summary.
 //! - [`series`]: epoch-aligned buckets and the points of one metric (pure), plus the

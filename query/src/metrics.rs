@@ -55,6 +55,18 @@ pub static BAD_HISTOGRAMS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// `pulse_query_recent_tick_rows`: closed `stream_ticks` rows of ClickHouse mirrored in
+/// this query node's memory (`store/clickhouse_recent.rs`).
+pub static RECENT_TICK_ROWS: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    register(
+        prometheus::IntGauge::new(
+            "pulse_query_recent_tick_rows",
+            "Closed stream_ticks rows of ClickHouse mirrored in memory for the open-bucket reads",
+        )
+        .expect("valid metric definition"),
+    )
+});
+
 /// `pulse_query_tick_reads_total{path}`: per-tick reads of `stream_ticks` on the embedded
 /// store answered from memory or by SQL (`store/memory_reads.rs`).
 pub static TICK_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -237,6 +249,7 @@ pub fn init() {
     LazyLock::force(&SNAPSHOTS_BUILT);
     LazyLock::force(&SLICES);
     LazyLock::force(&TICK_READS);
+    LazyLock::force(&RECENT_TICK_ROWS);
     LazyLock::force(&BAD_FILE_SPANS);
     LazyLock::force(&LIVE_FEEDS);
     LazyLock::force(&LIVE_LAGGED);

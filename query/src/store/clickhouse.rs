@@ -10,6 +10,7 @@
 //! bound with `?` (escaped by the client), never spliced into SQL text.
 
 use crate::error::QueryError;
+use crate::store::clickhouse_recent::{Mirror, RecentTicks};
 use crate::store::embedded::merge_serialized;
 use crate::store::{
     AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
@@ -17,11 +18,14 @@ use crate::store::{
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The reader half of the ClickHouse store: hands out one snapshot per request.
 #[derive(Clone)]
 pub struct ClickHouseStore {
     client: clickhouse::Client,
+    /// Shared `closed_through` and newest closed ticks (`clickhouse_recent.rs`).
+    recent: Arc<RecentTicks>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -41,6 +45,7 @@ impl ClickHouseStore {
             client: clickhouse::Client::default()
                 .with_url(url)
                 .with_validation(false),
+            recent: Arc::new(RecentTicks::default()),
         }
     }
 
@@ -49,19 +54,22 @@ impl ClickHouseStore {
         &self.client
     }
 
-    /// Reads `closed_through` and returns the view of this request.
+    /// The view of this request: `closed_through` (read at most every
+    /// `PROGRESS_TTL_MS`, shared in between) and the mirror of the newest closed ticks.
     pub async fn snapshot(&self) -> Result<ClickHouseSnapshot, QueryError> {
-        let nodes: Vec<(String, i64)> = self
-            .client
-            .query(PROGRESS_SQL)
-            .fetch_all()
-            .await
-            .map_err(ch)?;
-        let closed_through = nodes.iter().map(|&(_, c)| c).min().unwrap_or(0);
+        let client = &self.client;
+        let read_progress = async || {
+            let nodes: Vec<(String, i64)> =
+                client.query(PROGRESS_SQL).fetch_all().await.map_err(ch)?;
+            let closed_through = nodes.iter().map(|&(_, c)| c).min().unwrap_or(0);
+            Ok((closed_through, nodes.len() as u64))
+        };
+        let (closed_through, nodes, recent) = self.recent.view(client, read_progress).await?;
         Ok(ClickHouseSnapshot {
             client: self.client.clone(),
             closed_through,
-            nodes: nodes.len() as u64,
+            nodes,
+            recent,
         })
     }
 }
@@ -74,6 +82,8 @@ pub struct ClickHouseSnapshot {
     /// Nodes in `node_progress`: `closed_through` (their minimum) moves back only when
     /// one appears.
     pub(crate) nodes: u64,
+    /// Every closed `stream_ticks` row from `recent.from` to `closed_through`, in memory.
+    pub(crate) recent: Option<Arc<Mirror>>,
 }
 
 impl std::fmt::Debug for ClickHouseSnapshot {
@@ -118,12 +128,22 @@ pub fn every_query() -> Vec<String> {
         client: clickhouse::Client::default(),
         closed_through: 1_764_000_060_000,
         nodes: 1,
+        recent: None,
     };
     let scope = |kind| Scope {
         kind,
         id: pulse_schemas::Id::new_unchecked("stream:x.1-a_b"),
     };
-    let mut out = vec![PROGRESS_SQL.to_owned()];
+    let mut out = vec![
+        PROGRESS_SQL.to_owned(),
+        snap.client
+            .query(crate::store::clickhouse_recent::FETCH_SQL)
+            .bind(1_763_992_860_000_i64)
+            .bind(1_764_000_060_000_i64)
+            .bind(500_001_u64)
+            .sql_display()
+            .to_string(),
+    ];
     for kind in ScopeKind::ALL {
         let s = scope(kind);
         for range in [
@@ -240,6 +260,21 @@ struct HistRow {
 }
 
 impl ClickHouseSnapshot {
+    /// The range clipped to the closed windows, when the mirror holds all of its rows.
+    fn mirrored(&self, range: Option<TimeRange>) -> Option<(&Mirror, TimeRange)> {
+        let (m, r) = (self.recent.as_deref()?, range?);
+        let covered = m.through == self.closed_through && r.from >= m.from;
+        let path = if covered { "memory" } else { "sql" };
+        crate::metrics::TICK_READS.with_label_values(&[path]).inc();
+        covered.then_some((
+            m,
+            TimeRange {
+                from: r.from,
+                to: r.to.min(self.closed_through),
+            },
+        ))
+    }
+
     /// The client this snapshot reads with (the health reads bind their own values).
     pub(super) fn client(&self) -> &clickhouse::Client {
         &self.client
@@ -273,6 +308,13 @@ impl AnalyticsStore for ClickHouseSnapshot {
         scope: &Scope,
         range: Option<TimeRange>,
     ) -> Result<Vec<TickTotals>, QueryError> {
+        if let Some((m, r)) = self.mirrored(range) {
+            return if r.from < r.to {
+                m.ticks().tick_totals(scope, r)
+            } else {
+                Ok(Vec::new())
+            };
+        }
         let rows: Vec<TickTotalsRow> = self
             .query(&tick_totals_sql(scope, range), scope, range)
             .fetch_all()
@@ -305,6 +347,13 @@ impl AnalyticsStore for ClickHouseSnapshot {
         scope: &Scope,
         range: Option<TimeRange>,
     ) -> Result<Vec<LiveRange>, QueryError> {
+        if let Some((m, r)) = self.mirrored(range) {
+            return if r.from < r.to {
+                m.ticks().live_ranges_in(scope, r)
+            } else {
+                Ok(Vec::new())
+            };
+        }
         let rows: Vec<(String, String, i64, i64)> = self
             .query(&live_ranges_sql(scope, range), scope, range)
             .fetch_all()

@@ -12,6 +12,7 @@
 
 pub mod clickhouse;
 mod clickhouse_health;
+mod clickhouse_recent;
 pub mod embedded;
 mod file_spans;
 mod memory_reads;
