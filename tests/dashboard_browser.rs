@@ -46,10 +46,20 @@ async fn dashboard_in_headless_chromium() {
     let now = chrono::Utc::now().timestamp_millis();
     let start = (now - 50 * 60_000) / 60_000 * 60_000;
     let trace = common::trace::generate(21, start, 500, 30 * 60_000);
+    // Beside the streams: views, likes, shares and clickthroughs of a VOD and clips of
+    // chan-a in the same hour (issue 4's content events, without its older stream), so
+    // the top VODs and top clips tables have rows to compare with the API.
+    let mut events = trace.events.clone();
+    events.extend(
+        common::content::events(start)
+            .into_iter()
+            .filter(|e| e.get("vod").is_some() || e.get("clip").is_some()),
+    );
+    events.sort_by_key(|e| e["ts"].as_i64().unwrap_or(0));
     let file = dir.path().join("trace.ndjson");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&file).expect("trace file"));
-        for e in &trace.events {
+        for e in &events {
             writeln!(f, "{e}").expect("write trace");
         }
     }

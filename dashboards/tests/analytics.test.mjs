@@ -29,7 +29,22 @@ async function chart(p, id) {
   }, id);
 }
 
-test('every KPI tile shows the value the API returns; not-yet-built routes show "not available"', async () => {
+/** Every KPI tile on the page shows a value or "—": never blank, "…", undefined, NaN. */
+async function assertTilesReadable(p) {
+  const all = await p.$$eval('[data-kpi]', (ts) =>
+    ts.map((t) => ({ name: t.dataset.kpi, state: t.dataset.state, text: t.querySelector('.kpi-value').textContent })),
+  );
+  assert.ok(all.length >= 20, `stream and channel tiles, got ${all.length}`);
+  for (const t of all) {
+    assert.notEqual(t.text.trim(), '', `tile ${t.name} is not blank`);
+    assert.notEqual(t.text.trim(), '…', `tile ${t.name} has loaded`);
+    assert.doesNotMatch(t.text, /undefined|NaN|null|Infinity|\[object/, `tile ${t.name}: "${t.text}"`);
+    if (t.text === '—') assert.notEqual(t.state, 'ready', `tile ${t.name} shows a dash only without a value`);
+  }
+  return all;
+}
+
+test('every KPI tile shows the value the API returns, or "—" when there is none', async () => {
   const { page: p, errors, context } = await open();
   const summary = await (await api(`/api/analytics/streams/${env.stream}`)).json();
   const tiles = await p.$$eval('#stream-kpis [data-kpi]', (ts) =>
@@ -50,27 +65,148 @@ test('every KPI tile shows the value the API returns; not-yet-built routes show 
   const peak = tiles.find((t) => t.name === 'peak_concurrent');
   assert.ok(Number(peak.value) > 0, 'the trace has viewers');
 
-  const channel = await api(`/api/analytics/channels/${env.channel}?from=${env.from}&to=${env.to}`);
+  // The channel route exists: it must answer, and every channel tile shows its value.
+  const cur = await p.evaluate(() => window.__pulse.current);
+  const channel = await api(`/api/analytics/channels/${env.channel}?from=${cur.from}&to=${cur.to}`);
+  assert.equal(channel.status, 200, 'GET /api/analytics/channels/:id answers');
+  const body = await channel.json();
   const ctiles = await p.$$eval('#channel-kpis [data-kpi]', (ts) =>
-    ts.map((t) => ({ name: t.dataset.kpi, value: t.dataset.value, state: t.dataset.state, note: t.querySelector('.kpi-note').textContent })),
+    ts.map((t) => ({
+      name: t.dataset.kpi,
+      value: t.dataset.value,
+      state: t.dataset.state,
+      text: t.querySelector('.kpi-value').textContent,
+      note: t.querySelector('.kpi-note').textContent,
+    })),
   );
   assert.ok(ctiles.length >= 6);
-  if (channel.status === 404) {
-    for (const t of ctiles) {
-      assert.equal(t.state, 'unavailable', `${t.name}`);
-      assert.equal(t.note, 'not available');
-    }
-    const best = await p.$eval('[data-table="best-streams"]', (e) => ({ state: e.dataset.state, text: e.textContent }));
-    assert.equal(best.state, 'unavailable');
-    assert.match(best.text, /Not available/);
-  } else {
-    assert.equal(channel.status, 200);
-    const body = await channel.json();
-    for (const t of ctiles) {
-      const v = body.metrics[t.name];
-      assert.equal(t.value, typeof v === 'number' ? String(v) : v, `channel tile ${t.name}`);
+  for (const t of ctiles) {
+    const v = body.metrics[t.name];
+    assert.notEqual(v, undefined, `${t.name} is in the channel answer`);
+    assert.equal(t.value, typeof v === 'number' ? String(v) : v, `channel tile ${t.name}`);
+    if (typeof v === 'string' && v.trim() === '') {
+      assert.equal(t.state, 'none', `${t.name}: nothing to name`);
+      assert.equal(t.text, '—', `${t.name} shows a dash, not a blank`);
+    } else {
+      assert.equal(t.state, 'ready', `${t.name} is shown`);
+      assert.notEqual(t.text, '—', `${t.name} shows its value`);
     }
   }
+  const category = ctiles.find((t) => t.name === 'most_watched_category');
+  assert.equal(category.text, body.metrics.most_watched_category || '—', 'the category tile');
+  await assertTilesReadable(p);
+  // No data area of the page fell back to "not available" or an error.
+  const broken = await p.$$eval('[data-state="unavailable"], [data-state="error"]', (es) =>
+    es.map((e) => `${e.dataset.kpi || e.dataset.table || e.dataset.chart}: ${e.dataset.state}`),
+  );
+  assert.deepEqual(broken, []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('tiles show "—" for an empty category, a missing or a non-numeric value, never a blank or NaN', async () => {
+  const s = await page(browser);
+  // Answers with every kind of hole a tile can meet, from the routes the page calls.
+  await s.page.route('**/api/analytics/channels/**', (route) =>
+    route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        channel: env.channel,
+        from: env.from,
+        to: env.to,
+        metrics: {
+          hours_streamed: 1.5,
+          total_views: 'many',
+          avg_peak_viewers: null,
+          follower_growth_wow_pct: 0,
+          avg_viewers_growth_wow_pct: '',
+          most_watched_category: '',
+          best_streams: [{ stream: 's-x', watch_minutes: null, peak_concurrent: 3 }],
+        },
+      }),
+    }),
+  );
+  await s.page.route(`**/api/analytics/streams/${env.stream}`, (route) =>
+    route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ stream: env.stream, status: 'ENDED', metrics: { peak_concurrent: 5, avg_concurrent: null, views: 'x' } }),
+    }),
+  );
+  await s.page.goto(analyticsUrl());
+  await s.page.waitForFunction(() => Number(document.body.dataset.loaded) >= 1, null, { timeout: 20_000 });
+  const all = await assertTilesReadable(s.page);
+  const text = (name) => all.find((t) => t.name === name).text;
+  assert.equal(text('most_watched_category'), '—');
+  assert.equal(text('total_views'), '—');
+  assert.equal(text('avg_peak_viewers'), '—');
+  assert.equal(text('follower_growth_mom_pct'), '—');
+  assert.equal(text('avg_viewers_growth_wow_pct'), '—');
+  assert.equal(text('hours_streamed'), '1.5 h');
+  assert.equal(text('follower_growth_wow_pct'), '0.0 %');
+  assert.equal(text('peak_concurrent'), '5');
+  assert.equal(text('avg_concurrent'), '—');
+  assert.equal(text('views'), '—');
+  assert.equal(text('startup_p95_ms'), '—');
+  const best = await s.page.$$eval('[data-table="best-streams"] tbody td', (tds) => tds.map((td) => td.textContent));
+  assert.deepEqual(best, ['s-x', '—', '3']);
+  assert.doesNotMatch(await s.page.textContent('main'), /undefined|NaN/);
+  assert.deepEqual(s.errors, []);
+  await s.context.close();
+});
+
+const num = (text) => Number(String(text).replace(/[^0-9.-]/g, ''));
+
+test('the best streams, top VODs and top clips tables hold the API answers', async () => {
+  const { page: p, errors, context } = await open();
+  const cur = await p.evaluate(() => window.__pulse.current);
+  const range = `from=${cur.from}&to=${cur.to}`;
+  const get = async (path) => {
+    const res = await api(path);
+    assert.equal(res.status, 200, `GET ${path}`);
+    return res.json();
+  };
+  const channel = await get(`/api/analytics/channels/${env.channel}?${range}`);
+  const vods = await get(`/api/channels/${env.channel}/top-vods?${range}`);
+  const clips = await get(`/api/channels/${env.channel}/top-clips?${range}`);
+  const table = (id) =>
+    p.$eval(`[data-table="${id}"]`, (e) => ({
+      state: e.dataset.state,
+      rows: Array.from(e.querySelectorAll('tbody tr'), (tr) => Array.from(tr.cells, (c) => c.textContent)),
+    }));
+  // [name, API row, [field, tolerance]...]: counts exactly, decimals to the display's rounding.
+  const check = (what, got, want, name, fields) => {
+    assert.equal(got.state, 'ready', `${what} is shown`);
+    assert.equal(got.rows.length, want.length, `${what}: one row per API item`);
+    want.forEach((w, i) => {
+      const row = got.rows[i];
+      assert.equal(row[0], name(w), `${what} row ${i + 1}: name`);
+      fields.forEach(([field, tol], j) => {
+        const shown = num(row[j + 1]);
+        const v = w[field];
+        assert.ok(Math.abs(shown - v) <= tol(v), `${what} row ${i + 1} ${field}: "${row[j + 1]}" vs ${v}`);
+      });
+    });
+  };
+  const exact = () => 0;
+  const oneDecimal = () => 0.05 + 1e-9;
+
+  const best = channel.metrics.best_streams;
+  assert.ok(best.length >= 1, 'the trace has streams on the channel');
+  check('best streams', await table('best-streams'), best, (r) => r.stream, [['watch_minutes', oneDecimal], ['peak_concurrent', exact]]);
+
+  assert.ok(vods.items.length >= 1, 'the trace has VOD views on the channel');
+  check('top VODs', await table('top-vods'), vods.items.slice(0, 10), (r) => r.title || r.vod, [['views', exact], ['likes', exact]]);
+
+  assert.ok(clips.items.length >= 2, 'the trace has clip views on the channel');
+  // Trending scores decay with time (6 h half-life): a second between the page's
+  // request and the test's moves them by far less than the display's rounding.
+  check('top clips', await table('top-clips'), clips.items.slice(0, 10), (r) => r.title || r.clip, [
+    ['views', exact],
+    ['trending_score', (v) => 0.05 + 1e-3 * Math.abs(v)],
+  ]);
+  assert.ok(clips.items.some((c) => c.views > 0), 'clips with views');
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -25,11 +25,6 @@ export const env = {
 };
 mkdirSync(env.shots, { recursive: true });
 
-/** Routes another engineer is adding in parallel: a 404 from them is an expected,
- * handled state today (the page shows "not available"), so the browser's own network
- * log line for it is not a page error. */
-const PENDING_ROUTES = [/\/api\/analytics\/channels\//, /\/api\/channels\/[^/]+\/top-(vods|clips)/];
-
 export async function launch() {
   return chromium.launch({
     executablePath: process.env.PULSE_CHROMIUM || '/usr/bin/chromium',
@@ -38,7 +33,8 @@ export async function launch() {
   });
 }
 
-/** A page that records console errors and uncaught exceptions into `errors`. */
+/** A page that records console errors, uncaught exceptions and every answer of 400 or
+ * more to the page's own requests into `errors`. */
 export async function page(browser, { width = 1280, height = 900, signedIn = true } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
   if (signedIn) {
@@ -50,10 +46,15 @@ export async function page(browser, { width = 1280, height = 900, signedIn = tru
   p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
+    // Every failed request the page makes is an error here, a 404 included: all the
+    // routes the dashboard calls exist, so a 404 from one means it broke.
     const url = m.location().url || '';
-    const text = m.text();
-    if (/status of 404/.test(text) && PENDING_ROUTES.some((r) => r.test(url))) return;
-    errors.push(`console.error: ${text} (${url})`);
+    errors.push(`console.error: ${m.text()} (${url})`);
+  });
+  // Not only what the console happens to log: any HTTP failure of a request the page
+  // made (the API, the assets) is a page error.
+  p.on('response', (r) => {
+    if (r.status() >= 400) errors.push(`http: status of ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
   return { context, page: p, errors };
 }

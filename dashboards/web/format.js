@@ -6,7 +6,15 @@ const two = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFr
 
 /** Formats `v` by kind: count, decimal, ratio (shown as %), pct (already %), ms, s, text. */
 export function fmt(v, kind) {
-  if (v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return '—';
+  if (v === null || v === undefined) return '—';
+  if (kind === 'text' || kind === undefined) {
+    const s = String(v).trim();
+    return s === '' ? '—' : s;
+  }
+  // Every other kind is a number: anything that is not one is shown as a dash, never
+  // as "NaN" or "undefined".
+  if (typeof v !== 'number') v = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(v)) return '—';
   switch (kind) {
     case 'count':
       return int.format(v);

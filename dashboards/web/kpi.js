@@ -31,15 +31,25 @@ export function tiles(parent, defs) {
     set(metrics) {
       for (const { t, value, note, d } of Object.values(byName)) {
         const v = metrics[d.name];
+        const text = fmt(v, d.kind);
         if (v === undefined || v === null) {
           t.dataset.state = 'missing';
           delete t.dataset.value;
           value.textContent = '—';
           note.textContent = 'not in the answer';
+        } else if (text === '—') {
+          // Something the tile cannot show: an empty name (no category in the range,
+          // say) or, for a number, anything that is not a finite one. A dash and a
+          // word, never a blank, "NaN" or "undefined"; the raw value stays in data-value.
+          const empty = typeof v === 'string' && v.trim() === '';
+          t.dataset.state = empty ? 'none' : 'invalid';
+          t.dataset.value = String(v);
+          value.textContent = '—';
+          note.textContent = empty ? 'none in this range' : 'not a number';
         } else {
           t.dataset.state = 'ready';
           t.dataset.value = typeof v === 'number' ? String(v) : v;
-          value.textContent = fmt(v, d.kind);
+          value.textContent = text;
           note.textContent = '';
         }
       }

@@ -165,6 +165,26 @@ function onHealth(m) {
   }
 }
 
+/** A readable local time for an epoch-ms instant: the time of day, with the date
+ * when it is not today. */
+function when(ms) {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return 'an unknown time';
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+/** The alert's message for people. The feed's snapshot of an alert that was already
+ * firing when the page connected reads "<kind> firing since <epoch ms>": it becomes
+ * "Bitrate drop still firing, since 11:57:04 AM."; any other epoch-ms run in a message
+ * (13 digits, years 2001–2286) is shown as a local time too. */
+function readable(m) {
+  const text = String(m.message ?? '');
+  const snap = /^([a-z_]+) firing since (\d{12,})$/.exec(text.trim());
+  if (snap) return `${ALERT_NAMES[snap[1]] || snap[1]} still firing, since ${when(Number(snap[2]))}.`;
+  return text.replace(/\b\d{13}\b/g, (ms) => when(Number(ms)));
+}
+
 function onAlert(m) {
   const c = card(m.stream);
   const key = m.alert;
@@ -176,18 +196,19 @@ function onAlert(m) {
     li.dataset.alert = m.alert;
     li.dataset.severity = m.severity;
     li.tabIndex = 0;
-    li.title = m.guide || m.message;
+    li.title = m.guide || readable(m);
     const head = el('p', 'alert-head');
     head.append(
       el('span', 'sev', m.severity === 'critical' ? '■ Critical' : '▲ Warning'),
       el('strong', null, ALERT_NAMES[m.alert] || m.alert),
-      el('span', 'since', ` since ${new Date(m.ts).toLocaleTimeString()}`),
+      el('span', 'since', ` since ${when(m.ts)}`),
     );
-    li.append(head, el('p', 'msg', m.message));
+    const msg = readable(m);
+    li.append(head, el('p', 'msg', msg));
     if (m.guide) li.append(el('p', 'guide', `What to try: ${m.guide}`));
     c.alerts.append(li);
     c.active.set(key, li);
-    cue(`${ALERT_NAMES[m.alert] || m.alert} on ${m.stream}: ${m.message}`);
+    cue(`${ALERT_NAMES[m.alert] || m.alert} on ${m.stream}: ${msg}`);
   }
   c.none.hidden = c.active.size > 0;
 }

@@ -48,7 +48,7 @@ export function tableCard(parent, id, title, columns) {
         for (const c of columns) {
           const td = tr.insertCell();
           const v = c.get(r);
-          td.textContent = c.kind ? fmt(v, c.kind) : v ?? '—';
+          td.textContent = fmt(v, c.kind || 'text');
           if (c.kind) td.className = 'num';
         }
       }
