@@ -218,6 +218,47 @@ async fn check(clickhouse_url: Option<String>) {
     let v = s.json("/api/analytics/streams/stream-b1").await;
     assert_eq!(v["status"], "UNKNOWN", "{v}");
 
+    // The channel's views and chat per hour and per day over the eleven days the trace
+    // spans (its older stream included), against the raw events.
+    let from = (START - 11 * DAY).div_euclid(DAY) * DAY;
+    for step in [3_600_000, DAY] {
+        for (metric, kind) in [("views", "viewstart"), ("chat_messages", "chat")] {
+            let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+            for e in events
+                .iter()
+                .filter(|e| e["channel"] == "chan-a" && e["type"] == kind)
+            {
+                let n = if kind == "chat" {
+                    e["count"].as_i64().unwrap_or(1)
+                } else {
+                    1
+                };
+                *want.entry(ts(e).div_euclid(step) * step).or_default() += n;
+            }
+            // Views span the older stream's day and today; chat is today's streams only.
+            let min_buckets = if kind == "viewstart" { 2 } else { 1 };
+            assert!(want.len() >= min_buckets, "{metric}: {want:?}");
+            let path = format!(
+                "/api/analytics/series?metric={metric}&channel=chan-a&from={from}&to={to}&step={step}"
+            );
+            let (status, v) = get_as(&s, &path, Some(&alice)).await;
+            assert_eq!(status, 200, "{v}");
+            let got: BTreeMap<i64, i64> = v["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .map(|p| {
+                    (
+                        p["t"].as_i64().unwrap_or(0),
+                        p["value"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .filter(|&(_, n)| n != 0)
+                .collect();
+            assert_eq!(got, want, "{metric} at step {step}");
+        }
+    }
+
     // Channel analytics, as chan-a's creator.
     let path = format!("/api/analytics/channels/chan-a?from={START}&to={to}");
     assert_eq!(get_as(&s, &path, None).await.0, 401);
