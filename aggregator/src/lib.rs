@@ -23,7 +23,9 @@
 //!   retried insert collapse in `ReplacingMergeTree` keys and are read with `FINAL`).
 //!   Retention (`retention_days`) drops whole UTC days hourly in either store.
 //! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]; the embedded store;
-//!   `sinks::with_health` adds the health rows to every flush).
+//!   `sinks::with_health` adds the health rows to every flush; [`sinks::hot_ticks`]: the
+//!   embedded store's in-memory copy of the newest compacted `stream_ticks` rows, which
+//!   lets readers of the last hours skip Parquet).
 //! - Stream health (issue 5), a component of its own beside the beacon core (encoder
 //!   reports are not beacons and have their own bounded input and fast path):
 //!   [`alerts`] (the METRICS.md §4 rules with hysteresis, pure), [`health`]
