@@ -48,8 +48,9 @@ fn config(dir: &Path, window_ms: u64, max_rows: usize) -> EmbeddedStoreConfig {
     }
 }
 
-fn times(batches: &[RecordBatch]) -> Vec<i64> {
-    let mut out: Vec<i64> = batches
+/// The `t` values of `batches`, in their order.
+fn times_in_order(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
         .iter()
         .flat_map(|b| {
             b.column_by_name("t")
@@ -58,7 +59,12 @@ fn times(batches: &[RecordBatch]) -> Vec<i64> {
                 .values()
                 .to_vec()
         })
-        .collect();
+        .collect()
+}
+
+/// The `t` values of `batches`, sorted.
+fn times(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut out = times_in_order(batches);
     out.sort_unstable();
     out
 }
@@ -91,17 +97,7 @@ fn check_entries(tables: &EmbeddedTables) -> usize {
             .collect::<Vec<_>>();
         let mut want = want;
         want.sort_unstable();
-        let in_order: Vec<i64> = h
-            .batches
-            .iter()
-            .flat_map(|b| {
-                b.column_by_name("t")
-                    .expect("t")
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
+        let in_order = times_in_order(&h.batches);
         assert!(in_order.windows(2).all(|w| w[0] <= w[1]), "ordered by t");
         assert_eq!(
             times(&h.batches),

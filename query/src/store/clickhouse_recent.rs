@@ -23,7 +23,7 @@
 
 use crate::error::QueryError;
 use crate::store::clickhouse::ch;
-use crate::store::memory_reads::MemoryTicks;
+use crate::store::memory_reads::{COUNTERS, MemoryTicks};
 use crate::store::time_sliced::TimeSliced;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -39,22 +39,6 @@ pub const WINDOW_MS: i64 = 2 * 3_600_000;
 pub const MAX_ROWS: usize = 500_000;
 /// Rows per batch (batches are ordered by `t`, so a short range meets few).
 const SLICE_ROWS: usize = 4_096;
-
-const COUNTERS: [&str; 13] = [
-    "events",
-    "views",
-    "watch_ms",
-    "rebuffer_ms",
-    "rebuffer_count",
-    "startups",
-    "failures",
-    "chat_messages",
-    "follows",
-    "likes",
-    "shares",
-    "embed_views",
-    "clickthroughs",
-];
 
 /// The columns the in-memory reads use.
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {

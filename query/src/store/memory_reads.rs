@@ -33,7 +33,7 @@ pub struct MemoryTicks {
 }
 
 /// Counter columns in `TickTotals` order after `t` and `viewers` (`events` first).
-const COUNTERS: [&str; 13] = [
+pub(crate) const COUNTERS: [&str; 13] = [
     "events",
     "views",
     "watch_ms",
