@@ -81,3 +81,53 @@ fn ddl_and_every_reader_query_run_on_18_16_and_on_current_clickhouse() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A `viewer_minutes` table created by a Pulse from before the 5-second slice masks
+/// gains them at the next migrate; its old rows read null (in no slice), new rows insert.
+#[test]
+fn migrate_adds_the_columns_an_older_table_lacks() {
+    let ch = ClickHouse::start();
+    let old = pulse_schemas::clickhouse::ddl_of("viewer_minutes")
+        .expect("viewer_minutes DDL")
+        .replace(
+            ",\n    seen_mask Nullable(Int64),\n    follow_mask Nullable(Int64)\n",
+            "\n",
+        );
+    assert!(!old.contains("seen_mask"), "{old}");
+    ch.sql(&old).expect("create the old table");
+    ch.sql(
+        "INSERT INTO viewer_minutes (node, kind, target, channel, minute, viewer, events, \
+         followed, chat_messages) VALUES ('n', 'stream', 's', 'c', 60000, 'v', 1, 1, 0)",
+    )
+    .expect("insert an old row");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = pulse_aggregator::sinks::clickhouse::client(&ch.url());
+    let n = rt
+        .block_on(pulse_aggregator::sinks::clickhouse::migrate(&client))
+        .expect("migrate");
+    assert_eq!(n, DDL.len() + 2, "two ALTERs");
+    let n = rt
+        .block_on(pulse_aggregator::sinks::clickhouse::migrate(&client))
+        .expect("migrate again");
+    assert_eq!(n, DDL.len(), "nothing left to add");
+    let desc = ch
+        .sql("DESCRIBE TABLE viewer_minutes FORMAT TSV")
+        .expect("describe");
+    let cols: Vec<&str> = desc.lines().filter_map(|l| l.split('\t').next()).collect();
+    let want: Vec<String> = Table::ViewerMinutes
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(cols, want);
+    ch.sql(&format!(
+        "INSERT INTO viewer_minutes ({}) VALUES ('n', 'stream', 's', 'c', 120000, 'v', 2, 0, 0, 6, 0)",
+        want.join(", ")
+    ))
+    .expect("insert a new row");
+    let rows = ch
+        .sql("SELECT minute, seen_mask, follow_mask FROM viewer_minutes ORDER BY minute FORMAT TSV")
+        .expect("select");
+    assert_eq!(rows.trim(), "60000\t\\N\t\\N\n120000\t6\t0");
+}

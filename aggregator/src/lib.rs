@@ -4,7 +4,9 @@
 //! Modules:
 //! - [`session`]: the view-session state machine (`ViewSession`), pure.
 //! - [`window`]: tick accumulators (`TickWindow` → `TickRow`) and viewer-minute
-//!   accumulators (`MinuteWindow` → `ViewerMinuteRow`); time split at tick boundaries.
+//!   accumulators (`MinuteWindow` → `ViewerMinuteRow`, with the 5-second slices of the
+//!   minute in which the viewer had an event and a follow as two 12-bit masks, so the
+//!   query side answers distinct viewers at a 5 s step); time split at tick boundaries.
 //! - [`target`]: one target's open sessions and windows; what each event counts for.
 //! - [`tombstones`]: the bounded set of recently ended sessions (orphan detection).
 //! - [`qoe`]: `QoeWindow`, playback quality per minute and (device, country, player)

@@ -10,7 +10,7 @@
 
 use crate::histogram::encode_startups;
 use crate::session::Interval;
-use pulse_schemas::{Id, TargetKind, TickRow, ViewerMinuteRow};
+use pulse_schemas::{Id, TargetKind, TickRow, ViewerMinuteRow, minute_slice_bit};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -189,6 +189,12 @@ pub struct ViewerMinuteAcc {
     pub events: i64,
     pub followed: bool,
     pub chat_messages: i64,
+    /// The 5-second slices of the minute with an event, and with a `follow`
+    /// ([`ViewerMinuteRow::seen_mask`]). Default 0 for snapshots written before them.
+    #[serde(default)]
+    pub seen_mask: u16,
+    #[serde(default)]
+    pub follow_mask: u16,
 }
 
 impl ViewerMinuteAcc {
@@ -211,6 +217,8 @@ impl ViewerMinuteAcc {
             events: self.events,
             followed: self.followed,
             chat_messages: self.chat_messages,
+            seen_mask: i64::from(self.seen_mask),
+            follow_mask: i64::from(self.follow_mask),
         }
     }
 }
@@ -314,6 +322,8 @@ impl MinuteWindow {
                 0
             }
         };
+        let bit = minute_slice_bit(ts) as u16;
+        let follow_bit = if followed { bit } else { 0 };
         let viewers = &mut self.minutes[pos].1;
         let cached = match &hint {
             Some(Some(h)) if h.minute == minute => Some(h.slot as usize),
@@ -329,6 +339,8 @@ impl MinuteWindow {
                 acc.events += 1;
                 acc.followed |= followed;
                 acc.chat_messages += chat_messages;
+                acc.seen_mask |= bit;
+                acc.follow_mask |= follow_bit;
                 i
             }
             None => {
@@ -339,6 +351,8 @@ impl MinuteWindow {
                     events: 1,
                     followed,
                     chat_messages,
+                    seen_mask: bit,
+                    follow_mask: follow_bit,
                 };
                 let i = viewers.accs.len();
                 viewers.index.insert(viewer.clone(), i as u32);
@@ -376,5 +390,47 @@ impl MinuteWindow {
     /// Every open minute, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &(i64, MinuteViewers)> {
         self.minutes.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_minute_marks_the_5s_slices_of_its_events_and_follows() {
+        let mut w = MinuteWindow::default();
+        let mut bound = Bound { open: 0, max: 10 };
+        let (a, b) = (Id::new_unchecked("a"), Id::new_unchecked("b"));
+        let m = 600_000;
+        assert!(w.record(m + 1, &a, false, 0, &mut bound, None));
+        assert!(w.record(m + 4_999, &a, false, 0, &mut bound, None));
+        assert!(w.record(m + 12_000, &a, true, 0, &mut bound, None));
+        assert!(w.record(m + 59_999, &b, false, 2, &mut bound, None));
+        // A slot hint from another minute is ignored.
+        let mut hint = Some(MinuteSlot { minute: 0, slot: 0 });
+        assert!(w.record(m + 60_000, &b, true, 0, &mut bound, Some(&mut hint)));
+        let mut closed = Vec::new();
+        w.pop_closed(m + 120_000, &mut bound, |minute, v| {
+            for (viewer, acc) in v.iter() {
+                closed.push((minute, viewer.to_string(), acc.clone()));
+            }
+        });
+        let acc = |events, followed, chat_messages, seen_mask, follow_mask| ViewerMinuteAcc {
+            events,
+            followed,
+            chat_messages,
+            seen_mask,
+            follow_mask,
+        };
+        assert_eq!(
+            closed,
+            vec![
+                (m, "a".to_owned(), acc(3, true, 0, 0b101, 0b100)),
+                (m, "b".to_owned(), acc(1, false, 2, 1 << 11, 0)),
+                (m + 60_000, "b".to_owned(), acc(1, true, 0, 1, 1)),
+            ]
+        );
+        assert_eq!(bound.open, 0);
     }
 }

@@ -68,6 +68,8 @@ fn windows(w: i64, n: i64) -> ClosedWindows {
                 events: 3,
                 followed: false,
                 chat_messages: 1,
+                seen_mask: 0b11,
+                follow_mask: 0,
             })
             .collect(),
         qoe_minutes: times

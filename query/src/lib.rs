@@ -180,8 +180,16 @@
 //! - **Final flags.** A bucket is `final` once its end ≤ `closed_through`. Provisional rows
 //!   count in open buckets; a provisional row of an already closed window is ignored so
 //!   nothing is counted twice.
-//! - **Distinct viewers are per minute** (`viewer_minutes`): unique viewers, new followers
-//!   and conversion need a step ≥ 1 min (400 otherwise) and are exact over any range.
+//! - **Distinct viewers: one row per viewer and minute, with 5-second slice masks**
+//!   (`viewer_minutes.seen_mask`, `follow_mask`). Unique viewers, new followers and
+//!   conversion answer at every step, 5 s included, exactly: a step below the minute reads
+//!   the range's whole minutes and counts each row once per slice its mask marks
+//!   (`store::SliceRead`; DataFusion cross-joins the twelve slice numbers, ClickHouse
+//!   `ARRAY JOIN range(12)`), then keeps the buckets inside the range. Per-tick viewer
+//!   rows would have multiplied the table by up to twelve; a mask adds two integers.
+//!   Parts written before the masks read null there and count in no 5-second slice
+//!   (their minutes still count at steps of a minute and more). QoE breakdowns stay at
+//!   ≥ 1 min (`qoe_minutes`).
 //! - **Ad-hoc SQL** (issue 4 point 7). Checked on the parsed tree, never the text: one
 //!   statement, a query, only the analytics tables (`Table::ALL`) and WITH names in
 //!   scope, no table functions at all (even harmless ones: `generate_series`,

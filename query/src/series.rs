@@ -6,7 +6,7 @@
 //!   count as 0), `peak` the max; a channel sums its streams per tick and averages over
 //!   the ticks in which any of its streams is live.
 //! - counts and ratios: the bucket's sums; distinct-viewer metrics come from
-//!   `viewer_minutes` and so need a step of at least one minute.
+//!   `viewer_minutes`, at a step below the minute through its 5-second slice masks.
 //! - `final` is false while any tick of the bucket is still open: bucket end
 //!   `> closed_through`. Provisional rows count in such buckets.
 //!

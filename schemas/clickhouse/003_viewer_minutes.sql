@@ -9,7 +9,9 @@ CREATE TABLE IF NOT EXISTS viewer_minutes (
     viewer String,
     events Int64,
     followed UInt8,
-    chat_messages Int64
+    chat_messages Int64,
+    seen_mask Nullable(Int64),
+    follow_mask Nullable(Int64)
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY intDiv(minute, 86400000)
 ORDER BY (kind, target, minute, viewer, node)

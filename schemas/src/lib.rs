@@ -42,6 +42,11 @@
 //!   1–10 000; `pos` finite and ≥ 0.
 //! - Table counters are `Int64` and times epoch-ms `Int64`, so the Parquet files read
 //!   the same in DataFusion, Polars and DuckDB, and map one-to-one onto ClickHouse.
+//! - **Columns are only ever added, and added nullable.** Parts written before a column
+//!   existed then read null there (DataFusion fills a missing nullable column), and on
+//!   ClickHouse `migrate` adds the column to a table an older Pulse created. The DDL files
+//!   always show the current table. First such columns: `viewer_minutes.seen_mask` and
+//!   `follow_mask`, the 5-second slices of the minute with an event and with a follow.
 
 pub mod access;
 pub mod clickhouse;
@@ -72,4 +77,7 @@ pub use live::{
     LiveHealth, LiveUpdate, RulesError, Severity, StreamHealthNow,
 };
 pub use qoe_tables::QoeMinuteRow;
-pub use tables::{ClosedWindows, EndReason, SessionRow, Table, TableRow, TickRow, ViewerMinuteRow};
+pub use tables::{
+    ClosedWindows, EndReason, MINUTE_SLICE_MS, SessionRow, Table, TableRow, TickRow,
+    ViewerMinuteRow, minute_slice_bit,
+};

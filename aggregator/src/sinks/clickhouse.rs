@@ -92,7 +92,10 @@ fn ch_err(e: impl std::fmt::Display) -> AggregatorError {
     AggregatorError::ClickHouse(e.to_string())
 }
 
-/// Applies every DDL statement (idempotent). Returns how many were applied.
+/// Applies every DDL statement (idempotent), then adds to tables an older Pulse created
+/// the columns added since (`ALTER TABLE … ADD COLUMN`; such columns are nullable, so
+/// old rows read null: for `viewer_minutes`' slice masks, "in no 5-second slice").
+/// Returns how many statements were applied.
 pub async fn migrate(client: &clickhouse::Client) -> Result<usize, AggregatorError> {
     for (file, sql) in ddl::DDL {
         client
@@ -101,7 +104,46 @@ pub async fn migrate(client: &clickhouse::Client) -> Result<usize, AggregatorErr
             .await
             .map_err(|e| AggregatorError::ClickHouse(format!("{file}: {e}")))?;
     }
-    Ok(ddl::DDL.len())
+    let mut applied = ddl::DDL.len();
+    for &table in pulse_schemas::Table::ALL {
+        let have: Vec<String> = client
+            .query(
+                "SELECT name FROM system.columns \
+                 WHERE database = currentDatabase() AND table = ?",
+            )
+            .bind(table.name())
+            .fetch_all()
+            .await
+            .map_err(|e| {
+                AggregatorError::ClickHouse(format!("columns of {}: {e}", table.name()))
+            })?;
+        for field in table.schema().fields() {
+            if have.iter().any(|c| c == field.name()) {
+                continue;
+            }
+            let ty = ddl::clickhouse_type(field).ok_or_else(|| {
+                AggregatorError::ClickHouse(format!(
+                    "{}.{}: no ClickHouse type for {}",
+                    table.name(),
+                    field.name(),
+                    field.data_type()
+                ))
+            })?;
+            let sql = format!(
+                "ALTER TABLE {} ADD COLUMN {} {ty}",
+                table.name(),
+                field.name()
+            );
+            client
+                .query(&sql)
+                .execute()
+                .await
+                .map_err(|e| AggregatorError::ClickHouse(format!("{sql}: {e}")))?;
+            tracing::info!(table = table.name(), column = %field.name(), "added a column to a table an older Pulse created");
+            applied += 1;
+        }
+    }
+    Ok(applied)
 }
 
 /// The day partitions of one table (`?` = table name), read by [`drop_days_before`].

@@ -186,14 +186,17 @@ pub fn buckets(
     Ok(b)
 }
 
-/// Distinct-viewer metrics are kept per minute: refuse finer steps for them.
+/// Every metric answers at every allowed step: distinct viewers come from minute rows
+/// with 5-second slice masks, so nothing is refused for its step any more. Kept as the
+/// one place a route checks a metric against its step.
 pub fn check_step_for(metric: Metric, step: i64) -> Result<(), QueryError> {
-    if metric.needs_viewer_minutes() && step < 60_000 {
+    if metric.needs_viewer_minutes() && step < pulse_schemas::MINUTE_SLICE_MS {
         return Err(QueryError::invalid(
             "step",
             format!(
-                "{} is counted per minute; use a step of at least 60000 ms",
-                metric.name()
+                "{} is kept in 5-second slices; use a step of at least {} ms",
+                metric.name(),
+                pulse_schemas::MINUTE_SLICE_MS
             ),
         ));
     }

@@ -13,9 +13,10 @@ use crate::error::QueryError;
 use crate::store::clickhouse_recent::{Mirror, RecentTicks};
 use crate::store::embedded::merge_serialized;
 use crate::store::{
-    AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
-    TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
+    AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, SliceRead, StartupHistogram,
+    TickTotals, TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
 };
+use pulse_schemas::MINUTE_SLICE_MS;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -158,7 +159,7 @@ pub fn every_query() -> Vec<String> {
                 startup_sql(&s, range),
                 live_ranges_sql(&s, range),
             ];
-            for b in [None, Some(60_000)] {
+            for b in [None, Some(5_000), Some(60_000)] {
                 sqls.push(viewer_counts_sql(&s, range, b));
             }
             for sql in sqls {
@@ -215,6 +216,21 @@ fn live_ranges_sql(scope: &Scope, range: Option<TimeRange>) -> String {
 }
 
 fn viewer_counts_sql(scope: &Scope, range: Option<TimeRange>, bucketing: Bucketing) -> String {
+    if let Some(s) = SliceRead::of(range, bucketing) {
+        // Each minute row once per 5-second slice its mask marks.
+        return format!(
+            "SELECT {b} AS b, toInt64(uniqExact(viewer)), \
+             toInt64(uniqExactIf(viewer, bitAnd(ifNull(follow_mask, 0), bitShiftLeft(toInt64(1), k)) != 0)) \
+             FROM viewer_minutes FINAL ARRAY JOIN range({n}) AS k \
+             WHERE {filter} AND minute + 60000 <= ?{cond} \
+             AND bitAnd(ifNull(seen_mask, 0), bitShiftLeft(toInt64(1), k)) != 0 \
+             GROUP BY b ORDER BY b",
+            b = bucket_expr(&format!("(minute + k * {MINUTE_SLICE_MS})"), Some(s.step)),
+            n = 60_000 / MINUTE_SLICE_MS,
+            filter = scope_filter(scope, false),
+            cond = range_cond(s.minutes, "minute"),
+        );
+    }
     format!(
         "SELECT {b} AS b, toInt64(uniqExact(viewer)), toInt64(uniqExactIf(viewer, followed = 1)) \
          FROM viewer_minutes FINAL WHERE {filter} AND minute + 60000 <= ?{cond} \
@@ -376,14 +392,20 @@ impl AnalyticsStore for ClickHouseSnapshot {
         range: Option<TimeRange>,
         bucketing: Bucketing,
     ) -> Result<Vec<ViewerCounts>, QueryError> {
+        let slices = SliceRead::of(range, bucketing);
+        let rows_range = slices.map_or(range, |s| s.minutes);
         let rows: Vec<(i64, i64, i64)> = self
-            .query(&viewer_counts_sql(scope, range, bucketing), scope, range)
+            .query(
+                &viewer_counts_sql(scope, range, bucketing),
+                scope,
+                rows_range,
+            )
             .fetch_all()
             .await
             .map_err(ch)?;
         // A bucket with a viewer minute has a viewer; 18.16 answers an empty input
         // grouped by a constant with one all-zero row, which means "no bucket".
-        Ok(rows
+        let mut out: Vec<ViewerCounts> = rows
             .into_iter()
             .filter(|&(_, unique_viewers, _)| unique_viewers > 0)
             .map(|(bucket, unique_viewers, followers)| ViewerCounts {
@@ -391,7 +413,11 @@ impl AnalyticsStore for ClickHouseSnapshot {
                 unique_viewers,
                 followers,
             })
-            .collect())
+            .collect();
+        if let Some(s) = slices {
+            s.keep(&mut out);
+        }
+        Ok(out)
     }
 
     async fn startup_histograms(

@@ -25,15 +25,15 @@ use crate::store::file_spans::FileSpans;
 use crate::store::memory_reads::MemoryTicks;
 use crate::store::time_sliced::TimeSliced;
 use crate::store::{
-    AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, StartupHistogram, TickTotals,
-    TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
+    AnalyticsStore, Bucketing, LiveRange, Scope, ScopeKind, SliceRead, StartupHistogram,
+    TickTotals, TimeRange, ViewerCounts, bucket_start, empty_startup_histogram,
 };
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use pulse_schemas::{EmbeddedTables, Table, TablesView};
+use pulse_schemas::{EmbeddedTables, MINUTE_SLICE_MS, Table, TablesView};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -463,15 +463,35 @@ impl AnalyticsStore for EmbeddedSnapshot {
         range: Option<TimeRange>,
         bucketing: Bucketing,
     ) -> Result<Vec<ViewerCounts>, QueryError> {
-        let (p, cond) = params(scope, range, "minute");
-        let sql = format!(
-            "SELECT {b} AS b, COUNT(DISTINCT viewer), \
-             COUNT(DISTINCT CASE WHEN followed THEN viewer END) \
-             FROM {rel} WHERE {filter}{cond} GROUP BY 1 ORDER BY 1",
-            b = bucket_expr("minute", bucketing),
-            rel = self.relation(Table::ViewerMinutes),
-            filter = scope_filter(scope, false),
-        );
+        let slices = SliceRead::of(range, bucketing);
+        let rel = self.relation(Table::ViewerMinutes);
+        let filter = scope_filter(scope, false);
+        let sql = match slices {
+            // Each minute row once per 5-second slice its mask marks (rows of parts
+            // written before the masks existed have none, so count in no slice).
+            Some(s) => format!(
+                "SELECT {b} AS b, COUNT(DISTINCT viewer), \
+                 COUNT(DISTINCT CASE WHEN (COALESCE(follow_mask, 0) & (CAST(1 AS BIGINT) << k)) <> 0 \
+                 THEN viewer END) \
+                 FROM {rel} AS vm CROSS JOIN (VALUES {ks}) AS slices(k) \
+                 WHERE {filter}{cond} AND (COALESCE(seen_mask, 0) & (CAST(1 AS BIGINT) << k)) <> 0 \
+                 GROUP BY 1 ORDER BY 1",
+                b = bucket_expr(&format!("(minute + k * {MINUTE_SLICE_MS})"), Some(s.step)),
+                ks = (0..60_000 / MINUTE_SLICE_MS)
+                    .map(|k| format!("(CAST({k} AS BIGINT))"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cond = params(scope, s.minutes, "minute").1,
+            ),
+            None => format!(
+                "SELECT {b} AS b, COUNT(DISTINCT viewer), \
+                 COUNT(DISTINCT CASE WHEN followed THEN viewer END) \
+                 FROM {rel} WHERE {filter}{cond} GROUP BY 1 ORDER BY 1",
+                b = bucket_expr("minute", bucketing),
+                cond = params(scope, range, "minute").1,
+            ),
+        };
+        let (p, _) = params(scope, slices.map_or(range, |s| s.minutes), "minute");
         let mut out = Vec::new();
         for b in self.run(&sql, p).await? {
             let (bucket, uniq, fol) = (i64_col(&b, 0)?, i64_col(&b, 1)?, i64_col(&b, 2)?);
@@ -484,6 +504,9 @@ impl AnalyticsStore for EmbeddedSnapshot {
             }
         }
         out.sort_unstable_by_key(|x| x.bucket);
+        if let Some(s) = slices {
+            s.keep(&mut out);
+        }
         Ok(out)
     }
 

@@ -137,6 +137,40 @@ pub fn bucket_start(t: i64, step: i64) -> i64 {
     t.div_euclid(step) * step
 }
 
+/// A distinct-viewer read finer than the minute: buckets come from the 5-second slice
+/// masks of the minute rows (`viewer_minutes.seen_mask`, `follow_mask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SliceRead {
+    pub step: i64,
+    /// The rows to read: the range widened out to whole minutes.
+    pub minutes: Option<TimeRange>,
+    /// The buckets to keep.
+    pub range: Option<TimeRange>,
+}
+
+impl SliceRead {
+    /// `Some` when `bucketing` is a step below one minute.
+    pub fn of(range: Option<TimeRange>, bucketing: Bucketing) -> Option<SliceRead> {
+        let step = bucketing.filter(|&s| s < 60_000)?;
+        let minutes = range.map(|r| TimeRange {
+            from: bucket_start(r.from, 60_000),
+            to: bucket_start(r.to - 1, 60_000) + 60_000,
+        });
+        Some(SliceRead {
+            step,
+            minutes,
+            range,
+        })
+    }
+
+    /// Drops the buckets outside the requested range (read from its whole minutes).
+    pub fn keep(&self, counts: &mut Vec<ViewerCounts>) {
+        if let Some(r) = self.range {
+            counts.retain(|c| c.bucket >= r.from && c.bucket < r.to);
+        }
+    }
+}
+
 /// A new, empty startup histogram: 1 ms to 10 min, 3 significant digits (METRICS.md §1),
 /// growing if a stored one holds more.
 pub fn empty_startup_histogram() -> Histogram<u64> {
@@ -201,6 +235,18 @@ mod tests {
     #[test]
     fn buckets_align_to_the_epoch() {
         assert_eq!(bucket_start(0, 60_000), 0);
+        let r = |from, to| Some(TimeRange { from, to });
+        assert_eq!(SliceRead::of(r(65_000, 70_000), Some(60_000)), None);
+        let s = SliceRead::of(r(65_000, 125_000), Some(5_000)).expect("sub-minute");
+        assert_eq!((s.step, s.minutes), (5_000, r(60_000, 180_000)));
+        let c = |bucket| ViewerCounts {
+            bucket,
+            unique_viewers: 1,
+            followers: 0,
+        };
+        let mut counts = vec![c(60_000), c(65_000), c(120_000), c(125_000)];
+        s.keep(&mut counts);
+        assert_eq!(counts, vec![c(65_000), c(120_000)]);
         assert_eq!(bucket_start(59_999, 60_000), 0);
         assert_eq!(bucket_start(60_000, 60_000), 60_000);
         assert_eq!(bucket_start(-1, 60_000), -60_000);
