@@ -215,6 +215,18 @@ async fn check(clickhouse_url: Option<String>) {
         assert!(close(got, avg, 1e-9), "bucket {t}: {got} vs {avg}");
         assert_eq!(got_peak, peak, "bucket {t}");
     }
+    // Unique viewers, new followers and conversion at 5 s and 1 min, against the raw
+    // events, over a range that starts and ends inside a minute.
+    for step in [5_000, 60_000] {
+        let range = (START + 35_000, START + 7 * 60_000 + 20_000);
+        let range = (
+            range.0.div_euclid(step) * step,
+            range.1.div_euclid(step) * step,
+        );
+        for stream in ["stream-a1", "stream-a2"] {
+            common::distinct::check_series(&s, &events, stream, step, range).await;
+        }
+    }
     let v = s.json("/api/analytics/streams/stream-b1").await;
     assert_eq!(v["status"], "UNKNOWN", "{v}");
 
