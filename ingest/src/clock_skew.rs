@@ -9,8 +9,8 @@
 //! receive time. Results are clamped to the valid range `0..=MAX_TS`.
 //!
 //! The decision is remembered per (viewer, session) in a node-wide
-//! [`GenerationalMap`]: the key is a 64-bit hash of the pair with a per-node random
-//! key (so clients cannot aim collisions at someone else's session), the value the
+//! [`GenerationalMap`]: the key is a 64-bit foldhash of the pair with a per-node random
+//! seed (so clients cannot aim collisions at someone else's session), the value the
 //! offset. Bounded to twice `skew_table_max_entries`; a session not seen for one to two
 //! `skew_table_rotate_ms` periods is forgotten (it would be decided afresh).
 //!
@@ -19,9 +19,9 @@
 
 use crate::config::IngestConfig;
 use crate::generational_map::GenerationalMap;
+use foldhash::quality::RandomState;
 use pulse_schemas::Event;
 use pulse_schemas::event::MAX_TS;
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
@@ -45,7 +45,7 @@ impl SkewCorrector {
     pub fn new(config: &IngestConfig, now_ms: i64) -> Self {
         SkewCorrector {
             threshold_ms: config.skew_threshold_ms,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             table: Mutex::new(GenerationalMap::new(
                 config.skew_table_max_entries,
                 config.skew_table_rotate_ms,

@@ -9,9 +9,13 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// foldhash: the keys here are short (the skew table's are already keyed hashes), and
+/// SipHash was a visible share of the per-frame cost.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub(crate) struct GenerationalMap<K, V> {
-    current: HashMap<K, V>,
-    previous: HashMap<K, V>,
+    current: Map<K, V>,
+    previous: Map<K, V>,
     max_entries: usize,
     period_ms: i64,
     rotated_at_ms: i64,
@@ -20,8 +24,8 @@ pub(crate) struct GenerationalMap<K, V> {
 impl<K: Hash + Eq, V> GenerationalMap<K, V> {
     pub(crate) fn new(max_entries: usize, period_ms: i64, now_ms: i64) -> Self {
         GenerationalMap {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: Map::default(),
+            previous: Map::default(),
             max_entries: max_entries.max(1),
             period_ms: period_ms.max(1),
             rotated_at_ms: now_ms,

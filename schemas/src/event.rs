@@ -321,7 +321,12 @@ pub fn parse_event(json: &str) -> Result<Event, Rejection> {
         ));
     }
     let mut de = serde_json::Deserializer::from_str(json);
-    let wire: WireEvent<'_> = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
+    // The plain deserializer first (the hot path: most events are valid); only a broken
+    // event is read again with its path tracked, to say which field broke and why.
+    let wire = match WireEvent::deserialize(&mut de) {
+        Ok(wire) => wire,
+        Err(plain) => return Err(explain(json, plain)),
+    };
     de.end().map_err(|e| {
         Rejection::new(
             RejectReason::NotJson,
@@ -329,6 +334,20 @@ pub fn parse_event(json: &str) -> Result<Event, Rejection> {
         )
     })?;
     validate(wire)
+}
+
+/// Reads a refused event again, tracking the path of the field it broke at.
+fn explain(json: &str, plain: serde_json::Error) -> Rejection {
+    let mut de = serde_json::Deserializer::from_str(json);
+    match serde_path_to_error::deserialize::<_, WireEvent<'_>>(&mut de) {
+        Err(tracked) => classify(tracked),
+        // Same input, same deserializer: it fails again. Should it not, say what the
+        // first read said.
+        Ok(_) => Rejection::new(
+            RejectReason::NotJson,
+            format!("not an event: {}", strip_position(&plain.to_string())),
+        ),
+    }
 }
 
 fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> Rejection {
