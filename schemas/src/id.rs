@@ -24,7 +24,11 @@ impl Id {
                 s.chars().count()
             ));
         }
-        if let Some(bad) = s.chars().find(|c| !is_id_char(*c)) {
+        // Bytes, not chars: every allowed character is ASCII, so any byte outside the
+        // table (a multi-byte character's included) is a refusal; the message then
+        // names the character it belongs to.
+        if !s.bytes().all(|b| ID_BYTES[usize::from(b)]) {
+            let bad = s.chars().find(|c| !is_id_char(*c)).unwrap_or('\u{fffd}');
             return Err(format!(
                 "expected only characters from [A-Za-z0-9_.:-], got {bad:?}"
             ));
@@ -44,7 +48,18 @@ impl Id {
     }
 }
 
-fn is_id_char(c: char) -> bool {
+/// `ID_BYTES[b]`: byte `b` is an id character.
+static ID_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_id_char(b as u8 as char);
+        b += 1;
+    }
+    t
+};
+
+const fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
 }
 
@@ -93,5 +108,15 @@ mod tests {
         );
         assert!(Id::parse("a b").unwrap_err().contains("' '"));
         assert!(Id::parse("é").is_err());
+        assert!(Id::parse("ab\u{e9}c").unwrap_err().contains("'é'"));
+        assert!(Id::parse("a/b").unwrap_err().contains("'/'"));
+    }
+
+    #[test]
+    fn the_byte_table_is_the_character_rule() {
+        for c in (0..=0x24f).filter_map(char::from_u32) {
+            let one = c.to_string();
+            assert_eq!(Id::parse(&one).is_ok(), is_id_char(c), "{c:?}");
+        }
     }
 }
