@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use pulse_schemas::{
-    Event, MAX_BATCH_EVENTS, ParsedFrame, RejectReason, Rejection, parse_frame, parse_ndjson,
+    Event, MAX_BATCH_EVENTS, ParsedFrame, RejectReason, Rejection, parse_frame, parse_frame_into,
+    parse_ndjson,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -89,6 +90,7 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
         state,
         pending: Vec::new(),
         acks: Vec::new(),
+        frame: ParsedFrame::default(),
     };
     if let End::Close(code, reason) = conn.run(&mut socket).await {
         metrics().record_close(code);
@@ -116,7 +118,14 @@ struct Connection {
     pending: Vec<Event>,
     /// Envelope `seq`s to ack once `pending` is handed on.
     acks: Vec<u64>,
+    /// The frame being read, reused so a single-event frame allocates nothing here;
+    /// its buffers are dropped after a frame larger than [`KEPT_FRAME_EVENTS`].
+    frame: ParsedFrame,
 }
+
+/// Event capacity a connection keeps between frames (a viewer's frames hold one event;
+/// an envelope's up to 1 000 would pin ~200 KiB on each socket).
+const KEPT_FRAME_EVENTS: usize = 8;
 
 impl Connection {
     async fn run(&mut self, socket: &mut WebSocket) -> End {
@@ -157,7 +166,8 @@ impl Connection {
                         RejectReason::BinaryFrame,
                         "binary frames are not accepted: send JSON text frames",
                     );
-                    self.on_frame(socket, ParsedFrame::refused(refused)).await
+                    self.on_frame(socket, &mut ParsedFrame::refused(refused))
+                        .await
                 }
                 Some(Ok(_)) => Ok(()), // ping/pong: tungstenite answers pings itself
             };
@@ -172,23 +182,29 @@ impl Connection {
     }
 
     async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), End> {
-        self.on_frame(socket, parse_frame(text)).await
+        let mut frame = std::mem::take(&mut self.frame);
+        parse_frame_into(text, &mut frame);
+        let step = self.on_frame(socket, &mut frame).await;
+        if frame.events.capacity() <= KEPT_FRAME_EVENTS {
+            self.frame = frame;
+        }
+        step
     }
 
     async fn on_frame(
         &mut self,
         socket: &mut WebSocket,
-        mut parsed: ParsedFrame,
+        parsed: &mut ParsedFrame,
     ) -> Result<(), End> {
         metrics().frames.inc();
         let received_ms = self.state.now_ms();
         let mut abusive = false;
         if let Some(limiter) = &mut self.limiter {
             let admission = limiter.admit(parsed.events.len(), Instant::now());
-            drop_rate_limited(&mut parsed, admission.dropped, self.state.config());
+            drop_rate_limited(parsed, admission.dropped, self.state.config());
             abusive = admission.abusive;
         }
-        self.state.correct_and_count(&mut parsed, received_ms);
+        self.state.correct_and_count(parsed, received_ms);
         if self.pending.len() + parsed.events.len() > MAX_BATCH_EVENTS {
             self.flush(socket).await?;
         }
@@ -196,7 +212,7 @@ impl Connection {
         if let Some(seq) = parsed.seq {
             self.acks.push(seq);
         }
-        if let Some(reply) = rejection_reply(&mut parsed) {
+        if let Some(reply) = rejection_reply(parsed) {
             socket
                 .send(Message::Text(reply.into()))
                 .await

@@ -43,6 +43,15 @@ impl ParsedFrame {
         }
     }
 
+    /// Empties the frame for the next one, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.seq = None;
+        self.events.clear();
+        self.rejected = 0;
+        self.reasons.clear();
+        self.by_reason.clear();
+    }
+
     /// A frame refused whole (not JSON, binary, too large, …).
     pub fn refused(r: Rejection) -> Self {
         let mut f = ParsedFrame::default();
@@ -68,45 +77,58 @@ struct Probe<'a> {
 
 /// Parses a WebSocket text frame or a JSON `POST` body.
 pub fn parse_frame(text: &str) -> ParsedFrame {
+    let mut out = ParsedFrame::default();
+    parse_frame_into(text, &mut out);
+    out
+}
+
+/// [`parse_frame`] into `out` (emptied first), so a connection reuses one frame's
+/// buffers instead of allocating them for every frame.
+pub fn parse_frame_into(text: &str, out: &mut ParsedFrame) {
+    out.clear();
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let mut out = ParsedFrame::default();
-        parse_array(trimmed, &mut out);
-        return out;
+        parse_array(trimmed, out);
+        return;
     }
     if trimmed.starts_with('{')
         && trimmed.contains("\"events\"")
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(events) = probe.events
     {
-        let mut out = ParsedFrame::default();
         match probe.seq.map(|s| serde_json::from_str::<u64>(s.get())) {
             Some(Ok(seq)) => out.seq = Some(seq),
             Some(Err(_)) => {
-                return ParsedFrame::refused(Rejection::new(
-                    RejectReason::InvalidValue,
-                    format!(
-                        "field `seq`: expected a non-negative integer, got {}",
-                        probe.seq.map(|s| s.get()).unwrap_or("")
+                out.reject(
+                    Rejection::new(
+                        RejectReason::InvalidValue,
+                        format!(
+                            "field `seq`: expected a non-negative integer, got {}",
+                            probe.seq.map(|s| s.get()).unwrap_or("")
+                        ),
                     ),
-                ));
+                    1,
+                );
+                return;
             }
             None => {
-                return ParsedFrame::refused(Rejection::new(
-                    RejectReason::MissingField,
-                    "missing field `seq` (an envelope is {\"seq\":N,\"events\":[...]})",
-                ));
+                out.reject(
+                    Rejection::new(
+                        RejectReason::MissingField,
+                        "missing field `seq` (an envelope is {\"seq\":N,\"events\":[...]})",
+                    ),
+                    1,
+                );
+                return;
             }
         }
-        parse_array(events.get(), &mut out);
-        return out;
+        parse_array(events.get(), out);
+        return;
     }
-    let mut out = ParsedFrame::default();
     match parse_event(trimmed) {
         Ok(e) => out.events.push(e),
         Err(r) => out.reject(r, 1),
     }
-    out
 }
 
 fn parse_array(text: &str, out: &mut ParsedFrame) {

@@ -69,7 +69,7 @@ pub use encoder::{EncoderFrame, EncoderReport, parse_encoder_frame};
 pub use event::{
     Device, Event, EventKind, PlayerState, RejectReason, Rejection, Target, TargetKind, parse_event,
 };
-pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_ndjson};
+pub use frame::{MAX_BATCH_EVENTS, ParsedFrame, parse_frame, parse_frame_into, parse_ndjson};
 pub use health_tables::{AlertRow, HealthTickRow};
 pub use id::Id;
 pub use live::{
