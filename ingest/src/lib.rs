@@ -50,6 +50,11 @@
 //!   aggregator.
 //! - **Clock skew**: see [`clock_skew`]; receive time comes from the injectable clock
 //!   of [`IngestState`] (one reading per frame or body).
+//! - **Per-frame cost** (issue 2's frames ratio; `benches/frames.rs`): a socket reuses
+//!   one `ParsedFrame` (`parse_frame_into`; buffers beyond a few events are dropped so
+//!   an envelope does not pin memory on every socket), events are parsed by the plain
+//!   serde deserializer (the field path is tracked only when re-reading a refused one),
+//!   and the skew table hashes with foldhash.
 //! - **Metrics** count WebSocket messages and `POST` bodies as frames; refusals by
 //!   `RejectReason` (a too-large frame or body counts once as `frame_too_large` /
 //!   `body_too_large`); closes by code; `queue_depth` is sampled after each send.
