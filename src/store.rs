@@ -29,6 +29,13 @@ impl WindowSink for ConfiguredSink {
         }
     }
 
+    fn wants_provisional(&self) -> bool {
+        match self {
+            ConfiguredSink::Embedded(s) => s.wants_provisional(),
+            ConfiguredSink::ClickHouse(s) => s.wants_provisional(),
+        }
+    }
+
     fn shutdown(&mut self) -> Result<(), AggregatorError> {
         match self {
             ConfiguredSink::Embedded(s) => s.shutdown(),

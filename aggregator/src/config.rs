@@ -17,7 +17,10 @@ pub struct AggregatorConfig {
     /// A session silent for longer than this has ended at its last event. Default 30000.
     pub session_timeout_ms: i64,
     /// Events waiting for the watermark (about 250 bytes each); when full, the newest
-    /// are dropped and counted (`dropped_events_total{reason="pending_full"}`). Default 2 000 000.
+    /// are dropped and counted (`dropped_events_total{reason="pending_full"}`). Events
+    /// stamped near receive time wait about `allowed_lateness_ms`, so size it to at least
+    /// the peak events/s × the lateness in seconds (the default takes 200 000 events/s
+    /// at 10 s). Default 2 000 000.
     pub max_pending_events: usize,
     /// Open view sessions; events that would start one more are dropped and counted
     /// (`reason="max_sessions"`). Default 1 000 000.

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub input_queue_depth: IntGauge,
     pub flush_seconds: Histogram,
     pub watermark_ms: IntGauge,
+    /// Flushes that kept the previous provisional rows (their cost budget not yet spent).
+    pub provisional_reused_total: IntCounter,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
@@ -90,6 +92,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     watermark_ms: gauge(
         "pulse_aggregator_watermark_ms",
         "Current watermark (epoch ms).",
+    ),
+    provisional_reused_total: counter(
+        "pulse_aggregator_provisional_reused_total",
+        "Flushes that published the previous provisional rows again instead of recomputing them.",
     ),
 });
 

@@ -70,6 +70,10 @@ impl<S: WindowSink + ?Sized> WindowSink for Box<S> {
         (**self).write(closed, provisional)
     }
 
+    fn wants_provisional(&self) -> bool {
+        (**self).wants_provisional()
+    }
+
     fn shutdown(&mut self) -> Result<(), AggregatorError> {
         (**self).shutdown()
     }
@@ -138,6 +142,8 @@ pub fn run<S: WindowSink>(
         last: agg.stats(),
         received: false,
         clock: opts.clock.clone(),
+        provisional: Provisional::default(),
+        next_provisional: Instant::now(),
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
@@ -209,7 +215,17 @@ struct Live {
     /// An event arrived since the last flush.
     received: bool,
     clock: Clock,
+    /// The provisional rows last computed, published again until the next computation.
+    provisional: Provisional,
+    /// When the provisional rows may be computed again.
+    next_provisional: Instant,
 }
+
+/// The provisional rows may take at most 1 / (1 + this) of the aggregator's time:
+/// after a computation that took `d`, the next waits `d × PROVISIONAL_COST_FACTOR`.
+/// (They replay every pending event on a copy of the state, up to `allowed_lateness`
+/// worth of input, so at high rates they would otherwise crowd out the commits.)
+const PROVISIONAL_COST_FACTOR: u32 = 4;
 
 impl Live {
     fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
@@ -229,8 +245,18 @@ impl Live {
         }
         self.received = false;
         let closed = agg.advance(w);
-        let provisional = agg.provisional(now);
-        if let Err(e) = sink.write(&closed, &provisional) {
+        if sink.wants_provisional() {
+            if Instant::now() >= self.next_provisional {
+                let t = Instant::now();
+                self.provisional = agg.provisional(now);
+                self.next_provisional = Instant::now() + t.elapsed() * PROVISIONAL_COST_FACTOR;
+            } else {
+                // Rows of windows closed since then are ignored by readers (they read
+                // provisional rows only past `closed_through`).
+                self.metrics.provisional_reused_total.inc();
+            }
+        }
+        if let Err(e) = sink.write(&closed, &self.provisional) {
             tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len() + closed.qoe_minutes.len(),
                 "sink write failed");
         }

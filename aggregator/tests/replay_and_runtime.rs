@@ -183,6 +183,77 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
     assert_eq!(live.sorted(), whole, "live with a restart = replay");
 }
 
+/// A sink that does not use provisional rows (the ClickHouse one) is never handed any:
+/// the live loop does not compute them for it, while the closed rows are the same.
+#[test]
+fn provisional_rows_are_not_computed_for_a_sink_that_does_not_want_them() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = AggregatorConfig {
+        flush_interval_ms: 20,
+        ..cfg()
+    };
+    let events = trace();
+    let (now, clock) = manual_clock(events[0].ts);
+    let (tx, rx) = channel(&config);
+    let shutdown = CancellationToken::new();
+    let opts = RunOptions {
+        clock,
+        shutdown: shutdown.clone(),
+        snapshot_path: None,
+    };
+    let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = NoProvisional(SharedSink(shared.clone(), CollectSink::default()));
+    let handle = rt
+        .block_on(async { spawn(config.clone(), rx, sink, opts) })
+        .unwrap();
+    for chunk in events.chunks(50) {
+        now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
+        rt.block_on(tx.send(chunk.to_vec())).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    now.store(events.last().unwrap().ts + 600_000, Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    shutdown.cancel();
+    let report = handle.join().unwrap().unwrap();
+    let writes = shared.lock().unwrap();
+    assert!(report.flushes >= 5 && writes.len() >= 5, "{}", writes.len());
+    assert!(writes.iter().all(|(_, provisional)| *provisional == 0));
+    let mut live = Rows::default();
+    for (r, _) in writes.iter() {
+        live.ticks.extend(r.ticks.iter().cloned());
+        live.sessions.extend(r.sessions.iter().cloned());
+        live.viewer_minutes.extend(r.viewer_minutes.iter().cloned());
+        live.qoe_minutes.extend(r.qoe_minutes.iter().cloned());
+    }
+    let (whole, _) = run_all(cfg(), events);
+    assert_eq!(live.sorted(), whole);
+}
+
+struct NoProvisional(SharedSink);
+
+impl pulse_aggregator::WindowSink for NoProvisional {
+    fn write(
+        &mut self,
+        closed: &pulse_schemas::ClosedWindows,
+        provisional: &pulse_aggregator::Provisional,
+    ) -> Result<(), pulse_aggregator::AggregatorError> {
+        self.0.write(closed, provisional)
+    }
+
+    fn wants_provisional(&self) -> bool {
+        false
+    }
+
+    fn shutdown(&mut self) -> Result<(), pulse_aggregator::AggregatorError> {
+        self.0.shutdown()
+    }
+}
+
 /// Records every write's closed rows and the number of provisional rows.
 struct SharedSink(Arc<std::sync::Mutex<Vec<(Rows, usize)>>>, CollectSink);
 

@@ -32,7 +32,9 @@
 //!   `rejected` replies, measured until the server answered our Close (it reads in
 //!   order); for `batched`, acknowledged events only. The server's own
 //!   `pulse_ingest_events_accepted_total` delta is reported beside it when `/metrics`
-//!   answers.
+//!   answers, and so are the events the aggregator then dropped or found late (after
+//!   waiting, at most 60 s, for it to take everything ingest handed on): accepted by
+//!   ingest is not yet counted in a window.
 //! - Viewers present no token (real players, rate-limited like any); `frames` and
 //!   `batched` present `--token` (`PULSE_INGEST_TOKEN`), the server's `trusted_token`.
 
@@ -378,7 +380,7 @@ async fn measure(
     scenario: impl Future<Output = anyhow::Result<ScenarioReport>>,
 ) -> anyhow::Result<ScenarioReport> {
     let before = match base {
-        Some(b) => sampler::server_accepted(http, b).await,
+        Some(b) => sampler::server_counts(http, b).await,
         None => None,
     };
     let rss = sampler::RssSampler::start(server_pid);
@@ -388,11 +390,21 @@ async fn measure(
     r.server_rss_peak_bytes = server_rss;
     r.client_rss_peak_bytes = client_rss;
     if let (Some(b), Some(before)) = (base, before) {
-        // The server hands events on asynchronously: give its counter a moment.
+        // The server hands events on asynchronously: give its counter a moment, then
+        // let the aggregator work through its queue (at most 60 s), so its drops count.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        r.server_events_accepted = sampler::server_accepted(http, b)
-            .await
-            .map(|after| after.saturating_sub(before));
+        let mut after = sampler::server_counts(http, b).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Some(a) = after.map(|a| a.since(before))
+            && a.aggregated < a.accepted
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            after = sampler::server_counts(http, b).await;
+        }
+        let d = after.map(|a| a.since(before));
+        r.server_events_accepted = d.map(|d| d.accepted);
+        r.server_events_lost = d.map(|d| d.lost);
     }
     Ok(r)
 }

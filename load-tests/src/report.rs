@@ -46,6 +46,9 @@ pub struct ScenarioReport {
     /// Δ of `pulse_ingest_events_accepted_total` over the scenario, when `/metrics`
     /// answered (`latency`: includes the probes' own events).
     pub server_events_accepted: Option<u64>,
+    /// Of those, dropped by the aggregator (a bound, such as `pending_full`) or late:
+    /// accepted by ingest but in no window. The aggregator's queue is waited for first.
+    pub server_events_lost: Option<u64>,
     pub frames_per_s: f64,
     pub events_per_s: f64,
     /// `batched`: envelopes sent and acknowledged, events per envelope.
@@ -208,6 +211,13 @@ impl fmt::Display for Report {
             }
             if let Some(n) = s.server_events_accepted {
                 writeln!(f, "{}: server counted {n} events accepted", s.name)?;
+            }
+            if let Some(n) = s.server_events_lost {
+                writeln!(
+                    f,
+                    "{}: of which the aggregator dropped or found late {n} (pulse_aggregator_dropped_events_total + late_events_total)",
+                    s.name
+                )?;
             }
             for n in &s.notes {
                 writeln!(f, "{}: {n}", s.name)?;

@@ -104,9 +104,32 @@ pub fn prometheus_sum(page: &str, metric: &str) -> Option<f64> {
     found
 }
 
-/// `pulse_ingest_events_accepted_total` of the server, if `/metrics` answers (0 while
-/// the counter is not on the page yet: metrics register on first use).
-pub async fn server_accepted(http: &reqwest::Client, base: &str) -> Option<u64> {
+/// What the server's counters say, read from `/metrics` (0 for a counter not on the
+/// page yet: metrics register on first use).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerCounts {
+    /// `pulse_ingest_events_accepted_total`: handed to the aggregator.
+    pub accepted: u64,
+    /// `pulse_aggregator_events_total`: taken by the aggregator.
+    pub aggregated: u64,
+    /// `pulse_aggregator_dropped_events_total` (every reason) plus
+    /// `pulse_aggregator_late_events_total`: taken but not counted in any window.
+    pub lost: u64,
+}
+
+impl ServerCounts {
+    /// Counter growth from `before` to `self`.
+    pub fn since(self, before: ServerCounts) -> ServerCounts {
+        ServerCounts {
+            accepted: self.accepted.saturating_sub(before.accepted),
+            aggregated: self.aggregated.saturating_sub(before.aggregated),
+            lost: self.lost.saturating_sub(before.lost),
+        }
+    }
+}
+
+/// The server's counters, if `/metrics` answers.
+pub async fn server_counts(http: &reqwest::Client, base: &str) -> Option<ServerCounts> {
     let page = http
         .get(format!("{base}/metrics"))
         .send()
@@ -117,7 +140,12 @@ pub async fn server_accepted(http: &reqwest::Client, base: &str) -> Option<u64> 
         .text()
         .await
         .ok()?;
-    Some(prometheus_sum(&page, "pulse_ingest_events_accepted_total").map_or(0, |v| v as u64))
+    let n = |name: &str| prometheus_sum(&page, name).map_or(0, |v| v as u64);
+    Some(ServerCounts {
+        accepted: n("pulse_ingest_events_accepted_total"),
+        aggregated: n("pulse_aggregator_events_total"),
+        lost: n("pulse_aggregator_dropped_events_total") + n("pulse_aggregator_late_events_total"),
+    })
 }
 
 #[cfg(test)]

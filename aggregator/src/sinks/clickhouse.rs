@@ -301,6 +301,10 @@ fn set_gauges(spool: &Spool) {
 }
 
 impl WindowSink for ClickHouseSink {
+    fn wants_provisional(&self) -> bool {
+        false
+    }
+
     /// Hands the cutoff to the sender thread, which drops the partitions between drain
     /// rounds (so a slow or absent ClickHouse never holds up the aggregator). Returns 0:
     /// the days are dropped, logged and counted there.

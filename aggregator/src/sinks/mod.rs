@@ -30,6 +30,12 @@ pub trait WindowSink: Send {
         provisional: &Provisional,
     ) -> Result<(), crate::AggregatorError>;
 
+    /// Whether `write` uses its `provisional` rows; when not, the live loop does not
+    /// compute them.
+    fn wants_provisional(&self) -> bool {
+        true
+    }
+
     /// Final flush on graceful shutdown: everything accepted is durable when this returns.
     fn shutdown(&mut self) -> Result<(), crate::AggregatorError>;
 

@@ -63,6 +63,10 @@ impl<S: WindowSink> WindowSink for WithHealthRows<S> {
         self.write_with_rows(closed, provisional)
     }
 
+    fn wants_provisional(&self) -> bool {
+        self.inner.wants_provisional()
+    }
+
     fn shutdown(&mut self) -> Result<(), AggregatorError> {
         // The last rows (ticks closed by the sockets' shutdown) go out before the final flush.
         let none = ClosedWindows::default();
