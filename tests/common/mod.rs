@@ -7,6 +7,7 @@ pub mod clickhouse;
 pub mod compose;
 pub mod conformance;
 pub mod content;
+pub mod multiday;
 pub mod reference;
 pub mod trace;
 
