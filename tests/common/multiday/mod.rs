@@ -1,7 +1,8 @@
 //! Issue 4 point 8's trace: three days of three channels (eighteen streams, and one
 //! more nine days before), seven VODs and ten clips, generated from a seed. Streams have
 //! audiences of dozens with raids of hundreds, heartbeats every 10 s (±1.5 s),
-//! startup delays with a long tail, rebuffers (a few longer than five minutes), pauses
+//! startup delays with a long tail, rebuffers (a few longer than five minutes, some
+//! aligned so a tick ends exactly five minutes in), gaps of exactly the 30 s timeout, pauses
 //! (some silent past the timeout), seeks, errors at start and mid-way, silent closes,
 //! sessions first seen mid-way, orphan events after an end, chat (folded counts),
 //! follows (some twice), and on VODs and clips embeds, likes, shares, clickthroughs.

@@ -98,8 +98,14 @@ impl Gen {
             let roll = self.rng.u32(0..1000);
             if roll < 15 {
                 t += self.rng.i64(500..9_000);
+                let long = self.rng.u32(0..40) == 0;
+                if long && self.rng.bool() {
+                    // On a tick boundary: a tick end then falls exactly five minutes
+                    // into the stall (still a viewer; the next one is not).
+                    t = (t.div_euclid(5_000) + 1) * 5_000;
+                }
                 self.push(t, Kind::RebufferStart, target, viewer, s);
-                let stall = if self.rng.u32(0..40) == 0 {
+                let stall = if long {
                     self.rng.i64(301_000..420_000)
                 } else {
                     self.rng.i64(300..25_000)
@@ -142,7 +148,13 @@ impl Gen {
                 }
                 return t;
             } else {
-                let next = t + 10_000 + self.rng.i64(-1_500..1_500);
+                // Now and then a heartbeat exactly 30 s after the last event: silent for
+                // the timeout, not more, so the session goes on.
+                let next = if self.rng.u32(0..100) == 0 {
+                    t + 30_000
+                } else {
+                    t + 10_000 + self.rng.i64(-1_500..1_500)
+                };
                 if next >= end {
                     break;
                 }
