@@ -8,6 +8,7 @@ pub mod compose;
 pub mod conformance;
 pub mod content;
 pub mod distinct;
+pub mod multiday;
 pub mod reference;
 pub mod trace;
 
