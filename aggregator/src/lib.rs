@@ -62,7 +62,12 @@
 //!   (and a viewer minute) is closed — its row written once, final — when
 //!   `W ≥ end + session_timeout`. `ClosedWindows::closed_through` says up to where.
 //!   Rows are written only for windows with something nonzero. Open windows are shown
-//!   each flush as provisional rows, computed on a scratch copy by the same code.
+//!   as provisional rows, computed on a scratch copy by the same code (every pending
+//!   event replayed on a copy of the state). That replay costs up to
+//!   `allowed_lateness` worth of input, so the live loop recomputes it only after four
+//!   times its last cost has passed (in between it publishes the previous rows again:
+//!   readers take provisional rows only past `closed_through`, so stale ones lag but never
+//!   count twice), and not at all for a sink that ignores them (ClickHouse).
 //! - **Viewers** are sampled at each tick end `T` (every event before `T` applied):
 //!   sessions alive, with an event in `[T − 30 s, T)`, not paused, not rebuffering for
 //!   more than 5 min. A session silent for more than 30 s ends at its last event.
