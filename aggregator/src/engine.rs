@@ -9,6 +9,8 @@
 //! - `finish()` commits everything and closes every window (end of a replay).
 
 use crate::config::AggregatorConfig;
+use crate::pending::{Due, DueBuffers, Pending};
+use crate::row_order::{sort_rows, sort_sessions, target_key};
 use crate::sinks::Provisional;
 use crate::target::{Counters, Env, Params, TargetState};
 use crate::tombstones::{Graves, Overlay, Tombstones};
@@ -65,41 +67,6 @@ fn rest_order(a: &Event, b: &Event) -> Ordering {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (x, y) => x.is_some().cmp(&y.is_some()),
         })
-}
-
-/// A key of the commit order: `(ts, type rank, identity fingerprint, index in pending)`.
-pub(crate) type OrderKey = (i64, u8, u64, usize);
-
-/// Fingerprint of an event's identity (target, session, viewer) with a fixed seed: a
-/// deterministic tie-break among events of the same millisecond and type that sorts
-/// as integers instead of comparing ids. Events of one session share it, so equal
-/// fingerprints fall back to [`event_order`].
-fn identity_fingerprint(e: &Event) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = foldhash::fast::FixedState::with_seed(0x005e_ed0f_7075_15e5).build_hasher();
-    e.target.hash(&mut h);
-    e.session.hash(&mut h);
-    e.viewer.hash(&mut h);
-    h.finish()
-}
-
-/// The pending events with `ts < w`, in the commit order: time, type rank, identity
-/// fingerprint, then [`event_order`] for events of the same identity (rare). Any
-/// arrival order gives the same sequence, and the sort compares integers only.
-fn due_order(pending: &[Event], w: i64, order: &mut Vec<OrderKey>) {
-    order.clear();
-    order.extend(
-        pending
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.ts < w)
-            .map(|(i, e)| (e.ts, kind_rank(e.kind), identity_fingerprint(e), i)),
-    );
-    order.sort_unstable_by(|a, b| {
-        (a.0, a.1, a.2)
-            .cmp(&(b.0, b.1, b.2))
-            .then_with(|| event_order(&pending[a.3], &pending[b.3]))
-    });
 }
 
 /// What `push` did with an event.
@@ -207,7 +174,7 @@ impl Core {
                 break;
             }
             let close_before = t - self.env.params.timeout_ms;
-            for state in self.targets.values_mut() {
+            for (_, state) in in_order(&mut self.targets) {
                 state.sample(t, &mut self.env, graves, out);
                 state.close(close_before, &mut self.env, out);
             }
@@ -217,11 +184,24 @@ impl Core {
     }
 
     fn close(&mut self, close_before: i64, out: &mut ClosedWindows) {
-        for state in self.targets.values_mut() {
+        for (_, state) in in_order(&mut self.targets) {
             state.close(close_before, &mut self.env, out);
         }
         self.targets.retain(|_, s| !s.is_idle());
     }
+}
+
+/// The targets in `(kind, id)` order: rows closed target by target then come out
+/// nearly in their final order, which the row sort ([`crate::row_order`]) exploits.
+fn in_order(
+    targets: &mut foldhash::HashMap<Target, TargetState>,
+) -> Vec<(&Target, &mut TargetState)> {
+    let mut list: Vec<_> = targets
+        .iter_mut()
+        .map(|(t, s)| (target_key(t), t, s))
+        .collect();
+    list.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    list.into_iter().map(|(_, t, s)| (t, s)).collect()
 }
 
 /// The aggregator. See the crate documentation for the rules.
@@ -232,10 +212,13 @@ pub struct Aggregator {
     pub(crate) watermark: i64,
     /// Highest event time accepted (0 before any).
     pub(crate) max_ts: i64,
-    /// Events waiting for the watermark, in arrival order.
-    pub(crate) pending: Vec<Event>,
-    /// Reused buffer of the commit order (`due_order`).
-    pub(crate) order: Vec<OrderKey>,
+    /// Events waiting for the watermark, in arrival order, with their order keys.
+    pub(crate) pending: Pending,
+    /// Reused buffer of the commit order ([`Pending::due`]).
+    pub(crate) order: Vec<Due>,
+    pub(crate) due_buffers: DueBuffers,
+    /// Rows of each table the last `advance` closed (a capacity hint).
+    pub(crate) last_rows: [usize; 4],
     pub(crate) core: Core,
     pub(crate) graves: Tombstones,
     pub(crate) events: u64,
@@ -251,8 +234,10 @@ impl Aggregator {
             cfg,
             watermark: 0,
             max_ts: 0,
-            pending: Vec::new(),
+            pending: Pending::default(),
             order: Vec::new(),
+            due_buffers: DueBuffers::default(),
+            last_rows: [0; 4],
             events: 0,
             late: 0,
             dropped_pending_full: 0,
@@ -306,14 +291,20 @@ impl Aggregator {
         let w = self.watermark.max(watermark);
         self.watermark = w;
         let mut out = ClosedWindows::default();
+        // About as many rows as last time: grown once, not by doubling.
+        let last = self.last_rows;
+        out.ticks.reserve(last[0]);
+        out.sessions.reserve(last[1]);
+        out.viewer_minutes.reserve(last[2]);
+        out.qoe_minutes.reserve(last[3]);
         let mut order = std::mem::take(&mut self.order);
-        due_order(&self.pending, w, &mut order);
-        for &(_, _, _, i) in &order {
+        self.pending.due(w, &mut order, &mut self.due_buffers);
+        for &(_, i) in &order {
             self.core
-                .commit(&self.pending[i], &mut self.graves, &mut out);
+                .commit(self.pending.get(i), &mut self.graves, &mut out);
         }
         if !order.is_empty() {
-            self.pending.retain(|e| e.ts >= w);
+            self.pending.drop_before(w);
         }
         order.clear();
         self.order = order;
@@ -321,6 +312,12 @@ impl Aggregator {
         self.core.close(w - self.cfg.session_timeout_ms, &mut out);
         self.graves.expire(w);
         self.finalize(&mut out);
+        self.last_rows = [
+            out.ticks.len(),
+            out.sessions.len(),
+            out.viewer_minutes.len(),
+            out.qoe_minutes.len(),
+        ];
         out
     }
 
@@ -334,10 +331,7 @@ impl Aggregator {
             &mut out.viewer_minutes,
             &mut out.qoe_minutes,
         );
-        sort_moving_once(&mut out.sessions, |a, b| {
-            (a.end_ts, a.kind, &a.target, &a.session)
-                .cmp(&(b.end_ts, b.kind, &b.target, &b.session))
-        });
+        sort_sessions(&mut out.sessions);
     }
 
     /// Rows of the windows not closed yet, as they would be if the watermark were
@@ -349,9 +343,9 @@ impl Aggregator {
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();
         let mut order = Vec::new();
-        due_order(&self.pending, w, &mut order);
-        for &(_, _, _, i) in &order {
-            core.commit(&self.pending[i], &mut graves, &mut closed);
+        self.pending.due(w, &mut order, &mut DueBuffers::default());
+        for &(_, i) in &order {
+            core.commit(self.pending.get(i), &mut graves, &mut closed);
         }
         core.sample_through(w, &mut graves, &mut closed);
         let mut p = Provisional {
@@ -412,36 +406,6 @@ impl Aggregator {
             watermark: self.watermark,
         }
     }
-}
-
-fn sort_rows(
-    ticks: &mut Vec<pulse_schemas::TickRow>,
-    minutes: &mut Vec<pulse_schemas::ViewerMinuteRow>,
-    qoe: &mut [pulse_schemas::QoeMinuteRow],
-) {
-    // One target's rows of a minute come out together, in group-id (first-seen) order,
-    // which is deterministic: a stable sort on (minute, target) keeps it and compares
-    // no dimension strings.
-    qoe.sort_by(|a, b| (a.minute, a.kind, &a.target).cmp(&(b.minute, b.kind, &b.target)));
-    sort_moving_once(ticks, |a, b| {
-        (a.t, a.kind, &a.target).cmp(&(b.t, b.kind, &b.target))
-    });
-    sort_moving_once(minutes, |a, b| {
-        (a.minute, a.kind, &a.target, &a.viewer).cmp(&(b.minute, b.kind, &b.target, &b.viewer))
-    });
-}
-
-/// Sorts rows by `cmp` (keys are unique, so the order is fully determined) while
-/// moving each row once: the sort runs over indexes, then the rows are taken in order.
-/// Rows are 100–250 bytes; a sort that swaps them moves each one many times.
-fn sort_moving_once<T>(rows: &mut Vec<T>, cmp: impl Fn(&T, &T) -> Ordering) {
-    if rows.len() < 2 {
-        return;
-    }
-    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| cmp(&rows[a as usize], &rows[b as usize]));
-    let mut slots: Vec<Option<T>> = rows.drain(..).map(Some).collect();
-    rows.extend(order.iter().filter_map(|&i| slots[i as usize].take()));
 }
 
 /// JSON maps need string keys: targets are written as a list of their states.

@@ -15,6 +15,8 @@
 //!   [`merge_hists`] for readers.
 //! - [`engine`]: [`Aggregator`], the deterministic core (`push`, `advance`,
 //!   `provisional`, `finish`, `stats`); [`snapshot`]: its save/restore.
+//! - `pending` (private): the pending buffer and its commit-order keys; `row_order`
+//!   (private): the order rows leave the core in.
 //! - [`config`]: [`AggregatorConfig`] with the documented defaults.
 //! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`].
 //! - [`metrics`]: `pulse_aggregator_*` Prometheus metrics.
@@ -51,7 +53,15 @@
 //!   arrival order within the allowed lateness gives the same rows, and row lists are
 //!   sorted before they leave the core. (The fingerprint only orders events of
 //!   different sessions within one millisecond, which no metric depends on; it makes
-//!   the commit sort compare integers.)
+//!   the commit sort compare integers.) Each event's key — time, rank and fingerprint
+//!   packed in a `u128` — is computed once on arrival and kept beside it; the due keys
+//!   are spread by millisecond (a counting sort over the short stretch a flush
+//!   commits) and only events of one millisecond are compared.
+//! - **Row order.** Targets are sampled and closed in `(kind, id)` order and a
+//!   minute's viewers are written in viewer order, so the rows of one flush come out
+//!   nearly sorted; the final sort (stable, run-adaptive) compares integer keys (time,
+//!   kind, the ids' first 16 bytes) and the full ids only on a tie, and moves each
+//!   row once.
 //! - **Watermark.** Live: `W = max(W, min(max event ts, now) − allowed_lateness)`, and
 //!   `max(W, now − allowed_lateness)` after a flush interval without events, so windows
 //!   close when traffic stops. Replay: `W = max ts so far − allowed_lateness`, checked
@@ -98,7 +108,9 @@ pub mod health_config;
 pub mod histogram;
 pub mod live_health;
 pub mod metrics;
+mod pending;
 pub mod qoe;
+mod row_order;
 pub mod rule_overrides;
 pub mod runtime;
 pub mod session;

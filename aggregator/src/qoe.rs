@@ -216,14 +216,20 @@ impl QoeWindow {
     /// Books the viewers counted since the last sample as the sample at the tick end
     /// `t` (into the minute holding `t − 1`): one booking per group, not per viewer.
     pub fn sample(&mut self, t: i64) {
-        let counts = std::mem::take(&mut self.viewers);
-        for (g, &n) in counts.iter().enumerate() {
-            if n > 0 {
-                self.at(t - 1, g as u32).viewer_ticks += n;
-            }
+        let Some(last) = self.viewers.iter().rposition(|&n| n > 0) else {
+            return;
+        };
+        // Open the minute (sized for the highest group counted), then book every group
+        // into it directly.
+        self.at(t - 1, last as u32);
+        let i = ((window_start(t - 1, MINUTE_MS) - self.base) / MINUTE_MS) as usize;
+        let Some(accs) = self.minutes.get_mut(i) else {
+            return;
+        };
+        for (acc, n) in accs.iter_mut().zip(self.viewers.iter_mut()) {
+            acc.viewer_ticks += *n;
+            *n = 0;
         }
-        self.viewers = counts;
-        self.viewers.iter_mut().for_each(|n| *n = 0);
     }
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.

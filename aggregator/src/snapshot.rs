@@ -9,6 +9,7 @@
 use crate::AggregatorError;
 use crate::config::AggregatorConfig;
 use crate::engine::{Aggregator, Core};
+use crate::pending::Pending;
 use crate::tombstones::Tombstones;
 use pulse_schemas::parse_event;
 use serde::{Deserialize, Serialize};
@@ -60,7 +61,7 @@ impl Aggregator {
             dropped_pending_full: self.dropped_pending_full,
             core: self.core.clone(),
             graves: self.graves.clone(),
-            pending: self.pending.iter().map(|e| e.to_json()).collect(),
+            pending: self.pending.events().iter().map(|e| e.to_json()).collect(),
         };
         serde_json::to_vec(&snap).map_err(|e| snap_err(Path::new("<memory>"), e.to_string()))
     }
@@ -107,7 +108,7 @@ impl Aggregator {
         agg.dropped_pending_full = snap.dropped_pending_full;
         agg.core = core;
         agg.graves = graves;
-        agg.pending = pending;
+        agg.pending = Pending::from_events(pending);
         Ok(agg)
     }
 

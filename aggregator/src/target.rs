@@ -11,6 +11,7 @@
 //! - an event dropped by a bound (`max_sessions`) counts nowhere.
 
 use crate::qoe::{QoeWindow, RowContext};
+use crate::row_order::by_id;
 use crate::session::{Step, ViewSession};
 use crate::tombstones::Graves;
 use crate::window::{Bound, MinuteWindow, TickWindow};
@@ -308,7 +309,8 @@ impl TargetState {
         });
         self.minutes
             .pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
-                for (viewer, acc) in viewers.iter() {
+                // In viewer order: the rows then need no sorting after this target's.
+                for (viewer, acc) in by_id(viewers.iter()) {
                     out.viewer_minutes.push(acc.to_row(
                         node,
                         target.kind,

@@ -150,15 +150,26 @@ impl TickWindow {
 
     /// Books a stretch of watch (and maybe rebuffer) time, split at tick boundaries.
     pub fn add_interval(&mut self, iv: Interval) {
+        if iv.from >= iv.to {
+            return;
+        }
+        // Open the ticks of both ends (and so every tick between), then walk them.
+        self.at(iv.to - 1);
+        self.at(iv.from);
+        let mut start = window_start(iv.from, self.tick_ms);
+        let mut i = ((start - self.base) / self.tick_ms) as usize;
         let mut from = iv.from;
         while from < iv.to {
-            let end = (window_start(from, self.tick_ms) + self.tick_ms).min(iv.to);
-            let acc = self.at(from);
-            acc.watch_ms += end - from;
-            if iv.rebuffering {
-                acc.rebuffer_ms += end - from;
+            let end = (start + self.tick_ms).min(iv.to);
+            if let Some(acc) = self.ticks.get_mut(i) {
+                acc.watch_ms += end - from;
+                if iv.rebuffering {
+                    acc.rebuffer_ms += end - from;
+                }
             }
             from = end;
+            start += self.tick_ms;
+            i += 1;
         }
     }
 
