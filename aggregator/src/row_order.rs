@@ -36,7 +36,13 @@ fn key(time: i64, kind: TargetKind, first: &Id, second: Option<&Id>) -> Key {
         time,
         kind,
         first: prefix(first.as_str()),
-        second: second.map_or(0, |s| prefix(s.as_str())),
+        // The second id may decide only when the prefix is the whole first id (ids
+        // hold no NUL, so a shorter one is all of it); otherwise two first ids that
+        // share 16 bytes go to the full comparison.
+        second: match second {
+            Some(s) if first.as_str().len() < 16 => prefix(s.as_str()),
+            _ => 0,
+        },
     }
 }
 
@@ -151,5 +157,26 @@ mod tests {
         );
         let got: Vec<u32> = rows.iter().map(|r| r.2).collect();
         assert_eq!(got, [4, 2, 1, 3, 0]);
+    }
+
+    #[test]
+    fn a_second_id_does_not_overrule_a_first_id_longer_than_the_prefix() {
+        let long = |s: &str| Id::new_unchecked(&format!("same-sixteen-byte{s}"));
+        let short = Id::new_unchecked;
+        // (first, second): the documented order is by first, then second.
+        let mut rows = vec![
+            (long("b"), short("a")),
+            (long("a"), short("z")),
+            (short("x"), short("b")),
+            (short("x"), short("a")),
+        ];
+        sort_keyed(
+            &mut rows,
+            |r| key(0, TargetKind::Stream, &r.0, Some(&r.1)),
+            |a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)),
+        );
+        let mut want = rows.clone();
+        want.sort();
+        assert_eq!(rows, want);
     }
 }

@@ -227,6 +227,10 @@ struct Live {
 /// worth of input, so at high rates they would otherwise crowd out the commits.)
 const PROVISIONAL_COST_FACTOR: u32 = 4;
 
+/// ... but never longer than this, so the live count (`/v1/live` reads provisional ticks
+/// of the last 15 s) does not fall to zero behind a burst.
+const MAX_PROVISIONAL_WAIT: Duration = Duration::from_secs(2);
+
 impl Live {
     fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
         self.received |= !batch.is_empty();
@@ -249,7 +253,8 @@ impl Live {
             if Instant::now() >= self.next_provisional {
                 let t = Instant::now();
                 self.provisional = agg.provisional(now);
-                self.next_provisional = Instant::now() + t.elapsed() * PROVISIONAL_COST_FACTOR;
+                self.next_provisional = Instant::now()
+                    + (t.elapsed() * PROVISIONAL_COST_FACTOR).min(MAX_PROVISIONAL_WAIT);
             } else {
                 // Rows of windows closed since then are ignored by readers (they read
                 // provisional rows only past `closed_through`).

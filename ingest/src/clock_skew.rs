@@ -10,8 +10,10 @@
 //!
 //! The decision is remembered per (viewer, session) in a node-wide
 //! [`GenerationalMap`]: the key is a 64-bit foldhash of the pair with a per-node random
-//! seed (so clients cannot aim collisions at someone else's session), the value the
-//! offset. Bounded to twice `skew_table_max_entries`; a session not seen for one to two
+//! seed, the value the offset. foldhash is not a keyed MAC: a client able to find a
+//! 64-bit collision with another session's pair under an unknown seed would share its
+//! offset; with a random seed per process that is a chance of about 2⁻⁶⁴ per pair, and
+//! the worst outcome is one session's times shifted. Bounded to twice `skew_table_max_entries`; a session not seen for one to two
 //! `skew_table_rotate_ms` periods is forgotten (it would be decided afresh).
 //!
 //! Counted: `kind="session"` once per session given a non-zero offset, `kind="event"`

@@ -46,8 +46,9 @@ pub struct ScenarioReport {
     /// Δ of `pulse_ingest_events_accepted_total` over the scenario, when `/metrics`
     /// answered (`latency`: includes the probes' own events).
     pub server_events_accepted: Option<u64>,
-    /// Of those, dropped by the aggregator (a bound, such as `pending_full`) or late:
-    /// accepted by ingest but in no window. The aggregator's queue is waited for first.
+    /// Of those, dropped by an aggregator bound (`pending_full`: in no window) or late.
+    /// The aggregator's queue is waited for first; drops at commit time (after the
+    /// lateness) may come later.
     pub server_events_lost: Option<u64>,
     pub frames_per_s: f64,
     pub events_per_s: f64,

@@ -112,8 +112,10 @@ pub struct ServerCounts {
     pub accepted: u64,
     /// `pulse_aggregator_events_total`: taken by the aggregator.
     pub aggregated: u64,
-    /// `pulse_aggregator_dropped_events_total` (every reason) plus
-    /// `pulse_aggregator_late_events_total`: taken but not counted in any window.
+    /// `pulse_aggregator_dropped_events_total` (every reason: `pending_full` loses the
+    /// event; `max_viewer_minutes` only its viewer minute) plus
+    /// `pulse_aggregator_late_events_total`. Bounds met at commit time (sessions, targets,
+    /// viewer minutes) count when the event is committed, after its lateness.
     pub lost: u64,
 }
 

@@ -37,7 +37,9 @@ pub async fn points(
             .await?;
         return Ok(series::points(metric, buckets, &inputs, state.tick_ms()));
     };
-    let closed_through = store.closed_through();
+    // Distinct-viewer buckets become final a minute at a time (`Metric::final_through`),
+    // so the cache sees their view as closed through the minute.
+    let closed_through = metric.final_through(store.closed_through());
     let now = state.now_ms();
     let view = (store.generation(), closed_through);
     let live = match metric {

@@ -100,6 +100,18 @@ impl Metric {
         )
     }
 
+    /// Up to where this metric's buckets are final: `closed_through` for the per-tick
+    /// metrics; for the distinct-viewer ones the start of its minute, since a viewer
+    /// minute is written (on ClickHouse: at all) only once its whole minute is closed, so
+    /// a 5 s bucket below `closed_through` in an open minute may still grow.
+    pub fn final_through(self, closed_through: i64) -> i64 {
+        if self.needs_viewer_minutes() {
+            crate::store::bucket_start(closed_through, 60_000)
+        } else {
+            closed_through
+        }
+    }
+
     pub fn needs_histograms(self) -> bool {
         matches!(
             self,
@@ -198,6 +210,7 @@ pub fn points(
     inputs: &SeriesInputs,
     tick_ms: i64,
 ) -> Vec<Point> {
+    let final_through = metric.final_through(inputs.closed_through);
     let counts: BTreeMap<i64, &ViewerCounts> =
         inputs.counts.iter().map(|c| (c.bucket, c)).collect();
     let hists: BTreeMap<i64, &StartupHistogram> =
@@ -255,7 +268,7 @@ pub fn points(
             t: b,
             value,
             peak,
-            is_final: e <= inputs.closed_through,
+            is_final: e <= final_through,
         });
     }
     out
@@ -401,6 +414,31 @@ mod tests {
         );
         let json = serde_json::to_string(&p[1]).expect("json");
         assert_eq!(json, r#"{"t":60000,"value":0.0,"peak":0,"final":false}"#);
+    }
+
+    #[test]
+    fn distinct_viewer_buckets_turn_final_a_minute_at_a_time() {
+        let mut i = inputs();
+        i.closed_through = 95_000;
+        let b = Buckets::covering(60_000, 120_000, 5_000);
+        let finals = |m, i: &SeriesInputs| {
+            points(m, &b, i, 5_000)
+                .iter()
+                .filter(|p| p.is_final)
+                .count()
+        };
+        // Views: [60 s, 95 s) is closed, 7 buckets. Viewer minutes close whole minutes.
+        assert_eq!(finals(Metric::Views, &i), 7);
+        for m in [
+            Metric::UniqueViewers,
+            Metric::NewFollowers,
+            Metric::ConversionRate,
+        ] {
+            assert_eq!(finals(m, &i), 0, "{}", m.name());
+            assert_eq!(m.final_through(95_000), 60_000);
+        }
+        i.closed_through = 120_000;
+        assert_eq!(finals(Metric::UniqueViewers, &i), 12);
     }
 
     #[test]

@@ -272,7 +272,14 @@ pub(crate) fn read_wal(path: &Path, table: Table) -> Result<WalContents, Aggrega
             });
         }
     };
-    if reader.schema().fields() != table.schema().fields() {
+    let schema = table.schema();
+    let (old, new) = (reader.schema().fields().len(), schema.fields().len());
+    // A WAL an older Pulse wrote may lack the columns added since; they are nullable
+    // (schemas/src/lib.rs) and read as null. Anything else is not this table.
+    let older = old <= new
+        && reader.schema().fields()[..] == schema.fields()[..old]
+        && schema.fields()[old..].iter().all(|f| f.is_nullable());
+    if !older {
         return Err(arrow_err(
             path,
             format!("WAL schema is not the schema of {}", table.name()),
@@ -283,6 +290,16 @@ pub(crate) fn read_wal(path: &Path, table: Table) -> Result<WalContents, Aggrega
         truncated: false,
     };
     for item in reader {
+        let item = item.and_then(|b| {
+            if old == new {
+                return Ok(b);
+            }
+            let mut cols = b.columns().to_vec();
+            for f in &schema.fields()[old..] {
+                cols.push(arrow::array::new_null_array(f.data_type(), b.num_rows()));
+            }
+            RecordBatch::try_new(schema.clone(), cols)
+        });
         match item {
             Ok(batch) => out.batches.push(batch),
             Err(e) => {
@@ -557,6 +574,43 @@ mod tests {
             "{}",
             utc_day(i64::MAX)
         );
+    }
+
+    #[test]
+    fn a_wal_written_before_the_slice_masks_reads_with_null_masks() {
+        use pulse_schemas::{Id, TableRow, TargetKind, ViewerMinuteRow};
+        let row = ViewerMinuteRow {
+            node: Id::new_unchecked("n"),
+            kind: TargetKind::Stream,
+            target: Id::new_unchecked("s"),
+            channel: Id::new_unchecked("c"),
+            minute: 60_000,
+            viewer: Id::new_unchecked("v"),
+            events: 2,
+            followed: true,
+            chat_messages: 0,
+            seen_mask: 3,
+            follow_mask: 1,
+        };
+        let full = ViewerMinuteRow::to_batch(&[row]);
+        let old = full.project(&[0, 1, 2, 3, 4, 5, 6, 7, 8]).expect("project");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.arrows");
+        let mut w = StreamWriter::try_new(Vec::new(), &old.schema()).expect("writer");
+        w.write(&old).expect("write");
+        w.finish().expect("finish");
+        std::fs::write(&path, w.into_inner().expect("bytes")).expect("write file");
+        let got = read_wal(&path, Table::ViewerMinutes).expect("an older WAL reads");
+        assert!(!got.truncated);
+        let b = &got.batches[0];
+        assert_eq!(b.schema(), Table::ViewerMinutes.schema());
+        assert_eq!(b.column(6).as_ref(), full.column(6).as_ref());
+        assert_eq!(
+            (b.column(9).null_count(), b.column(10).null_count()),
+            (1, 1)
+        );
+        // Another table's WAL is still refused.
+        assert!(read_wal(&path, Table::StreamTicks).is_err());
     }
 
     #[test]
