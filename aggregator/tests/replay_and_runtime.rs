@@ -172,15 +172,12 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
     assert_eq!(report.stats.late, 0);
     assert_eq!(report.stats.sessions, 0);
 
-    let mut live = Rows::default();
-    for (r, _) in shared.lock().unwrap().iter() {
-        live.ticks.extend(r.ticks.iter().cloned());
-        live.sessions.extend(r.sessions.iter().cloned());
-        live.viewer_minutes.extend(r.viewer_minutes.iter().cloned());
-        live.qoe_minutes.extend(r.qoe_minutes.iter().cloned());
-    }
     let (whole, _) = run_all(cfg(), events.clone());
-    assert_eq!(live.sorted(), whole, "live with a restart = replay");
+    assert_eq!(
+        merged(&shared.lock().unwrap()).sorted(),
+        whole,
+        "live with a restart = replay"
+    );
 }
 
 /// A sink that does not use provisional rows (the ClickHouse one) is never handed any:
@@ -223,15 +220,20 @@ fn provisional_rows_are_not_computed_for_a_sink_that_does_not_want_them() {
     let writes = shared.lock().unwrap();
     assert!(report.flushes >= 5 && writes.len() >= 5, "{}", writes.len());
     assert!(writes.iter().all(|(_, provisional)| *provisional == 0));
+    let (whole, _) = run_all(cfg(), events);
+    assert_eq!(merged(&writes).sorted(), whole);
+}
+
+/// The closed rows of every write, together.
+fn merged(writes: &[(Rows, usize)]) -> Rows {
     let mut live = Rows::default();
-    for (r, _) in writes.iter() {
+    for (r, _) in writes {
         live.ticks.extend(r.ticks.iter().cloned());
         live.sessions.extend(r.sessions.iter().cloned());
         live.viewer_minutes.extend(r.viewer_minutes.iter().cloned());
         live.qoe_minutes.extend(r.qoe_minutes.iter().cloned());
     }
-    let (whole, _) = run_all(cfg(), events);
-    assert_eq!(live.sorted(), whole);
+    live
 }
 
 struct NoProvisional(SharedSink);

@@ -3,7 +3,7 @@
 //! `stream`/`channel`/`vod`/`clip`, a valid id) and the point bound.
 
 use crate::error::QueryError;
-use crate::series::{Buckets, Metric};
+use crate::series::Buckets;
 use crate::store::{Scope, ScopeKind};
 use pulse_schemas::Id;
 use serde::Deserialize;
@@ -184,23 +184,6 @@ pub fn buckets(
         )));
     }
     Ok(b)
-}
-
-/// Every metric answers at every allowed step: distinct viewers come from minute rows
-/// with 5-second slice masks, so nothing is refused for its step any more. Kept as the
-/// one place a route checks a metric against its step.
-pub fn check_step_for(metric: Metric, step: i64) -> Result<(), QueryError> {
-    if metric.needs_viewer_minutes() && step < pulse_schemas::MINUTE_SLICE_MS {
-        return Err(QueryError::invalid(
-            "step",
-            format!(
-                "{} is kept in 5-second slices; use a step of at least {} ms",
-                metric.name(),
-                pulse_schemas::MINUTE_SLICE_MS
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

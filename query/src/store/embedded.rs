@@ -466,6 +466,7 @@ impl AnalyticsStore for EmbeddedSnapshot {
         let slices = SliceRead::of(range, bucketing);
         let rel = self.relation(Table::ViewerMinutes);
         let filter = scope_filter(scope, false);
+        let (p, cond) = params(scope, slices.map_or(range, |s| s.minutes), "minute");
         let sql = match slices {
             // Each minute row once per 5-second slice its mask marks (rows of parts
             // written before the masks existed have none, so count in no slice).
@@ -481,17 +482,14 @@ impl AnalyticsStore for EmbeddedSnapshot {
                     .map(|k| format!("(CAST({k} AS BIGINT))"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                cond = params(scope, s.minutes, "minute").1,
             ),
             None => format!(
                 "SELECT {b} AS b, COUNT(DISTINCT viewer), \
                  COUNT(DISTINCT CASE WHEN followed THEN viewer END) \
                  FROM {rel} WHERE {filter}{cond} GROUP BY 1 ORDER BY 1",
                 b = bucket_expr("minute", bucketing),
-                cond = params(scope, range, "minute").1,
             ),
         };
-        let (p, _) = params(scope, slices.map_or(range, |s| s.minutes), "minute");
         let mut out = Vec::new();
         for b in self.run(&sql, p).await? {
             let (bucket, uniq, fol) = (i64_col(&b, 0)?, i64_col(&b, 1)?, i64_col(&b, 2)?);
