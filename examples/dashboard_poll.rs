@@ -31,6 +31,8 @@
 #[path = "../tests/common/clickhouse.rs"]
 #[allow(dead_code)]
 mod clickhouse_harness;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 
 use anyhow::Context;
 use futures_util::StreamExt;

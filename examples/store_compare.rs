@@ -23,6 +23,8 @@
 #[path = "../tests/common/clickhouse.rs"]
 #[allow(dead_code)]
 mod clickhouse_harness;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 
 use clickhouse_harness::ClickHouse;
 use pulse::config::StoreKind;

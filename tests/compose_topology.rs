@@ -12,6 +12,8 @@
 //! must equal the answer of a single in-process node that replayed the whole trace.
 
 mod common;
+// pg.rs picks its port through `super::ports`.
+use common::ports;
 
 #[path = "../query/tests/catalog_harness/pg.rs"]
 mod pg;
@@ -69,8 +71,7 @@ impl Drop for Proc {
 }
 
 fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
+    format!("127.0.0.1:{}", ports::free_port())
 }
 
 /// A compose service as a local process: its command and environment, with the

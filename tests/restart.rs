@@ -20,14 +20,6 @@ struct Pulse {
     port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 async fn spawn(dir: &std::path::Path, port: u16) -> Pulse {
     let child = Command::new(env!("CARGO_BIN_EXE_pulse"))
         .arg("serve")
@@ -166,7 +158,7 @@ impl Pulse {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = common::ports::free_port();
     let p = spawn(dir.path(), port).await;
     p.send_sessions("a", 40).await;
     // Stop at once: the windows of these events are still open.
@@ -183,7 +175,7 @@ async fn sigterm_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_keeps_every_closed_window() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = common::ports::free_port();
     let p = spawn(dir.path(), port).await;
     p.send_sessions("a", 25).await;
     p.wait_final("views", 25.0).await;

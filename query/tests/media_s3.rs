@@ -60,10 +60,7 @@ struct S3Server {
 impl S3Server {
     fn start() -> S3Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = catalog_harness::ports::free_port();
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

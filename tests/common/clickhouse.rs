@@ -4,7 +4,7 @@
 //! the server refuses to run as root in some setups. [`ClickHouse::kill`] and
 //! [`ClickHouse::restart`] simulate an outage on the same ports and data.
 
-use std::net::TcpListener;
+use super::ports::{free_port, port_was_taken};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,14 +13,6 @@ pub struct ClickHouse {
     child: Option<Child>,
     dir: tempfile::TempDir,
     pub http_port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn is_root() -> bool {
@@ -64,8 +56,22 @@ const USERS: &str = r#"<?xml version="1.0"?>
 "#;
 
 impl ClickHouse {
-    /// Starts a server and waits until it answers `SELECT 1`.
+    /// Starts a server and waits until it answers `SELECT 1`; if one of its ports was
+    /// taken in the meantime, starts it again on new ones.
     pub fn start() -> ClickHouse {
+        let mut attempt = 0;
+        loop {
+            let mut me = ClickHouse::prepare();
+            match me.try_restart() {
+                Ok(()) => return me,
+                Err(log) if port_was_taken(&log) && attempt < 5 => attempt += 1,
+                Err(log) => panic!("clickhouse-server exited:\n{log}"),
+            }
+        }
+    }
+
+    /// A data directory and config on two free ports; no process yet.
+    fn prepare() -> ClickHouse {
         let dir = tempfile::tempdir().expect("tempdir");
         let http_port = free_port();
         let tcp_port = free_port();
@@ -84,13 +90,11 @@ impl ClickHouse {
                 .expect("chown");
             assert!(ok.success(), "chown of the ClickHouse test directory");
         }
-        let mut me = ClickHouse {
+        ClickHouse {
             child: None,
             dir,
             http_port,
-        };
-        me.restart();
-        me
+        }
     }
 
     /// The server's process id (setpriv execs it, so it is the server's own).
@@ -108,6 +112,13 @@ impl ClickHouse {
 
     /// Starts the server process (again) on the same ports and data; waits until ready.
     pub fn restart(&mut self) {
+        if let Err(log) = self.try_restart() {
+            panic!("clickhouse-server exited:\n{log}");
+        }
+    }
+
+    /// [`ClickHouse::restart`], answering the server's log if it exited instead.
+    fn try_restart(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let config = format!("--config-file={}", self.config_path().display());
         let mut cmd = if is_root() {
@@ -135,14 +146,15 @@ impl ClickHouse {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.sql("SELECT 1").is_ok_and(|s| s.trim() == "1") {
-                return;
+                return Ok(());
             }
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
+                self.child = None;
                 let log =
                     std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-                panic!("clickhouse-server exited ({status}):\n{log}");
+                return Err(format!("{status}\n{log}"));
             }
             assert!(Instant::now() < deadline, "clickhouse-server did not start");
             std::thread::sleep(Duration::from_millis(100));

@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod content;
 pub mod distinct;
 pub mod multiday;
+pub mod ports;
 pub mod reference;
 pub mod trace;
 

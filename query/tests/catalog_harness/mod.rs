@@ -6,6 +6,10 @@
 #![allow(dead_code)]
 
 pub mod pg;
+/// The workspace tests' port picker: ports below the kernel's ephemeral range, so an
+/// outgoing connection cannot take one between the pick and the child's bind.
+#[path = "../../../tests/common/ports.rs"]
+pub mod ports;
 
 use pulse_query::catalog::{Catalog, CatalogConfig, Secrets, open::open};
 use pulse_query::media::MediaStore;

@@ -74,50 +74,50 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = command(bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ])
-            .args([
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-            ])
-            .arg(format!("unix_socket_directories={}", dir.path().display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start postgres");
-        let pg = Postgres { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            use sqlx::Connection;
-            if sqlx::PgConnection::connect(&pg.url("postgres"))
-                .await
-                .is_ok()
-            {
-                break;
+        // A port taken between the pick and postgres's bind makes it exit: pick again.
+        for _attempt in 0..5 {
+            let port = super::ports::free_port();
+            let mut child = command(bin.join("postgres"))
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                ])
+                .args([
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                ])
+                .arg(format!("unix_socket_directories={}", dir.path().display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start postgres");
+            let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                use sqlx::Connection;
+                if sqlx::PgConnection::connect(&url).await.is_ok() {
+                    return Postgres { port, dir, child };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "postgres did not accept connections within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "postgres did not accept connections within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        pg
+        panic!("postgres exited at start five times (port taken?)");
     }
 
     pub fn url(&self, db: &str) -> String {
