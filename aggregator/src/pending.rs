@@ -9,13 +9,29 @@
 //! sort; keys that tie (same time, type and 60-bit fingerprint prefix: the same
 //! session, or a 2⁻⁶⁰ collision) compare the full fingerprint, then [`event_order`], so
 //! the order is exactly the documented one.
+//!
+//! The buffer is a deque of chunks of at most [`CHUNK`] events in arrival order, each
+//! with the smallest key it still holds. Arrival order is nearly time order, so a
+//! flush touches only the chunks that hold due events: the rest are neither scanned
+//! nor moved (a flat vector was scanned whole and its remainder moved down on every
+//! flush: about `allowed_lateness / flush interval` moves of each 232-byte event).
+//! Committed events are marked with [`DONE`]; a chunk is freed when all its events are
+//! committed, and compacted when fewer than a quarter of them are left (a straggler
+//! with a late watermark then holds a few events, not a whole chunk).
 
 use crate::engine::{event_order, kind_rank};
 use pulse_schemas::Event;
 use std::cmp::Ordering;
 
-/// A due event's place in the commit order: its key and its index in the buffer.
+/// A due event's place in the commit order: its key and its place in the buffer
+/// (chunk number `<< CHUNK_BITS |` position), valid until the next `drop_before`.
 pub(crate) type Due = (u128, u32);
+
+const CHUNK_BITS: u32 = 12;
+/// Events per chunk.
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// The key of a committed event (no real key has it: a rank is below 15).
+const DONE: u128 = u128::MAX;
 
 /// Fingerprint of an event's identity (target, session, viewer) with a fixed seed: a
 /// deterministic tie-break among events of the same millisecond and type that sorts
@@ -40,20 +56,38 @@ fn order_key(e: &Event) -> u128 {
     (u128::from(time_bits(e.ts)) << 64) | (rank << 60) | u128::from(identity_fingerprint(e) >> 4)
 }
 
-/// Order of two events whose keys are equal.
-fn tie(events: &[Event], a: u32, b: u32) -> Ordering {
-    let (a, b) = (&events[a as usize], &events[b as usize]);
-    identity_fingerprint(a)
-        .cmp(&identity_fingerprint(b))
-        .then_with(|| event_order(a, b))
+/// Up to [`CHUNK`] pending events in arrival order, their keys, and the smallest key
+/// not yet committed ([`DONE`] when none is left).
+#[derive(Clone, Debug)]
+struct Chunk {
+    events: Vec<Event>,
+    keys: Vec<u128>,
+    min: u128,
+    live: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            events: Vec::with_capacity(CHUNK),
+            keys: Vec::with_capacity(CHUNK),
+            min: DONE,
+            live: 0,
+        }
+    }
 }
 
 /// The events waiting for the watermark (arrival order) and their keys.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Pending {
-    events: Vec<Event>,
-    keys: Vec<u128>,
+    chunks: std::collections::VecDeque<Chunk>,
+    live: usize,
+    /// Emptied chunks kept for reuse (at most [`SPARE`]): a chunk is about 1 MB, and
+    /// a fresh one would be page-faulted in again.
+    spare: Vec<Chunk>,
 }
+
+const SPARE: usize = 4;
 
 /// Reusable buffers of [`Pending::due`]: the due keys, and bucket offsets by
 /// millisecond (at most about four per due event).
@@ -65,26 +99,46 @@ pub(crate) struct DueBuffers {
 
 impl Pending {
     pub fn from_events(events: Vec<Event>) -> Self {
-        let keys = events.iter().map(order_key).collect();
-        Pending { events, keys }
+        let mut p = Pending::default();
+        for e in events {
+            p.push(e);
+        }
+        p
     }
 
+    /// Events not committed yet.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.live
     }
 
     pub fn push(&mut self, e: Event) {
-        self.keys.push(order_key(&e));
-        self.events.push(e);
+        let key = order_key(&e);
+        if self.chunks.back().is_none_or(|c| c.events.len() >= CHUNK) {
+            let c = self.spare.pop().unwrap_or_else(Chunk::new);
+            self.chunks.push_back(c);
+        }
+        if let Some(c) = self.chunks.back_mut() {
+            c.min = c.min.min(key);
+            c.keys.push(key);
+            c.events.push(e);
+            c.live += 1;
+            self.live += 1;
+        }
     }
 
-    /// The events in arrival order.
-    pub fn events(&self) -> &[Event] {
-        &self.events
+    /// The events not committed yet, in arrival order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.chunks.iter().flat_map(|c| {
+            c.keys
+                .iter()
+                .zip(&c.events)
+                .filter(|(k, _)| **k != DONE)
+                .map(|(_, e)| e)
+        })
     }
 
     pub fn get(&self, i: u32) -> &Event {
-        &self.events[i as usize]
+        &self.chunks[(i >> CHUNK_BITS) as usize].events[(i as usize) & (CHUNK - 1)]
     }
 
     /// The events with `ts < w`, in the commit order, into `order`.
@@ -98,19 +152,23 @@ impl Pending {
         let scratch = &mut bufs.keys;
         scratch.clear();
         let (mut lo, mut hi) = (u64::MAX, 0u64);
-        for (i, &k) in (0u32..).zip(&self.keys) {
-            if k < below {
-                let t = (k >> 64) as u64;
-                lo = lo.min(t);
-                hi = hi.max(t);
-                scratch.push((k, i));
+        for (c, chunk) in (0u32..).zip(&self.chunks) {
+            if chunk.min >= below {
+                continue;
+            }
+            for (i, &k) in (c << CHUNK_BITS..).zip(&chunk.keys) {
+                if k < below {
+                    let t = (k >> 64) as u64;
+                    lo = lo.min(t);
+                    hi = hi.max(t);
+                    scratch.push((k, i));
+                }
             }
         }
         order.clear();
         let n = scratch.len();
         let span = hi.wrapping_sub(lo);
-        let events = &self.events;
-        let cmp = |a: &Due, b: &Due| a.0.cmp(&b.0).then_with(|| tie(events, a.1, b.1));
+        let cmp = |a: &Due, b: &Due| a.0.cmp(&b.0).then_with(|| self.tie(a.1, b.1));
         if n < 64 || span > (4 * n as u64).max(4096) {
             order.append(scratch);
             order.sort_unstable_by(cmp);
@@ -148,12 +206,60 @@ impl Pending {
         scratch.clear();
     }
 
-    /// Drops the events with `ts < w` (committed).
+    /// Order of two events whose keys are equal.
+    fn tie(&self, a: u32, b: u32) -> Ordering {
+        let (a, b) = (self.get(a), self.get(b));
+        identity_fingerprint(a)
+            .cmp(&identity_fingerprint(b))
+            .then_with(|| event_order(a, b))
+    }
+
+    /// Forgets the events with `ts < w` (committed): frees the chunks left empty and
+    /// compacts those left under a quarter full.
     pub fn drop_before(&mut self, w: i64) {
         let below = u128::from(time_bits(w)) << 64;
-        let mut keep = self.keys.iter().map(|&k| k >= below);
-        self.events.retain(|_| keep.next().unwrap_or(true));
-        self.keys.retain(|&k| k >= below);
+        let mut freed = 0;
+        let last = self.chunks.len().saturating_sub(1);
+        for (n, c) in self.chunks.iter_mut().enumerate() {
+            if c.min >= below {
+                continue;
+            }
+            let mut min = DONE;
+            for k in c.keys.iter_mut() {
+                if *k < below {
+                    *k = DONE;
+                    c.live -= 1;
+                    self.live -= 1;
+                } else {
+                    min = min.min(*k);
+                }
+            }
+            c.min = min;
+            if c.live == 0 {
+                c.events.clear();
+                c.keys.clear();
+                freed += 1;
+            } else if n < last && c.live * 4 < c.events.len() {
+                let mut keep = c.keys.iter().map(|&k| k != DONE);
+                c.events.retain(|_| keep.next().unwrap_or(true));
+                c.keys.retain(|&k| k != DONE);
+            }
+        }
+        if freed > 0 {
+            // The emptied last chunk stays to take the next events.
+            let n = self.chunks.len();
+            let mut kept = std::collections::VecDeque::with_capacity(n);
+            for (i, c) in self.chunks.drain(..).enumerate() {
+                if c.live > 0 || i + 1 == n {
+                    kept.push_back(c);
+                } else if self.spare.len() < SPARE {
+                    let mut c = c;
+                    c.min = DONE;
+                    self.spare.push(c);
+                }
+            }
+            self.chunks = kept;
+        }
     }
 }
 
@@ -190,6 +296,65 @@ mod tests {
         assert_eq!(order.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 1, 2, 3]);
         p.drop_before(7);
         assert_eq!(p.len(), 2);
-        assert_eq!(p.events()[0].ts, 7);
+        assert_eq!(p.events().next().map(|e| e.ts), Some(7));
+    }
+
+    /// Many chunks, arrival out of time order and stragglers far behind: every flush
+    /// gives exactly the due events in key order, and what stays is the rest, in
+    /// arrival order, through frees and compactions.
+    #[test]
+    fn chunks_commit_exactly_the_due_events_in_order() {
+        let base = pulse_schemas::parse_event(
+            r#"{"type":"heartbeat","ts":0,"viewer":"u","session":"s","stream":"st","channel":"c","state":"playing"}"#,
+        )
+        .expect("valid");
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut all = Vec::new();
+        for i in 0..6 * CHUNK as i64 {
+            let mut e = base.clone();
+            // Mostly near arrival time; one in 500 far in the future (a straggler
+            // that keeps its chunk alive until much later).
+            e.ts = i + rnd(300) as i64 + if rnd(500) == 0 { 20_000 } else { 0 };
+            e.viewer = pulse_schemas::Id::new_unchecked(&format!("v{}", rnd(50)));
+            all.push(e);
+        }
+        let mut p = Pending::default();
+        let mut bufs = DueBuffers::default();
+        let mut left: Vec<Event> = Vec::new();
+        let mut fed = 0;
+        let mut w = 0;
+        while fed < all.len() || p.len() > 0 {
+            for e in all.iter().skip(fed).take(1_000) {
+                p.push(e.clone());
+                left.push(e.clone());
+            }
+            fed = (fed + 1_000).min(all.len());
+            w += 700;
+            let mut order = Vec::new();
+            p.due(w, &mut order, &mut bufs);
+            let got: Vec<Event> = order.iter().map(|&(_, i)| p.get(i).clone()).collect();
+            let mut want: Vec<Event> = left.iter().filter(|e| e.ts < w).cloned().collect();
+            want.sort_by(|a, b| {
+                order_key(a)
+                    .cmp(&order_key(b))
+                    .then_with(|| identity_fingerprint(a).cmp(&identity_fingerprint(b)))
+                    .then_with(|| event_order(a, b))
+            });
+            assert_eq!(got, want, "due at {w}");
+            p.drop_before(w);
+            left.retain(|e| e.ts >= w);
+            assert_eq!(p.len(), left.len());
+            assert!(
+                p.events().eq(left.iter()),
+                "the rest, in arrival order, at {w}"
+            );
+        }
+        assert!(p.chunks.len() <= 1, "emptied chunks are freed");
     }
 }

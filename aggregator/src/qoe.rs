@@ -35,11 +35,25 @@ pub struct GroupKey {
 impl GroupKey {
     /// The group of a session's attributes as known now.
     pub fn of(s: &ViewSession) -> GroupKey {
+        let [device, country, player] = GroupKey::parts(s);
         GroupKey {
-            device: s.device.map_or(UNKNOWN, |d| d.as_str()).into(),
-            country: s.country.as_ref().map_or(UNKNOWN, Id::as_str).into(),
-            player: s.player.as_deref().unwrap_or(UNKNOWN).into(),
+            device: device.into(),
+            country: country.into(),
+            player: player.into(),
         }
+    }
+
+    /// The dimensions of a session's group, borrowed (a lookup copies nothing).
+    fn parts(s: &ViewSession) -> [&str; 3] {
+        [
+            s.device.map_or(UNKNOWN, |d| d.as_str()),
+            s.country.as_ref().map_or(UNKNOWN, Id::as_str),
+            s.player.as_deref().unwrap_or(UNKNOWN),
+        ]
+    }
+
+    fn is(&self, parts: [&str; 3]) -> bool {
+        [&*self.device, &*self.country, &*self.player] == parts
     }
 
     fn shared(&self) -> [Arc<str>; 3] {
@@ -77,9 +91,12 @@ pub struct QoeAcc {
 pub struct QoeWindow {
     /// Group keys by id, first seen first.
     keys: Vec<GroupKey>,
-    /// Key → id; rebuilt from `keys` after a snapshot is loaded.
+    /// Fingerprint of a key's three strings → the first id with it (a colliding key
+    /// is found by a scan of `keys`); rebuilt from `keys` after a snapshot is loaded.
+    /// A fingerprint, not the key, so a lookup borrows the session's strings instead of
+    /// copying them.
     #[serde(skip)]
-    index: foldhash::HashMap<GroupKey, u32>,
+    index: foldhash::HashMap<u64, u32>,
     /// The keys as shared strings for the rows (a row costs no string copies); rebuilt
     /// with `index`.
     #[serde(skip)]
@@ -111,40 +128,70 @@ impl QoeWindow {
         if let Some(g) = s.qoe_group {
             return g;
         }
-        let g = self.intern(GroupKey::of(s), max_groups, overflowed);
+        let g = self.intern(GroupKey::parts(s), max_groups, overflowed);
         s.qoe_group = Some(g);
         g
     }
 
-    fn intern(&mut self, key: GroupKey, max_groups: usize, overflowed: &mut u64) -> u32 {
-        if self.index.len() != self.keys.len() {
-            self.index = (0..).zip(&self.keys).map(|(i, k)| (k.clone(), i)).collect();
+    fn fingerprint(parts: [&str; 3]) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x0051_0e6a_0b5e_ed00).hash_one(parts)
+    }
+
+    /// The id of the group with these dimensions, if interned.
+    fn find(&self, parts: [&str; 3]) -> Option<u32> {
+        let g = *self.index.get(&Self::fingerprint(parts))?;
+        if self.keys[g as usize].is(parts) {
+            return Some(g);
         }
-        if let Some(&g) = self.index.get(&key) {
+        // Two keys with one fingerprint: the index holds the first.
+        (0u32..)
+            .zip(&self.keys)
+            .find(|(_, k)| k.is(parts))
+            .map(|(g, _)| g)
+    }
+
+    fn index_key(&mut self, g: u32) {
+        let k = &self.keys[g as usize];
+        let f = Self::fingerprint([&k.device, &k.country, &k.player]);
+        self.index.entry(f).or_insert(g);
+    }
+
+    fn intern(&mut self, parts: [&str; 3], max_groups: usize, overflowed: &mut u64) -> u32 {
+        self.rebuild();
+        if let Some(g) = self.find(parts) {
             return g;
         }
         let key = if self.keys.len() >= max_groups.max(1) {
             *overflowed += 1;
-            let other = GroupKey::other();
-            if let Some(&g) = self.index.get(&other) {
+            if let Some(g) = self.find([OTHER; 3]) {
                 return g;
             }
-            other
+            GroupKey::other()
         } else {
-            key
+            GroupKey {
+                device: parts[0].into(),
+                country: parts[1].into(),
+                player: parts[2].into(),
+            }
         };
         let g = self.keys.len() as u32;
-        self.index.insert(key.clone(), g);
         self.shared.push(key.shared());
         self.keys.push(key);
+        self.index_key(g);
         g
     }
 
     /// Rebuilds the index and shared strings after a snapshot load.
     fn rebuild(&mut self) {
-        if self.index.len() != self.keys.len() || self.shared.len() != self.keys.len() {
-            self.index = (0..).zip(&self.keys).map(|(i, k)| (k.clone(), i)).collect();
+        if self.shared.len() != self.keys.len() {
             self.shared = self.keys.iter().map(GroupKey::shared).collect();
+        }
+        // Kept in step by `intern`; empty only after a load (never serialized).
+        if self.index.is_empty() && !self.keys.is_empty() {
+            for g in 0..self.keys.len() as u32 {
+                self.index_key(g);
+            }
         }
     }
 

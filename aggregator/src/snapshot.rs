@@ -61,7 +61,7 @@ impl Aggregator {
             dropped_pending_full: self.dropped_pending_full,
             core: self.core.clone(),
             graves: self.graves.clone(),
-            pending: self.pending.events().iter().map(|e| e.to_json()).collect(),
+            pending: self.pending.events().map(|e| e.to_json()).collect(),
         };
         serde_json::to_vec(&snap).map_err(|e| snap_err(Path::new("<memory>"), e.to_string()))
     }
