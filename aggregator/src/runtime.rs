@@ -228,8 +228,20 @@ struct Live {
 const PROVISIONAL_COST_FACTOR: u32 = 4;
 
 /// ... but never longer than this, so the live count (`/v1/live` reads provisional ticks
-/// of the last 15 s) does not fall to zero behind a burst.
+/// of the last 15 s) does not fall to zero behind a burst; unless a computation costs
+/// over half of it: then the wait is [`OVERLOADED_COST_FACTOR`] times the cost.
 const MAX_PROVISIONAL_WAIT: Duration = Duration::from_secs(2);
+
+/// Under a load where one computation costs more than a second (millions of pending
+/// events), the provisional rows still take at most a third of the aggregator's time
+/// (the 2 s cap would let them take most of it and starve the commits); their age is
+/// then at most three times the cost, within the 15 s the live count reads.
+const OVERLOADED_COST_FACTOR: u32 = 2;
+
+/// How long to wait after a provisional computation that took `cost`.
+fn provisional_wait(cost: Duration) -> Duration {
+    (cost * PROVISIONAL_COST_FACTOR).min(MAX_PROVISIONAL_WAIT.max(cost * OVERLOADED_COST_FACTOR))
+}
 
 impl Live {
     fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
@@ -253,8 +265,7 @@ impl Live {
             if Instant::now() >= self.next_provisional {
                 let t = Instant::now();
                 self.provisional = agg.provisional(now);
-                self.next_provisional = Instant::now()
-                    + (t.elapsed() * PROVISIONAL_COST_FACTOR).min(MAX_PROVISIONAL_WAIT);
+                self.next_provisional = Instant::now() + provisional_wait(t.elapsed());
             } else {
                 // Rows of windows closed since then are ignored by readers (they read
                 // provisional rows only past `closed_through`).
@@ -308,4 +319,21 @@ pub fn replay<S: WindowSink + ?Sized>(
     let now = agg.stats();
     metrics.record(&last, &now);
     Ok(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provisional_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn provisional_wait_bounds_age_and_share() {
+        let ms = Duration::from_millis;
+        // Cheap: four times the cost (at most a fifth of the time).
+        assert_eq!(provisional_wait(ms(100)), ms(400));
+        // Middling: capped at 2 s so the live count stays fresh.
+        assert_eq!(provisional_wait(ms(800)), ms(2_000));
+        // Overloaded: twice the cost (a third of the time), never the 2 s cap.
+        assert_eq!(provisional_wait(ms(3_000)), ms(6_000));
+    }
 }
