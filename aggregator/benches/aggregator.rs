@@ -8,7 +8,9 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pulse_aggregator::{Aggregator, AggregatorConfig};
-use pulse_schemas::{Device, Event, EventKind as K, Id, PlayerState, Target, TargetKind};
+use pulse_schemas::{
+    ClosedWindows, Device, Event, EventKind as K, Id, PlayerState, Target, TargetKind,
+};
 use std::hint::black_box;
 
 /// The allocator the `pulse` binary ships with (src/main.rs), so the figure is the
@@ -129,13 +131,16 @@ fn trace() -> Vec<Event> {
 
 /// Pushes `events` (time-shifted by `shift`) into `agg`, advancing every
 /// [`ADVANCE_EVERY`] events; returns the number of closed tick rows.
+/// The closed windows are written into one reused buffer, as the live loop does.
 fn run(agg: &mut Aggregator, lateness: i64, events: Vec<Event>) -> usize {
     let mut rows = 0;
+    let mut closed = ClosedWindows::default();
     for (i, e) in events.into_iter().enumerate() {
         agg.push(e);
         if i % ADVANCE_EVERY == ADVANCE_EVERY - 1 {
             let w = agg.max_event_ts() - lateness;
-            rows += agg.advance(w).ticks.len();
+            agg.advance_into(w, &mut closed);
+            rows += closed.ticks.len();
         }
     }
     rows

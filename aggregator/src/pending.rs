@@ -82,8 +82,9 @@ impl Chunk {
 pub(crate) struct Pending {
     chunks: std::collections::VecDeque<Chunk>,
     live: usize,
-    /// Emptied chunks kept for reuse (at most [`SPARE`]): a chunk is about 1 MB, and
-    /// a fresh one would be page-faulted in again.
+    /// Emptied chunks kept for reuse: a chunk is about 1 MB, and a fresh one would be
+    /// page-faulted in again. At most as many as the last flush freed (at least
+    /// [`SPARE`]): in a steady state a flush frees what the next one fills.
     spare: Vec<Chunk>,
 }
 
@@ -252,13 +253,14 @@ impl Pending {
             for (i, c) in self.chunks.drain(..).enumerate() {
                 if c.live > 0 || i + 1 == n {
                     kept.push_back(c);
-                } else if self.spare.len() < SPARE {
+                } else if self.spare.len() < SPARE.max(freed) {
                     let mut c = c;
                     c.min = DONE;
                     self.spare.push(c);
                 }
             }
             self.chunks = kept;
+            self.spare.truncate(SPARE.max(freed));
         }
     }
 }

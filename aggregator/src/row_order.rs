@@ -48,7 +48,8 @@ fn key(time: i64, kind: TargetKind, first: &Id, second: Option<&Id>) -> Key {
 
 /// Sorts `rows` by `key` then, for equal keys, by `full` (which must extend the key's
 /// order); equal rows keep their order (a stable sort, which is also fast on the nearly
-/// sorted lists the core produces). Each row is moved once.
+/// sorted lists the core produces). Rows are swapped into place cycle by cycle: no
+/// second buffer of rows (a copy of a flush's rows was page-faulted in every time).
 fn sort_keyed<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> Key, full: impl Fn(&T, &T) -> Ordering) {
     if rows.len() < 2 {
         return;
@@ -61,11 +62,20 @@ fn sort_keyed<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> Key, full: impl Fn(&T, &
         a.0.cmp(&b.0)
             .then_with(|| full(&rows[a.1 as usize], &rows[b.1 as usize]))
     });
-    if order.iter().enumerate().all(|(i, &(_, j))| i == j as usize) {
-        return; // already in order (a single target, say)
+    // Position k takes the row now at `order[k].1`: follow each cycle of the
+    // permutation with swaps (no second buffer of rows), marking positions done.
+    for start in 0..order.len() {
+        let mut k = start;
+        while order[k].1 as usize != k {
+            let from = order[k].1 as usize;
+            order[k].1 = k as u32;
+            if from == start {
+                break;
+            }
+            rows.swap(k, from);
+            k = from;
+        }
     }
-    let mut slots: Vec<Option<T>> = rows.drain(..).map(Some).collect();
-    rows.extend(order.iter().filter_map(|&(_, i)| slots[i as usize].take()));
 }
 
 /// The integer part of a target's `(kind, id)` order (equal keys: compare in full).

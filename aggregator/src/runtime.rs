@@ -144,6 +144,7 @@ pub fn run<S: WindowSink>(
         clock: opts.clock.clone(),
         provisional: Provisional::default(),
         next_provisional: Instant::now(),
+        closed: ClosedWindows::default(),
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
@@ -219,6 +220,8 @@ struct Live {
     provisional: Provisional,
     /// When the provisional rows may be computed again.
     next_provisional: Instant,
+    /// The closed windows of a flush; kept so its buffers are reused.
+    closed: ClosedWindows,
 }
 
 /// The provisional rows may take at most 1 / (1 + this) of the aggregator's time:
@@ -260,7 +263,8 @@ impl Live {
             w = w.max(now - lateness);
         }
         self.received = false;
-        let closed = agg.advance(w);
+        let mut closed = std::mem::take(&mut self.closed);
+        agg.advance_into(w, &mut closed);
         if sink.wants_provisional() {
             if Instant::now() >= self.next_provisional {
                 let t = Instant::now();
@@ -276,6 +280,7 @@ impl Live {
             tracing::error!(error = %e, rows = closed.ticks.len() + closed.sessions.len() + closed.viewer_minutes.len() + closed.qoe_minutes.len(),
                 "sink write failed");
         }
+        self.closed = closed;
         self.metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -300,13 +305,14 @@ pub fn replay<S: WindowSink + ?Sized>(
     let mut last = agg.stats();
     let none = Provisional::default();
     let mut since = 0usize;
+    let mut closed = ClosedWindows::default();
     for e in events {
         agg.push(e);
         agg.raise_watermark(agg.max_event_ts() - cfg.allowed_lateness_ms);
         since += 1;
         if since >= REPLAY_ADVANCE_EVERY || agg.pending_len() >= cfg.max_pending_events / 2 {
             since = 0;
-            let closed = agg.advance(agg.watermark());
+            agg.advance_into(agg.watermark(), &mut closed);
             sink.write(&closed, &none)?;
             let now = agg.stats();
             metrics.record(&last, &now);

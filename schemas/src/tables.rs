@@ -438,6 +438,17 @@ pub struct ClosedWindows {
 }
 
 impl ClosedWindows {
+    /// Empties every table, keeping the vectors' buffers for the next flush.
+    pub fn clear(&mut self) {
+        self.ticks.clear();
+        self.sessions.clear();
+        self.viewer_minutes.clear();
+        self.qoe_minutes.clear();
+        self.health_ticks.clear();
+        self.alerts.clear();
+        self.closed_through = 0;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ticks.is_empty()
             && self.sessions.is_empty()
