@@ -6,13 +6,6 @@ use pulse::Config;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc instead of glibc's malloc: the aggregator allocates and frees row vectors,
-/// per-minute maps and short strings at hundreds of thousands of events a second, where
-/// glibc's arena locking, consolidation and `munmap`/page-fault churn cost a tenth of
-/// the hot path (aggregator bench; figures in load-tests/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "pulse",

@@ -13,11 +13,6 @@ use pulse_schemas::{
 };
 use std::hint::black_box;
 
-/// The allocator the `pulse` binary ships with (src/main.rs), so the figure is the
-/// product's; load-tests/RESULTS.md has the figures with glibc's malloc before it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const SESSIONS: usize = 20_000;
 const STREAMS: usize = 400;
 const COUNTRIES: [&str; 20] = [

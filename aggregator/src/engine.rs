@@ -21,9 +21,9 @@ use std::cmp::Ordering;
 
 /// Makes an empty `rows` hold `want` without growing, and gives back a buffer more
 /// than four times too large (kept buffers stay near what flushes need).
-fn fit<T>(rows: &mut Vec<T>, want: usize) {
-    if rows.capacity() > 4 * want.max(1024) {
-        rows.shrink_to(2 * want);
+fn fit<T>(rows: &mut Vec<T>, want: usize, peak: usize) {
+    if rows.capacity() > 4 * peak.max(1024) {
+        rows.shrink_to(2 * peak);
     }
     rows.reserve(want);
 }
@@ -228,6 +228,10 @@ pub struct Aggregator {
     pub(crate) due_buffers: DueBuffers,
     /// Rows of each table the last `advance` closed (a capacity hint).
     pub(crate) last_rows: [usize; 4],
+    /// Rows per table of recent flushes, a maximum decaying by 1/16 a flush: kept row
+    /// buffers are shrunk only below what recent flushes needed (flushes that close no
+    /// minute alternate with ones that close many).
+    row_peak: [usize; 4],
     pub(crate) core: Core,
     pub(crate) graves: Tombstones,
     pub(crate) events: u64,
@@ -247,6 +251,7 @@ impl Aggregator {
             order: Vec::new(),
             due_buffers: DueBuffers::default(),
             last_rows: [0; 4],
+            row_peak: [0; 4],
             events: 0,
             late: 0,
             dropped_pending_full: 0,
@@ -311,11 +316,11 @@ impl Aggregator {
         self.watermark = w;
         out.clear();
         // About as many rows as last time: grown once, not by doubling.
-        let last = self.last_rows;
-        fit(&mut out.ticks, last[0]);
-        fit(&mut out.sessions, last[1]);
-        fit(&mut out.viewer_minutes, last[2]);
-        fit(&mut out.qoe_minutes, last[3]);
+        let (last, peak) = (self.last_rows, self.row_peak);
+        fit(&mut out.ticks, last[0], peak[0]);
+        fit(&mut out.sessions, last[1], peak[1]);
+        fit(&mut out.viewer_minutes, last[2], peak[2]);
+        fit(&mut out.qoe_minutes, last[3], peak[3]);
         let mut order = std::mem::take(&mut self.order);
         self.pending.due(w, &mut order, &mut self.due_buffers);
         for &(_, i) in &order {
@@ -336,6 +341,9 @@ impl Aggregator {
             out.viewer_minutes.len(),
             out.qoe_minutes.len(),
         ];
+        for (peak, &n) in self.row_peak.iter_mut().zip(&self.last_rows) {
+            *peak = n.max(*peak - *peak / 16);
+        }
     }
 
     fn finalize(&self, out: &mut ClosedWindows) {
@@ -354,16 +362,20 @@ impl Aggregator {
     /// Rows of the windows not closed yet, as they would be if the watermark were
     /// `max(W, now + 1)`: computed on a scratch copy with the same code as `advance`,
     /// including pending events up to `now`.
-    pub fn provisional(&self, now: i64) -> Provisional {
+    /// (`&mut` only for the reused sort buffers: the order of millions of pending
+    /// events, grown afresh on every call, was most of its page faults.)
+    pub fn provisional(&mut self, now: i64) -> Provisional {
         let w = self.watermark.max(now.saturating_add(1));
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();
-        let mut order = Vec::new();
-        self.pending.due(w, &mut order, &mut DueBuffers::default());
+        let mut order = std::mem::take(&mut self.order);
+        self.pending.due(w, &mut order, &mut self.due_buffers);
         for &(_, i) in &order {
             core.commit(self.pending.get(i), &mut graves, &mut closed);
         }
+        order.clear();
+        self.order = order;
         core.sample_through(w, &mut graves, &mut closed);
         let mut p = Provisional {
             ticks: closed.ticks,

@@ -7,7 +7,7 @@
 //! (100–250 bytes) must not be moved by the sort. Each row gets an integer key: its time,
 //! its kind and the first 16 bytes of its one or two ids as big-endian integers (zero
 //! padded, so integer order is the strings' order on those bytes). Only keys that tie
-//! are compared in full, then the rows are moved once into their places.
+//! are compared in full, then the rows are swapped into their places.
 
 use pulse_schemas::{Id, QoeMinuteRow, SessionRow, Target, TargetKind, TickRow, ViewerMinuteRow};
 use std::cmp::Ordering;
@@ -50,7 +50,7 @@ fn key(time: i64, kind: TargetKind, first: &Id, second: Option<&Id>) -> Key {
 /// order); equal rows keep their order (a stable sort, which is also fast on the nearly
 /// sorted lists the core produces). Rows are swapped into place cycle by cycle: no
 /// second buffer of rows (a copy of a flush's rows was page-faulted in every time).
-fn sort_keyed<T>(rows: &mut Vec<T>, key: impl Fn(&T) -> Key, full: impl Fn(&T, &T) -> Ordering) {
+fn sort_keyed<T>(rows: &mut [T], key: impl Fn(&T) -> Key, full: impl Fn(&T, &T) -> Ordering) {
     if rows.len() < 2 {
         return;
     }
@@ -92,9 +92,9 @@ pub(crate) fn by_id<'a, T>(items: impl Iterator<Item = (&'a Id, T)>) -> Vec<(&'a
 
 /// Sorts the row lists of one flush (closed or provisional).
 pub(crate) fn sort_rows(
-    ticks: &mut Vec<TickRow>,
-    minutes: &mut Vec<ViewerMinuteRow>,
-    qoe: &mut Vec<QoeMinuteRow>,
+    ticks: &mut [TickRow],
+    minutes: &mut [ViewerMinuteRow],
+    qoe: &mut [QoeMinuteRow],
 ) {
     // One target's QoE rows of a minute come out together, in group-id (first-seen)
     // order, which is deterministic: the stable sort keeps it and compares no
@@ -117,7 +117,7 @@ pub(crate) fn sort_rows(
 }
 
 /// Sorts the session rows of one flush.
-pub(crate) fn sort_sessions(sessions: &mut Vec<SessionRow>) {
+pub(crate) fn sort_sessions(sessions: &mut [SessionRow]) {
     sort_keyed(
         sessions,
         |r| key(r.end_ts, r.kind, &r.target, Some(&r.session)),
