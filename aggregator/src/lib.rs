@@ -77,9 +77,9 @@
 //!   `allowed_lateness` worth of input, so the live loop recomputes it only after four
 //!   times its last cost has passed (in between it publishes the previous rows again:
 //!   readers take provisional rows only past `closed_through`, so stale ones lag but never
-//!   count twice), capped at 2 s while a computation costs under a second and at
-//!   twice its cost beyond (a third of the thread, rows at most three costs old), and
-//!   not at all for a sink that ignores them (ClickHouse).
+//!   count twice), but no longer than keeps the rows under 10 s old (`/v1/live`
+//!   reads the last 15 s; at least 2 s between computations), and not at all for a
+//!   sink that ignores them (ClickHouse).
 //! - **Pending buffer** (`pending`): chunks of 4 096 events in arrival order, each
 //!   with its smallest uncommitted key; a flush scans and frees only the chunks holding
 //!   due events, so its cost follows what it commits, not the whole lateness window.

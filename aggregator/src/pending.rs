@@ -51,9 +51,18 @@ fn time_bits(ts: i64) -> u64 {
     (ts as u64) ^ SIGN
 }
 
-fn order_key(e: &Event) -> u128 {
+/// The key, and the fingerprint's low 4 bits the key has no room for (kept beside it,
+/// so a tie compares them without hashing the events again).
+fn order_key_and_low(e: &Event) -> (u128, u8) {
     let rank = u128::from(kind_rank(e.kind) & 0xf);
-    (u128::from(time_bits(e.ts)) << 64) | (rank << 60) | u128::from(identity_fingerprint(e) >> 4)
+    let fp = identity_fingerprint(e);
+    let key = (u128::from(time_bits(e.ts)) << 64) | (rank << 60) | u128::from(fp >> 4);
+    (key, (fp & 0xf) as u8)
+}
+
+#[cfg(test)]
+fn order_key(e: &Event) -> u128 {
+    order_key_and_low(e).0
 }
 
 /// Up to [`CHUNK`] pending events in arrival order, their keys, and the smallest key
@@ -62,6 +71,8 @@ fn order_key(e: &Event) -> u128 {
 struct Chunk {
     events: Vec<Event>,
     keys: Vec<u128>,
+    /// The fingerprints' low 4 bits (see [`order_key_and_low`]).
+    low: Vec<u8>,
     min: u128,
     live: usize,
 }
@@ -71,6 +82,7 @@ impl Chunk {
         Chunk {
             events: Vec::with_capacity(CHUNK),
             keys: Vec::with_capacity(CHUNK),
+            low: Vec::with_capacity(CHUNK),
             min: DONE,
             live: 0,
         }
@@ -113,7 +125,7 @@ impl Pending {
     }
 
     pub fn push(&mut self, e: Event) {
-        let key = order_key(&e);
+        let (key, low) = order_key_and_low(&e);
         if self.chunks.back().is_none_or(|c| c.events.len() >= CHUNK) {
             let c = self.spare.pop().unwrap_or_else(Chunk::new);
             self.chunks.push_back(c);
@@ -121,6 +133,7 @@ impl Pending {
         if let Some(c) = self.chunks.back_mut() {
             c.min = c.min.min(key);
             c.keys.push(key);
+            c.low.push(low);
             c.events.push(e);
             c.live += 1;
             self.live += 1;
@@ -209,10 +222,10 @@ impl Pending {
 
     /// Order of two events whose keys are equal.
     fn tie(&self, a: u32, b: u32) -> Ordering {
-        let (a, b) = (self.get(a), self.get(b));
-        identity_fingerprint(a)
-            .cmp(&identity_fingerprint(b))
-            .then_with(|| event_order(a, b))
+        let low = |i: u32| self.chunks[(i >> CHUNK_BITS) as usize].low[(i as usize) & (CHUNK - 1)];
+        low(a)
+            .cmp(&low(b))
+            .then_with(|| event_order(self.get(a), self.get(b)))
     }
 
     /// Forgets the events with `ts < w` (committed): frees the chunks left empty and
@@ -239,10 +252,13 @@ impl Pending {
             if c.live == 0 {
                 c.events.clear();
                 c.keys.clear();
+                c.low.clear();
                 freed += 1;
             } else if n < last && c.live * 4 < c.events.len() {
                 let mut keep = c.keys.iter().map(|&k| k != DONE);
                 c.events.retain(|_| keep.next().unwrap_or(true));
+                let mut keep = c.keys.iter().map(|&k| k != DONE);
+                c.low.retain(|_| keep.next().unwrap_or(true));
                 c.keys.retain(|&k| k != DONE);
             }
         }

@@ -230,20 +230,24 @@ struct Live {
 /// worth of input, so at high rates they would otherwise crowd out the commits.)
 const PROVISIONAL_COST_FACTOR: u32 = 4;
 
-/// ... but never longer than this, so the live count (`/v1/live` reads provisional ticks
-/// of the last 15 s) does not fall to zero behind a burst; unless a computation costs
-/// over half of it: then the wait is [`OVERLOADED_COST_FACTOR`] times the cost.
-const MAX_PROVISIONAL_WAIT: Duration = Duration::from_secs(2);
+/// ... but, when that wait is long (a computation costs over half a second: hundreds of
+/// thousands of pending events), no longer than keeps the rows younger than
+/// [`MAX_PROVISIONAL_AGE`] (wait + cost), and never shorter than
+/// [`MIN_PROVISIONAL_WAIT`]. So under overload the rows take a fifth of the thread as
+/// long as they can stay young enough, and more only as the cost nears that age.
+const MAX_PROVISIONAL_AGE: Duration = Duration::from_secs(10);
 
-/// Under a load where one computation costs more than a second (millions of pending
-/// events), the provisional rows still take at most a third of the aggregator's time
-/// (the 2 s cap would let them take most of it and starve the commits); their age is
-/// then at most three times the cost, within the 15 s the live count reads.
-const OVERLOADED_COST_FACTOR: u32 = 2;
+/// The shortest wait that the age bound can impose.
+const MIN_PROVISIONAL_WAIT: Duration = Duration::from_secs(2);
 
-/// How long to wait after a provisional computation that took `cost`.
+/// How long to wait after a provisional computation that took `cost`. `/v1/live`
+/// reads provisional ticks of the last 15 s, so rows at most 10 s old keep the live
+/// count from falling to zero behind a burst.
 fn provisional_wait(cost: Duration) -> Duration {
-    (cost * PROVISIONAL_COST_FACTOR).min(MAX_PROVISIONAL_WAIT.max(cost * OVERLOADED_COST_FACTOR))
+    let young = MAX_PROVISIONAL_AGE
+        .saturating_sub(cost)
+        .max(MIN_PROVISIONAL_WAIT);
+    (cost * PROVISIONAL_COST_FACTOR).min(young)
 }
 
 impl Live {
@@ -335,11 +339,13 @@ mod tests {
     #[test]
     fn provisional_wait_bounds_age_and_share() {
         let ms = Duration::from_millis;
-        // Cheap: four times the cost (at most a fifth of the time).
+        // Four times the cost (at most a fifth of the thread) while the rows stay
+        // under 10 s old.
         assert_eq!(provisional_wait(ms(100)), ms(400));
-        // Middling: capped at 2 s so the live count stays fresh.
-        assert_eq!(provisional_wait(ms(800)), ms(2_000));
-        // Overloaded: twice the cost (a third of the time), never the 2 s cap.
-        assert_eq!(provisional_wait(ms(3_000)), ms(6_000));
+        assert_eq!(provisional_wait(ms(2_000)), ms(8_000));
+        // Beyond, the age bound: cost + wait = 10 s ...
+        assert_eq!(provisional_wait(ms(3_000)), ms(7_000));
+        // ... but never less than 2 s between computations.
+        assert_eq!(provisional_wait(ms(9_000)), ms(2_000));
     }
 }

@@ -89,6 +89,7 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
         idle: Duration::from_millis(state.config().idle_timeout_ms),
         state,
         pending: Vec::new(),
+        last_batch: 0,
         acks: Vec::new(),
         frame: ParsedFrame::default(),
     };
@@ -116,6 +117,10 @@ struct Connection {
     idle: Duration,
     /// Accepted events not yet handed to the aggregator (at most `MAX_BATCH_EVENTS`).
     pending: Vec<Event>,
+    /// Size of the last batch handed on: the next one is allocated at that size when
+    /// its first events arrive, instead of growing by doubling (each step a copy and,
+    /// for big batches, fresh pages). An idle connection holds no batch memory.
+    last_batch: usize,
     /// Envelope `seq`s to ack once `pending` is handed on.
     acks: Vec<u64>,
     /// The frame being read, reused so a single-event frame allocates nothing here;
@@ -208,6 +213,13 @@ impl Connection {
         if self.pending.len() + parsed.events.len() > MAX_BATCH_EVENTS {
             self.flush(socket).await?;
         }
+        if self.pending.capacity() == 0 && !parsed.events.is_empty() {
+            self.pending.reserve(
+                self.last_batch
+                    .max(parsed.events.len())
+                    .min(MAX_BATCH_EVENTS),
+            );
+        }
         self.pending.append(&mut parsed.events);
         if let Some(seq) = parsed.seq {
             self.acks.push(seq);
@@ -231,6 +243,7 @@ impl Connection {
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
+            self.last_batch = batch.len();
             self.state
                 .hand_on(batch)
                 .await
