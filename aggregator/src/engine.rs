@@ -331,6 +331,7 @@ impl Aggregator {
         }
         order.clear();
         self.order = order;
+        self.trim_order_buffers();
         self.core.sample_through(w, &mut self.graves, out);
         self.core.close(w - self.cfg.session_timeout_ms, out);
         self.graves.expire(w);
@@ -344,6 +345,16 @@ impl Aggregator {
         for (peak, &n) in self.row_peak.iter_mut().zip(&self.last_rows) {
             *peak = n.max(*peak - *peak / 16);
         }
+    }
+
+    /// The commit-order buffers are sized by the largest replay (every pending event, in
+    /// `provisional`); they are shrunk once pending has drained well below that.
+    fn trim_order_buffers(&mut self) {
+        let keep = 2 * self.pending.len().max(4096);
+        if self.order.capacity() > 2 * keep {
+            self.order.shrink_to(keep);
+        }
+        self.due_buffers.trim(self.pending.len());
     }
 
     fn finalize(&self, out: &mut ClosedWindows) {
@@ -386,6 +397,7 @@ impl Aggregator {
             state.dump(&core.env, &mut p);
         }
         sort_rows(&mut p.ticks, &mut p.viewer_minutes, &mut p.qoe_minutes);
+        self.trim_order_buffers();
         p
     }
 

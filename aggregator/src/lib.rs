@@ -60,8 +60,8 @@
 //! - **Row order.** Targets are sampled and closed in `(kind, id)` order and a
 //!   minute's viewers are written in viewer order, so the rows of one flush come out
 //!   nearly sorted; the final sort (stable, run-adaptive) compares integer keys (time,
-//!   kind, the ids' first 16 bytes) and the full ids only on a tie, and moves each
-//!   row once.
+//!   kind, the ids' first 16 bytes) and the full ids only on a tie, then swaps the
+//!   rows into place along the permutation's cycles (no second buffer of rows).
 //! - **Watermark.** Live: `W = max(W, min(max event ts, now) − allowed_lateness)`, and
 //!   `max(W, now − allowed_lateness)` after a flush interval without events, so windows
 //!   close when traffic stops. Replay: `W = max ts so far − allowed_lateness`, checked

@@ -16,8 +16,10 @@
 //! nor moved (a flat vector was scanned whole and its remainder moved down on every
 //! flush: about `allowed_lateness / flush interval` moves of each 232-byte event).
 //! Committed events are marked with [`DONE`]; a chunk is freed when all its events are
-//! committed, and compacted when fewer than a quarter of them are left (a straggler
-//! with a late watermark then holds a few events, not a whole chunk).
+//! committed, and compacted (its memory given back) when fewer than a quarter of them
+//! are left, then merged into the chunk before it when both fit in one: events pending
+//! much longer than their neighbours (a future timestamp) hold their own size, not a
+//! chunk each, and the chunk count stays near `2 × pending / CHUNK`.
 
 use crate::engine::{event_order, kind_rank};
 use pulse_schemas::Event;
@@ -25,7 +27,7 @@ use std::cmp::Ordering;
 
 /// A due event's place in the commit order: its key and its place in the buffer
 /// (chunk number `<< CHUNK_BITS |` position), valid until the next `drop_before`.
-pub(crate) type Due = (u128, u32);
+pub(crate) type Due = (u128, u64);
 
 const CHUNK_BITS: u32 = 12;
 /// Events per chunk.
@@ -110,6 +112,20 @@ pub(crate) struct DueBuffers {
     counts: Vec<u32>,
 }
 
+impl DueBuffers {
+    /// Gives back memory sized for far more than `events` due events (after a burst,
+    /// or after a provisional replay of a pending buffer that has since drained).
+    pub fn trim(&mut self, events: usize) {
+        let keep = 2 * events.max(4096);
+        if self.keys.capacity() > 2 * keep {
+            self.keys.shrink_to(keep);
+        }
+        if self.counts.capacity() > 8 * keep {
+            self.counts.shrink_to(4 * keep);
+        }
+    }
+}
+
 impl Pending {
     pub fn from_events(events: Vec<Event>) -> Self {
         let mut p = Pending::default();
@@ -151,7 +167,7 @@ impl Pending {
         })
     }
 
-    pub fn get(&self, i: u32) -> &Event {
+    pub fn get(&self, i: u64) -> &Event {
         &self.chunks[(i >> CHUNK_BITS) as usize].events[(i as usize) & (CHUNK - 1)]
     }
 
@@ -166,7 +182,7 @@ impl Pending {
         let scratch = &mut bufs.keys;
         scratch.clear();
         let (mut lo, mut hi) = (u64::MAX, 0u64);
-        for (c, chunk) in (0u32..).zip(&self.chunks) {
+        for (c, chunk) in (0u64..).zip(&self.chunks) {
             if chunk.min >= below {
                 continue;
             }
@@ -221,63 +237,93 @@ impl Pending {
     }
 
     /// Order of two events whose keys are equal.
-    fn tie(&self, a: u32, b: u32) -> Ordering {
-        let low = |i: u32| self.chunks[(i >> CHUNK_BITS) as usize].low[(i as usize) & (CHUNK - 1)];
+    fn tie(&self, a: u64, b: u64) -> Ordering {
+        let low = |i: u64| self.chunks[(i >> CHUNK_BITS) as usize].low[(i as usize) & (CHUNK - 1)];
         low(a)
             .cmp(&low(b))
             .then_with(|| event_order(self.get(a), self.get(b)))
     }
 
-    /// Forgets the events with `ts < w` (committed): frees the chunks left empty and
-    /// compacts those left under a quarter full.
+    /// Forgets the events with `ts < w` (committed): frees the chunks left empty,
+    /// compacts those left under a quarter full (giving their memory back) and merges a
+    /// compacted chunk into the one before it when both fit in one, so events pending
+    /// far longer than their neighbours (a future timestamp) cost their own size, not a
+    /// chunk each.
     pub fn drop_before(&mut self, w: i64) {
         let below = u128::from(time_bits(w)) << 64;
         let mut freed = 0;
-        let last = self.chunks.len().saturating_sub(1);
-        for (n, c) in self.chunks.iter_mut().enumerate() {
-            if c.min >= below {
-                continue;
-            }
-            let mut min = DONE;
-            for k in c.keys.iter_mut() {
-                if *k < below {
-                    *k = DONE;
-                    c.live -= 1;
-                    self.live -= 1;
-                } else {
-                    min = min.min(*k);
+        let chunks = self.chunks.make_contiguous();
+        let last = chunks.len().saturating_sub(1);
+        // The chunk before this one that still holds events (not the last: it is filling).
+        let mut prev: Option<usize> = None;
+        for n in 0..chunks.len() {
+            let c = &mut chunks[n];
+            if c.min < below {
+                let mut min = DONE;
+                for k in c.keys.iter_mut() {
+                    if *k < below {
+                        *k = DONE;
+                        c.live -= 1;
+                        self.live -= 1;
+                    } else {
+                        min = min.min(*k);
+                    }
+                }
+                c.min = min;
+                if c.live == 0 {
+                    c.events.clear();
+                    c.keys.clear();
+                    c.low.clear();
+                    freed += 1;
+                    continue;
+                }
+                if n < last && c.live * 4 < c.events.len() {
+                    let mut keep = c.keys.iter().map(|&k| k != DONE);
+                    c.events.retain(|_| keep.next().unwrap_or(true));
+                    let mut keep = c.keys.iter().map(|&k| k != DONE);
+                    c.low.retain(|_| keep.next().unwrap_or(true));
+                    c.keys.retain(|&k| k != DONE);
+                    c.events.shrink_to_fit();
+                    c.keys.shrink_to_fit();
+                    c.low.shrink_to_fit();
                 }
             }
-            c.min = min;
-            if c.live == 0 {
-                c.events.clear();
-                c.keys.clear();
-                c.low.clear();
-                freed += 1;
-            } else if n < last && c.live * 4 < c.events.len() {
-                let mut keep = c.keys.iter().map(|&k| k != DONE);
-                c.events.retain(|_| keep.next().unwrap_or(true));
-                let mut keep = c.keys.iter().map(|&k| k != DONE);
-                c.low.retain(|_| keep.next().unwrap_or(true));
-                c.keys.retain(|&k| k != DONE);
+            if c.live == 0 || n == last {
+                continue;
+            }
+            match prev {
+                Some(p) if chunks[p].events.len() + chunks[n].events.len() <= CHUNK => {
+                    // Appended after the chunk before it: arrival order is kept.
+                    let (head, tail) = chunks.split_at_mut(n);
+                    let (to, from) = (&mut head[p], &mut tail[0]);
+                    to.events.append(&mut from.events);
+                    to.keys.append(&mut from.keys);
+                    to.low.append(&mut from.low);
+                    to.min = to.min.min(from.min);
+                    to.live += from.live;
+                    from.live = 0;
+                    from.min = DONE;
+                    freed += 1;
+                }
+                _ => prev = Some(n),
             }
         }
         if freed > 0 {
             // The emptied last chunk stays to take the next events.
             let n = self.chunks.len();
             let mut kept = std::collections::VecDeque::with_capacity(n);
-            for (i, c) in self.chunks.drain(..).enumerate() {
+            for (i, mut c) in self.chunks.drain(..).enumerate() {
                 if c.live > 0 || i + 1 == n {
                     kept.push_back(c);
-                } else if self.spare.len() < SPARE.max(freed) {
-                    let mut c = c;
+                } else if self.spare.len() < SPARE.max(freed) && c.events.capacity() >= CHUNK {
                     c.min = DONE;
                     self.spare.push(c);
                 }
             }
             self.chunks = kept;
-            self.spare.truncate(SPARE.max(freed));
         }
+        // Spares for about one flush: after a burst they go back at the next flush.
+        self.spare.truncate(SPARE.max(freed));
     }
 }
 
@@ -367,6 +413,14 @@ mod tests {
             assert_eq!(got, want, "due at {w}");
             p.drop_before(w);
             left.retain(|e| e.ts >= w);
+            // Stragglers hold their own size, not a chunk each.
+            let held: usize = p.chunks.iter().map(|c| c.events.capacity()).sum();
+            assert!(
+                held <= 2 * p.len() + 3 * CHUNK,
+                "{held} slots held for {} pending events in {} chunks at {w}",
+                p.len(),
+                p.chunks.len()
+            );
             assert_eq!(p.len(), left.len());
             assert!(
                 p.events().eq(left.iter()),

@@ -230,10 +230,9 @@ struct Live {
 /// worth of input, so at high rates they would otherwise crowd out the commits.)
 const PROVISIONAL_COST_FACTOR: u32 = 4;
 
-/// ... but, when that wait is long (a computation costs over half a second: hundreds of
-/// thousands of pending events), no longer than keeps the rows younger than
-/// [`MAX_PROVISIONAL_AGE`] (wait + cost), and never shorter than
-/// [`MIN_PROVISIONAL_WAIT`]. So under overload the rows take a fifth of the thread as
+/// ... but no longer than keeps the rows younger than [`MAX_PROVISIONAL_AGE`] (wait +
+/// cost; this binds once a computation costs over 2 s: millions of pending events),
+/// and never shorter than [`MIN_PROVISIONAL_WAIT`]. So under overload the rows take a fifth of the thread as
 /// long as they can stay young enough, and more only as the cost nears that age.
 const MAX_PROVISIONAL_AGE: Duration = Duration::from_secs(10);
 

@@ -145,9 +145,9 @@ impl ClickHouse {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if self.sql("SELECT 1").is_ok_and(|s| s.trim() == "1") {
-                return Ok(());
-            }
+            let answered = self.sql("SELECT 1").is_ok_and(|s| s.trim() == "1");
+            // Checked after the answer: a server that exited because its port was taken
+            // is not the one that answered.
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
@@ -155,6 +155,9 @@ impl ClickHouse {
                 let log =
                     std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
                 return Err(format!("{status}\n{log}"));
+            }
+            if answered {
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "clickhouse-server did not start");
             std::thread::sleep(Duration::from_millis(100));

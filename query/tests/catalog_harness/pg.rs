@@ -104,16 +104,19 @@ impl Postgres {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 use sqlx::Connection;
-                if sqlx::PgConnection::connect(&url).await.is_ok() {
-                    return Postgres { port, dir, child };
-                }
+                let answered = sqlx::PgConnection::connect(&url).await.is_ok();
+                // Exited: its port was taken (whoever answered is not ours).
                 if child.try_wait().ok().flatten().is_some() {
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "postgres did not accept connections within 30 s"
-                );
+                if answered {
+                    return Postgres { port, dir, child };
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("postgres did not accept connections within 30 s");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
