@@ -9,7 +9,7 @@
 //! - `finish()` commits everything and closes every window (end of a replay).
 
 use crate::config::AggregatorConfig;
-use crate::pending::{Due, DueBuffers, Pending};
+use crate::pending::{Due, DueBuffers, Pending, give_back};
 use crate::row_order::{sort_rows, sort_sessions, target_key};
 use crate::sinks::Provisional;
 use crate::target::{Counters, Env, Params, TargetState};
@@ -22,9 +22,7 @@ use std::cmp::Ordering;
 /// Makes an empty `rows` hold `want` without growing, and gives back a buffer more
 /// than four times too large (kept buffers stay near what flushes need).
 fn fit<T>(rows: &mut Vec<T>, want: usize, peak: usize) {
-    if rows.capacity() > 4 * peak.max(1024) {
-        rows.shrink_to(2 * peak);
-    }
+    give_back(rows, peak);
     rows.reserve(want);
 }
 
@@ -350,10 +348,7 @@ impl Aggregator {
     /// The commit-order buffers are sized by the largest replay (every pending event, in
     /// `provisional`); they are shrunk once pending has drained well below that.
     fn trim_order_buffers(&mut self) {
-        let keep = 2 * self.pending.len().max(4096);
-        if self.order.capacity() > 2 * keep {
-            self.order.shrink_to(keep);
-        }
+        give_back(&mut self.order, self.pending.len());
         self.due_buffers.trim(self.pending.len());
     }
 

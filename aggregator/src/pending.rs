@@ -116,13 +116,18 @@ impl DueBuffers {
     /// Gives back memory sized for far more than `events` due events (after a burst,
     /// or after a provisional replay of a pending buffer that has since drained).
     pub fn trim(&mut self, events: usize) {
-        let keep = 2 * events.max(4096);
-        if self.keys.capacity() > 2 * keep {
-            self.keys.shrink_to(keep);
-        }
-        if self.counts.capacity() > 8 * keep {
-            self.counts.shrink_to(4 * keep);
-        }
+        give_back(&mut self.keys, events);
+        // Bucket offsets: up to four per due event (see `due`).
+        give_back(&mut self.counts, 4 * events);
+    }
+}
+
+/// Shrinks a buffer whose capacity is over four times what is `needed` (and over a
+/// small floor) to twice that: buffers kept between flushes follow the load down after
+/// a burst without being reallocated on every flush.
+pub(crate) fn give_back<T>(buf: &mut Vec<T>, needed: usize) {
+    if buf.capacity() > 4 * needed.max(1024) {
+        buf.shrink_to(2 * needed);
     }
 }
 
@@ -168,7 +173,16 @@ impl Pending {
     }
 
     pub fn get(&self, i: u64) -> &Event {
-        &self.chunks[(i >> CHUNK_BITS) as usize].events[(i as usize) & (CHUNK - 1)]
+        let (c, at) = self.slot(i);
+        &c.events[at]
+    }
+
+    /// The chunk and position a [`Due`] index names.
+    fn slot(&self, i: u64) -> (&Chunk, usize) {
+        (
+            &self.chunks[(i >> CHUNK_BITS) as usize],
+            (i as usize) & (CHUNK - 1),
+        )
     }
 
     /// The events with `ts < w`, in the commit order, into `order`.
@@ -238,7 +252,10 @@ impl Pending {
 
     /// Order of two events whose keys are equal.
     fn tie(&self, a: u64, b: u64) -> Ordering {
-        let low = |i: u64| self.chunks[(i >> CHUNK_BITS) as usize].low[(i as usize) & (CHUNK - 1)];
+        let low = |i: u64| {
+            let (c, at) = self.slot(i);
+            c.low[at]
+        };
         low(a)
             .cmp(&low(b))
             .then_with(|| event_order(self.get(a), self.get(b)))
@@ -278,11 +295,19 @@ impl Pending {
                     continue;
                 }
                 if n < last && c.live * 4 < c.events.len() {
-                    let mut keep = c.keys.iter().map(|&k| k != DONE);
-                    c.events.retain(|_| keep.next().unwrap_or(true));
-                    let mut keep = c.keys.iter().map(|&k| k != DONE);
-                    c.low.retain(|_| keep.next().unwrap_or(true));
-                    c.keys.retain(|&k| k != DONE);
+                    // The uncommitted ones move down in order, with their keys.
+                    let mut kept = 0;
+                    for at in 0..c.keys.len() {
+                        if c.keys[at] != DONE {
+                            c.keys.swap(kept, at);
+                            c.low.swap(kept, at);
+                            c.events.swap(kept, at);
+                            kept += 1;
+                        }
+                    }
+                    c.keys.truncate(kept);
+                    c.low.truncate(kept);
+                    c.events.truncate(kept);
                     c.events.shrink_to_fit();
                     c.keys.shrink_to_fit();
                     c.low.shrink_to_fit();

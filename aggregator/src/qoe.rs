@@ -33,16 +33,6 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    /// The group of a session's attributes as known now.
-    pub fn of(s: &ViewSession) -> GroupKey {
-        let [device, country, player] = GroupKey::parts(s);
-        GroupKey {
-            device: device.into(),
-            country: country.into(),
-            player: player.into(),
-        }
-    }
-
     /// The dimensions of a session's group, borrowed (a lookup copies nothing).
     fn parts(s: &ViewSession) -> [&str; 3] {
         [
