@@ -243,44 +243,46 @@ impl Rejection {
     }
 }
 
-#[derive(Deserialize)]
+/// The event as it comes, before [`validate`]: what serde reads, and what the fast path
+/// (`crate::scan`) reads from the plain cases.
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireEvent<'a> {
+pub(crate) struct WireEvent<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    ts: i64,
+    pub(crate) kind: Cow<'a, str>,
+    pub(crate) ts: i64,
     #[serde(borrow)]
-    viewer: Cow<'a, str>,
+    pub(crate) viewer: Cow<'a, str>,
     #[serde(borrow)]
-    channel: Cow<'a, str>,
+    pub(crate) channel: Cow<'a, str>,
     #[serde(borrow, default)]
-    stream: Option<Cow<'a, str>>,
+    pub(crate) stream: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    vod: Option<Cow<'a, str>>,
+    pub(crate) vod: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    clip: Option<Cow<'a, str>>,
+    pub(crate) clip: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    session: Option<Cow<'a, str>>,
+    pub(crate) session: Option<Cow<'a, str>>,
     #[serde(default)]
-    pos: Option<f64>,
+    pub(crate) pos: Option<f64>,
     #[serde(borrow, default)]
-    state: Option<Cow<'a, str>>,
+    pub(crate) state: Option<Cow<'a, str>>,
     #[serde(default)]
-    bitrate_kbps: Option<i64>,
+    pub(crate) bitrate_kbps: Option<i64>,
     #[serde(borrow, default)]
-    device: Option<Cow<'a, str>>,
+    pub(crate) device: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    country: Option<Cow<'a, str>>,
+    pub(crate) country: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    player: Option<Cow<'a, str>>,
+    pub(crate) player: Option<Cow<'a, str>>,
     #[serde(default)]
-    embed: Option<bool>,
+    pub(crate) embed: Option<bool>,
     #[serde(borrow, default)]
-    code: Option<Cow<'a, str>>,
+    pub(crate) code: Option<Cow<'a, str>>,
     #[serde(default)]
-    count: Option<i64>,
+    pub(crate) count: Option<i64>,
     #[serde(borrow, default)]
-    platform: Option<Cow<'a, str>>,
+    pub(crate) platform: Option<Cow<'a, str>>,
 }
 
 /// Every field name of the wire event, in the order of PROTOCOL.md §1.
@@ -307,6 +309,15 @@ pub const WIRE_FIELDS: &[&str] = &[
 
 /// Parses and validates one event from its JSON text.
 pub fn parse_event(json: &str) -> Result<Event, Rejection> {
+    match crate::scan::event(json) {
+        Some(wire) => validate(wire),
+        None => parse_event_general(json),
+    }
+}
+
+/// [`parse_event`] through serde alone: every input the fast path gives up on, and
+/// the reference the fast path is tested against.
+pub(crate) fn parse_event_general(json: &str) -> Result<Event, Rejection> {
     // serde would read a struct from a JSON array too; the wire says object.
     if !json.trim_start().starts_with('{') {
         let got: String = json.trim().chars().take(40).collect();
@@ -431,7 +442,7 @@ fn only_on(
     Ok(())
 }
 
-fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
+pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     let kind = EventKind::parse(&w.kind).ok_or_else(|| {
         Rejection::field(
             "type",

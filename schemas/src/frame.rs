@@ -2,7 +2,8 @@
 //! envelope, or NDJSON. The valid events of a batch are kept; every refused one is
 //! counted with its reason.
 
-use crate::event::{Event, RejectReason, Rejection, parse_event};
+use crate::event::{Event, RejectReason, Rejection, parse_event, validate};
+use crate::scan::Scanner;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -84,11 +85,101 @@ pub fn parse_frame(text: &str) -> ParsedFrame {
 
 /// [`parse_frame`] into `out` (emptied first), so a connection reuses one frame's
 /// buffers instead of allocating them for every frame.
+///
+/// The plain frames players send go through the scanner of `crate::scan`; should it give
+/// up anywhere, `out` is emptied again and the frame read by serde from the start.
 pub fn parse_frame_into(text: &str, out: &mut ParsedFrame) {
     out.clear();
+    if fast_frame(text, out).is_some() {
+        return;
+    }
+    out.clear();
+    parse_frame_general(text, out, parse_event);
+}
+
+/// The fast path of [`parse_frame_into`]: `None` when the frame needs serde.
+fn fast_frame(text: &str, out: &mut ParsedFrame) -> Option<()> {
+    let mut s = Scanner::new(text);
+    s.ws();
+    match s.peek()? {
+        b'[' => fast_array(&mut s, out)?,
+        b'{' => {
+            let start = s.clone();
+            match s.event() {
+                // An event (the keys of an envelope are not event fields).
+                Some(wire) => match validate(wire) {
+                    Ok(e) => out.events.push(e),
+                    Err(r) => out.reject(r, 1),
+                },
+                None => {
+                    s = start;
+                    fast_envelope(&mut s, out)?;
+                }
+            }
+        }
+        _ => return None,
+    }
+    s.ws();
+    s.at_end().then_some(())
+}
+
+/// `{"seq":N,"events":[…]}` in either order, nothing else.
+fn fast_envelope(s: &mut Scanner<'_>, out: &mut ParsedFrame) -> Option<()> {
+    s.eat(b'{')?;
+    s.ws();
+    let (mut seq, mut events) = (false, false);
+    loop {
+        match s.key()? {
+            "seq" if !seq => {
+                out.seq = Some(s.uint()?);
+                seq = true;
+            }
+            "events" if !events => {
+                fast_array(s, out)?;
+                events = true;
+            }
+            _ => return None,
+        }
+        if !s.more(b'}')? {
+            break;
+        }
+    }
+    (seq && events).then_some(())
+}
+
+/// An array of at most [`MAX_BATCH_EVENTS`] event objects.
+fn fast_array(s: &mut Scanner<'_>, out: &mut ParsedFrame) -> Option<()> {
+    s.eat(b'[')?;
+    s.ws();
+    if s.peek()? == b']' {
+        s.next();
+        return Some(());
+    }
+    for i in 0..MAX_BATCH_EVENTS {
+        match validate(s.event()?) {
+            Ok(e) => out.events.push(e),
+            Err(r) => out.reject(
+                Rejection::new(r.reason, format!("event {i}: {}", r.message)),
+                1,
+            ),
+        }
+        if !s.more(b']')? {
+            return Some(());
+        }
+    }
+    // More than the batch takes: the general path says how many were cut.
+    None
+}
+
+/// [`parse_frame_into`] through serde, with `parse_event` reading each event.
+pub(crate) fn parse_frame_general(
+    text: &str,
+    out: &mut ParsedFrame,
+    parse_event: fn(&str) -> Result<Event, Rejection>,
+) {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        parse_array(trimmed, out);
+        parse_array(trimmed, out, parse_event);
         return;
     }
     if trimmed.starts_with('{')
@@ -122,7 +213,7 @@ pub fn parse_frame_into(text: &str, out: &mut ParsedFrame) {
                 return;
             }
         }
-        parse_array(events.get(), out);
+        parse_array(events.get(), out, parse_event);
         return;
     }
     match parse_event(trimmed) {
@@ -131,7 +222,11 @@ pub fn parse_frame_into(text: &str, out: &mut ParsedFrame) {
     }
 }
 
-fn parse_array(text: &str, out: &mut ParsedFrame) {
+fn parse_array(
+    text: &str,
+    out: &mut ParsedFrame,
+    parse_event: fn(&str) -> Result<Event, Rejection>,
+) {
     let items: Vec<&RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(e) => {
