@@ -401,6 +401,7 @@ fn strip_position(s: &str) -> String {
     }
 }
 
+#[inline]
 fn id(field: &str, value: &str) -> Result<Id, Rejection> {
     Id::parse(value).map_err(|e| Rejection::field(field, RejectReason::InvalidValue, e))
 }
@@ -408,10 +409,13 @@ fn id(field: &str, value: &str) -> Result<Id, Rejection> {
 fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Rejection> {
     match value {
         None => Ok(None),
+        // ASCII (the common case) counts its characters by its length.
         Some(v)
             if v.is_empty()
-                || v.chars().count() > MAX_TEXT_LEN
-                || v.chars().any(char::is_control) =>
+                || (v.is_ascii()
+                    && (v.len() > MAX_TEXT_LEN || v.bytes().any(|b| b.is_ascii_control())))
+                || (!v.is_ascii()
+                    && (v.chars().count() > MAX_TEXT_LEN || v.chars().any(char::is_control))) =>
         {
             Err(Rejection::field(
                 field,
@@ -426,6 +430,7 @@ fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Re
     }
 }
 
+#[inline]
 fn only_on(
     field: &str,
     present: bool,
@@ -673,6 +678,16 @@ mod tests {
 
     fn reject(json: &str) -> Rejection {
         parse_event(json).unwrap_err()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_counts_characters_as_the_char_rule_does(v in "[a-z\\x00-\\x7f\u{80}-\u{a0}é€]{0,140}") {
+            let by_chars = !v.is_empty()
+                && v.chars().count() <= MAX_TEXT_LEN
+                && !v.chars().any(char::is_control);
+            proptest::prop_assert_eq!(text("player", Some(Cow::Borrowed(v.as_str()))).is_ok(), by_chars);
+        }
     }
 
     #[test]
