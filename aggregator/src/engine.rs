@@ -321,9 +321,9 @@ impl Aggregator {
         fit(&mut out.qoe_minutes, last[3], peak[3]);
         let mut order = std::mem::take(&mut self.order);
         self.pending.due(w, &mut order, &mut self.due_buffers);
-        for &(_, i) in &order {
-            self.core.commit(self.pending.get(i), &mut self.graves, out);
-        }
+        let (core, graves) = (&mut self.core, &mut self.graves);
+        self.pending
+            .each_in(&order, |e| core.commit(e, graves, out));
         if !order.is_empty() {
             self.pending.drop_before(w);
         }
@@ -377,9 +377,8 @@ impl Aggregator {
         let mut closed = ClosedWindows::default();
         let mut order = std::mem::take(&mut self.order);
         self.pending.due(w, &mut order, &mut self.due_buffers);
-        for &(_, i) in &order {
-            core.commit(self.pending.get(i), &mut graves, &mut closed);
-        }
+        self.pending
+            .each_in(&order, |e| core.commit(e, &mut graves, &mut closed));
         order.clear();
         self.order = order;
         core.sample_through(w, &mut graves, &mut closed);

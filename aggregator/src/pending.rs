@@ -47,6 +47,20 @@ fn identity_fingerprint(e: &Event) -> u64 {
     h.finish()
 }
 
+/// Events read ahead of their commit by [`Pending::each_in`].
+const WARM: usize = 16;
+
+/// Reads the parts of an event a commit reads (time, type, the ids' lengths): a
+/// warm-up with no effect but on the cache.
+fn warm(e: &Event) -> usize {
+    (e.ts as usize)
+        ^ (e.kind as usize)
+        ^ e.target.id.as_str().len()
+        ^ e.viewer.as_str().len()
+        ^ e.channel.as_str().len()
+        ^ e.session.as_ref().map_or(0, |s| s.as_str().len())
+}
+
 const SIGN: u64 = 1 << 63;
 
 fn time_bits(ts: i64) -> u64 {
@@ -175,6 +189,23 @@ impl Pending {
     pub fn get(&self, i: u64) -> &Event {
         let (c, at) = self.slot(i);
         &c.events[at]
+    }
+
+    /// Calls `f` on the events of `order`, in that order. They sit in arrival order,
+    /// so the commit order jumps through the buffer: each block of [`WARM`] events is
+    /// first read in one tight pass whose cache misses overlap, instead of one miss
+    /// after another between two commits (two thirds of the commit loop's own time).
+    pub fn each_in(&self, order: &[Due], mut f: impl FnMut(&Event)) {
+        for block in order.chunks(WARM) {
+            let mut sink = 0usize;
+            for &(_, i) in block {
+                sink ^= warm(self.get(i));
+            }
+            std::hint::black_box(sink);
+            for &(_, i) in block {
+                f(self.get(i));
+            }
+        }
     }
 
     /// The chunk and position a [`Due`] index names.
