@@ -92,6 +92,9 @@ struct PooledSession {
 pub struct LoadEvents {
     pool: Vec<PooledSession>,
     next: usize,
+    /// Longest rendered event, computed once: it sizes every frame's buffer (walking
+    /// the pool's templates for each frame was most of the sender's own CPU).
+    longest: usize,
 }
 
 impl LoadEvents {
@@ -122,8 +125,18 @@ impl LoadEvents {
                     sent: 0,
                 }
             })
-            .collect();
-        LoadEvents { pool, next: 0 }
+            .collect::<Vec<_>>();
+        let longest = pool
+            .iter()
+            .flat_map(|s| [&s.viewstart, &s.playing, &s.heartbeat, &s.chat])
+            .map(Template::len)
+            .max()
+            .unwrap_or(0);
+        LoadEvents {
+            pool,
+            next: 0,
+            longest,
+        }
     }
 
     /// Appends the next event (JSON) to `out`.
@@ -143,12 +156,7 @@ impl LoadEvents {
 
     /// Longest event this source renders, in bytes.
     pub fn max_event_len(&self) -> usize {
-        self.pool
-            .iter()
-            .flat_map(|s| [&s.viewstart, &s.playing, &s.heartbeat, &s.chat])
-            .map(Template::len)
-            .max()
-            .unwrap_or(0)
+        self.longest
     }
 
     /// Writes `{"seq":N,"events":[…]}` with up to `max_events` events, stopping before
