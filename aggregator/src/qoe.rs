@@ -203,7 +203,10 @@ impl QoeWindow {
             }
             let i = ((m - self.base) / MINUTE_MS) as usize;
             while self.minutes.len() <= i {
-                self.minutes.push_back(Vec::new());
+                // Sized like the minute before it (the same groups mostly carry on), so
+                // the accumulators are not regrown group by group every minute.
+                let like = self.minutes.back().map_or(0, Vec::len);
+                self.minutes.push_back(Vec::with_capacity(like));
             }
             i
         };

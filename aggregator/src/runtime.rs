@@ -27,9 +27,14 @@ use tokio_util::sync::CancellationToken;
 /// Wall clock in epoch ms, injected so tests can drive time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The system clock (UTC epoch ms).
+/// The system clock (UTC epoch ms). Read straight from `SystemTime`: `chrono::Utc::now`
+/// builds a calendar date first, and the ingest path reads this clock for every frame.
 pub fn system_clock() -> Clock {
-    Arc::new(|| chrono::Utc::now().timestamp_millis())
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
 }
 
 /// The bounded ingest → aggregator channel (`channel_capacity_batches` batches).

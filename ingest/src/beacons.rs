@@ -92,6 +92,7 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
         last_batch: 0,
         acks: Vec::new(),
         frame: ParsedFrame::default(),
+        received: None,
     };
     if let End::Close(code, reason) = conn.run(&mut socket).await {
         metrics().record_close(code);
@@ -126,7 +127,14 @@ struct Connection {
     /// The frame being read, reused so a single-event frame allocates nothing here;
     /// its buffers are dropped after a frame larger than [`KEPT_FRAME_EVENTS`].
     frame: ParsedFrame,
+    /// Receive time read for the frames of the current burst, and how many used it.
+    received: Option<(i64, u32)>,
 }
+
+/// Frames of one burst (read without waiting) that share one reading of the clock: a
+/// pipelining client's frames were all in the socket buffer together, and the clock
+/// was ~4 % of a loaded server's ingest time when read for each one.
+const FRAMES_PER_CLOCK_READ: u32 = 64;
 
 /// Event capacity a connection keeps between frames (a viewer's frames hold one event;
 /// an envelope's up to 1 000 would pin ~200 KiB on each socket).
@@ -136,6 +144,7 @@ impl Connection {
     async fn run(&mut self, socket: &mut WebSocket) -> End {
         loop {
             let next = if self.pending.is_empty() && self.acks.is_empty() {
+                self.received = None; // waiting: the next frame starts a new burst
                 tokio::select! {
                     biased;
                     () = self.state.shutdown.cancelled() => return End::Close(1001, "server shutting down".into()),
@@ -149,7 +158,10 @@ impl Connection {
                 match socket.recv().now_or_never() {
                     Some(next) => next,
                     None => match self.flush(socket).await {
-                        Ok(()) => continue,
+                        Ok(()) => {
+                            self.received = None;
+                            continue;
+                        }
                         Err(end) => return end,
                     },
                 }
@@ -202,7 +214,7 @@ impl Connection {
         parsed: &mut ParsedFrame,
     ) -> Result<(), End> {
         metrics().frames.inc();
-        let received_ms = self.state.now_ms();
+        let received_ms = self.received_ms();
         let mut abusive = false;
         if let Some(limiter) = &mut self.limiter {
             let admission = limiter.admit(parsed.events.len(), Instant::now());
@@ -240,6 +252,22 @@ impl Connection {
     }
 
     /// Hands the pending batch to the aggregator (awaiting: backpressure), then acks.
+    /// The receive time of the frame being handled: the clock, read once for up to
+    /// [`FRAMES_PER_CLOCK_READ`] frames of one burst.
+    fn received_ms(&mut self) -> i64 {
+        match &mut self.received {
+            Some((ms, used)) if *used < FRAMES_PER_CLOCK_READ => {
+                *used += 1;
+                *ms
+            }
+            _ => {
+                let ms = self.state.now_ms();
+                self.received = Some((ms, 1));
+                ms
+            }
+        }
+    }
+
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
