@@ -8,7 +8,9 @@
 //! and the fingerprint's high 60 bits below. Sorting the due keys is then an integer
 //! sort; keys that tie (same time, type and 60-bit fingerprint prefix: the same
 //! session, or a 2⁻⁶⁰ collision) compare the full fingerprint, then [`event_order`], so
-//! the order is exactly the documented one.
+//! the order is exactly the documented one. A run of equal keys whose events are all
+//! identical is left as it is (identical events have no order to find); only a run
+//! with a difference is sorted with that comparison.
 //!
 //! The buffer is a deque of chunks of at most [`CHUNK`] events in arrival order, each
 //! with the smallest key it still holds. Arrival order is nearly time order, so a
