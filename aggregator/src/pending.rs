@@ -488,9 +488,7 @@ mod tests {
         assert_eq!(p.events().next().map(|e| e.ts), Some(7));
     }
 
-    /// Many chunks, arrival out of time order and stragglers far behind: every flush
-    /// gives exactly the due events in key order, and what stays is the rest, in
-    /// arrival order, through frees and compactions.
+    /// `identical` answers exactly what `event_order` does (−0.0 and 0.0 differ there).
     #[test]
     fn identical_is_event_order_equal() {
         let base = pulse_schemas::parse_event(
@@ -520,6 +518,9 @@ mod tests {
         }
     }
 
+    /// Many chunks, arrival out of time order and stragglers far behind: every flush
+    /// gives exactly the due events in key order, and what stays is the rest, in
+    /// arrival order, through frees and compactions.
     #[test]
     fn chunks_commit_exactly_the_due_events_in_order() {
         let base = pulse_schemas::parse_event(

@@ -158,10 +158,7 @@ impl Connection {
                 match socket.recv().now_or_never() {
                     Some(next) => next,
                     None => match self.flush(socket).await {
-                        Ok(()) => {
-                            self.received = None;
-                            continue;
-                        }
+                        Ok(()) => continue,
                         Err(end) => return end,
                     },
                 }
@@ -237,6 +234,7 @@ impl Connection {
             self.acks.push(seq);
         }
         if let Some(reply) = rejection_reply(parsed) {
+            self.received = None; // the send may wait on a slow reader
             socket
                 .send(Message::Text(reply.into()))
                 .await
@@ -251,9 +249,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Hands the pending batch to the aggregator (awaiting: backpressure), then acks.
     /// The receive time of the frame being handled: the clock, read once for up to
-    /// [`FRAMES_PER_CLOCK_READ`] frames of one burst.
+    /// [`FRAMES_PER_CLOCK_READ`] frames of one burst. Every wait ends the burst (the
+    /// loop's wait for a frame, a flush, a reply): frames read after it get a fresh time.
     fn received_ms(&mut self) -> i64 {
         match &mut self.received {
             Some((ms, used)) if *used < FRAMES_PER_CLOCK_READ => {
@@ -268,7 +266,10 @@ impl Connection {
         }
     }
 
+    /// Hands the pending batch to the aggregator (awaiting: backpressure), then acks.
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        // A hand-off may wait (seconds, behind a full channel): frames after it are new.
+        self.received = None;
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
             self.last_batch = batch.len();

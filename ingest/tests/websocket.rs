@@ -260,6 +260,54 @@ async fn acks_come_after_the_hand_off_and_a_full_channel_is_backpressure() {
     assert!(metrics().queue_depth.get() >= 0);
 }
 
+/// Frames of one burst share a clock reading, but a wait ends the burst: a frame read
+/// after a hand-off that waited on a full channel gets the time it was read at.
+#[tokio::test]
+async fn a_frame_read_after_a_backpressure_wait_gets_a_fresh_receive_time() {
+    let (clock, now) = fixed_clock(NOW);
+    let cfg = pulse_ingest::IngestConfig {
+        max_frame_bytes: 1 << 20,
+        ..config()
+    };
+    let (addr, mut rx) = start_raw(cfg, Some(clock), 1).await;
+    let mut ws = connect(&format!("ws://{addr}/v1/beacons"), Some(TOKEN)).await;
+    // Fill the one-batch channel.
+    send_text(
+        &mut ws,
+        format!(r#"{{"seq":1,"events":[{}]}}"#, chat(NOW, "fill")),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["seq"], 1);
+    // A full batch, then at once one more frame: handling that frame hands the full
+    // batch on, which waits for the channel.
+    let full = (0..1000).map(|_| chat(3, "early")).collect::<Vec<_>>();
+    send_text(
+        &mut ws,
+        format!(r#"{{"seq":2,"events":[{}]}}"#, full.join(",")),
+    )
+    .await;
+    send_text(&mut ws, chat(3, "early")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Ten minutes later, while the hand-off still waits: a session-less event far off
+    // takes its receive time.
+    now.store(NOW + 600_000, std::sync::atomic::Ordering::SeqCst);
+    send_text(&mut ws, chat(3, "late")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut late = None;
+    while late.is_none() {
+        let b = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("batches keep coming")
+            .expect("channel open");
+        late = b.iter().find(|e| e.viewer.as_str() == "late").map(|e| e.ts);
+        assert!(
+            b.iter()
+                .all(|e| e.viewer.as_str() != "early" || e.ts == NOW)
+        );
+    }
+    assert_eq!(late, Some(NOW + 600_000));
+}
+
 #[tokio::test]
 async fn timestamps_in_1970_and_2100_are_corrected() {
     let (clock, _) = fixed_clock(NOW);
