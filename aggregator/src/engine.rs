@@ -5,9 +5,12 @@
 //! - `advance(W)` commits the buffered events with `ts < W` in the total order of
 //!   [`event_order`], samples every tick end `T ≤ W`, expires silent sessions and
 //!   returns the windows closed at `W`;
-//! - `provisional(now)` runs the same code on a scratch copy to show open windows;
+//! - `provisional(now)` moves the state ahead of `W` (kept, with marks to rewind to;
+//!   see [`crate::ahead`]), then runs the same code on a scratch copy for the last
+//!   moment before `now` to show open windows;
 //! - `finish()` commits everything and closes every window (end of a replay).
 
+use crate::ahead::Ahead;
 use crate::config::AggregatorConfig;
 use crate::pending::{Due, DueBuffers, Pending, give_back};
 use crate::row_order::{sort_rows, sort_sessions, target_key};
@@ -95,6 +98,9 @@ pub struct AggregatorStats {
     pub late: u64,
     pub orphans: u64,
     pub dropped_pending_full: u64,
+    /// Times the state was rewound to a mark: an event arrived behind the frontier.
+    #[serde(default)]
+    pub rewinds: u64,
     pub dropped_max_sessions: u64,
     pub dropped_max_targets: u64,
     /// Events counted in their tick but not in `viewer_minutes`.
@@ -190,6 +196,11 @@ impl Core {
         }
     }
 
+    /// What a copy holds, roughly: open sessions, viewer-minutes and targets.
+    pub(crate) fn items(&self) -> u64 {
+        (self.env.sessions.open + self.env.viewer_minutes.open + self.targets.len()) as u64
+    }
+
     fn close(&mut self, close_before: i64, out: &mut ClosedWindows) {
         for (_, state) in in_order(&mut self.targets) {
             state.close(close_before, &mut self.env, out);
@@ -230,8 +241,17 @@ pub struct Aggregator {
     /// buffers are shrunk only below what recent flushes needed (flushes that close no
     /// minute alternate with ones that close many).
     row_peak: [usize; 4],
+    /// The state: every retained event with `ts < ahead` applied (`ahead` may be
+    /// past the watermark: [`crate::ahead`]).
     pub(crate) core: Core,
     pub(crate) graves: Tombstones,
+    /// The frontier.
+    pub(crate) ahead: i64,
+    /// Marks to rewind to, rows held until the watermark passes them.
+    pub(crate) look: Ahead,
+    /// Everything before it is final: its rows released, its pending events forgotten
+    /// (the watermark, or the base mark below it while the state is ahead).
+    pub(crate) settled: i64,
     pub(crate) events: u64,
     pub(crate) late: u64,
     pub(crate) dropped_pending_full: u64,
@@ -250,6 +270,9 @@ impl Aggregator {
             due_buffers: DueBuffers::default(),
             last_rows: [0; 4],
             row_peak: [0; 4],
+            ahead: 0,
+            look: Ahead::default(),
+            settled: 0,
             events: 0,
             late: 0,
             dropped_pending_full: 0,
@@ -287,6 +310,9 @@ impl Aggregator {
             return Admission::Dropped;
         }
         self.max_ts = self.max_ts.max(e.ts);
+        if e.ts < self.ahead {
+            self.look.note_behind(e.ts);
+        }
         self.pending.push(e);
         Admission::Accepted
     }
@@ -319,20 +345,21 @@ impl Aggregator {
         fit(&mut out.sessions, last[1], peak[1]);
         fit(&mut out.viewer_minutes, last[2], peak[2]);
         fit(&mut out.qoe_minutes, last[3], peak[3]);
-        let mut order = std::mem::take(&mut self.order);
-        self.pending.due(w, &mut order, &mut self.due_buffers);
-        let (core, graves) = (&mut self.core, &mut self.graves);
-        self.pending
-            .each_in(&order, |e| core.commit(e, graves, out));
-        if !order.is_empty() {
-            self.pending.drop_before(w);
+        self.rewind();
+        let settled = if self.ahead <= w || !self.look.has_base() {
+            // Everything up to `w` is final: so are the rows held ahead of the base.
+            self.look.release_all(out);
+            self.apply_to(w, out);
+            w
+        } else {
+            // Ahead of `w`: final up to the newest mark at or below it.
+            self.look.settle(w, out).unwrap_or(self.settled)
+        };
+        if settled > self.settled {
+            self.pending.drop_before(settled);
+            self.settled = settled;
         }
-        order.clear();
-        self.order = order;
         self.trim_order_buffers();
-        self.core.sample_through(w, &mut self.graves, out);
-        self.core.close(w - self.cfg.session_timeout_ms, out);
-        self.graves.expire(w);
         self.finalize(out);
         self.last_rows = [
             out.ticks.len(),
@@ -352,11 +379,30 @@ impl Aggregator {
         self.due_buffers.trim(self.pending.len());
     }
 
+    /// Applies every retained event with `ahead ≤ ts < to` (commit order), samples the
+    /// tick ends up to `to` and closes what that closes; the frontier moves to `to`.
+    pub(crate) fn apply_to(&mut self, to: i64, out: &mut ClosedWindows) {
+        if to <= self.ahead {
+            return;
+        }
+        let mut order = std::mem::take(&mut self.order);
+        self.pending
+            .due(self.ahead, to, &mut order, &mut self.due_buffers);
+        let (core, graves) = (&mut self.core, &mut self.graves);
+        self.pending
+            .each_in(&order, |e| core.commit(e, graves, out));
+        self.look.since_mark += order.len() as u64;
+        order.clear();
+        self.order = order;
+        self.core.sample_through(to, &mut self.graves, out);
+        self.core.close(to - self.cfg.session_timeout_ms, out);
+        self.graves.expire(to);
+        self.ahead = to;
+    }
+
     fn finalize(&self, out: &mut ClosedWindows) {
-        out.closed_through = window_start(
-            self.watermark - self.cfg.session_timeout_ms,
-            self.cfg.tick_ms,
-        );
+        out.closed_through =
+            window_start(self.settled - self.cfg.session_timeout_ms, self.cfg.tick_ms);
         sort_rows(
             &mut out.ticks,
             &mut out.viewer_minutes,
@@ -365,18 +411,19 @@ impl Aggregator {
         sort_sessions(&mut out.sessions);
     }
 
-    /// Rows of the windows not closed yet, as they would be if the watermark were
-    /// `max(W, now + 1)`: computed on a scratch copy with the same code as `advance`,
-    /// including pending events up to `now`.
-    /// (`&mut` only for the reused sort buffers: the order of millions of pending
-    /// events, grown afresh on every call, was most of its page faults.)
+    /// Rows of the windows not final yet, as they would be if the watermark were
+    /// `max(W, now + 1)`: first the state moves ahead (kept; [`crate::ahead`]), then
+    /// the last moment up to `now` is applied on a scratch copy with the same code as
+    /// `advance`; the rows held ahead of the watermark are included.
     pub fn provisional(&mut self, now: i64) -> Provisional {
+        self.move_ahead(now);
         let w = self.watermark.max(now.saturating_add(1));
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();
         let mut order = std::mem::take(&mut self.order);
-        self.pending.due(w, &mut order, &mut self.due_buffers);
+        self.pending
+            .due(self.ahead, w, &mut order, &mut self.due_buffers);
         self.pending
             .each_in(&order, |e| core.commit(e, &mut graves, &mut closed));
         order.clear();
@@ -387,6 +434,11 @@ impl Aggregator {
             viewer_minutes: closed.viewer_minutes,
             qoe_minutes: closed.qoe_minutes,
         };
+        for rows in self.look.held_rows() {
+            p.ticks.extend_from_slice(&rows.ticks);
+            p.viewer_minutes.extend_from_slice(&rows.viewer_minutes);
+            p.qoe_minutes.extend_from_slice(&rows.qoe_minutes);
+        }
         for state in core.targets.values() {
             state.dump(&core.env, &mut p);
         }
@@ -421,18 +473,31 @@ impl Aggregator {
         out
     }
 
+    /// The state everything final stands on: the base mark while the state is ahead of
+    /// the watermark, else the state itself (both at `settled`).
+    pub(crate) fn base(&self) -> (&Core, &Tombstones) {
+        match self.look.base() {
+            Some(m) => (&m.core, &m.graves),
+            None => (&self.core, &self.graves),
+        }
+    }
+
+    /// Counters are those of the base (they never go back on a rewind); sizes are the
+    /// state's.
     pub fn stats(&self) -> AggregatorStats {
-        let c = &self.core.env.counters;
+        let (base, base_graves) = self.base();
+        let c = &base.env.counters;
         AggregatorStats {
             events: self.events,
             late: self.late,
             orphans: c.orphans,
             dropped_pending_full: self.dropped_pending_full,
+            rewinds: self.look.rewinds,
             dropped_max_sessions: c.dropped_max_sessions,
             dropped_max_targets: c.dropped_max_targets,
             dropped_viewer_minutes: c.dropped_viewer_minutes,
             qoe_groups_overflowed: c.qoe_groups_overflowed,
-            tombstones_evicted: self.graves.evicted,
+            tombstones_evicted: base_graves.evicted,
             pending: self.pending.len(),
             sessions: self.core.env.sessions.open,
             tombstones: self.graves.len(),

@@ -16,7 +16,8 @@
 //! - [`engine`]: [`Aggregator`], the deterministic core (`push`, `advance`,
 //!   `provisional`, `finish`, `stats`); [`snapshot`]: its save/restore.
 //! - `pending` (private): the pending buffer and its commit-order keys; `row_order`
-//!   (private): the order rows leave the core in.
+//!   (private): the order rows leave the core in; `ahead` (private): the marks and held
+//!   rows of the state applied ahead of the watermark.
 //! - [`config`]: [`AggregatorConfig`] with the documented defaults.
 //! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`].
 //! - [`metrics`]: `pulse_aggregator_*` Prometheus metrics.
@@ -72,14 +73,33 @@
 //!   (and a viewer minute) is closed — its row written once, final — when
 //!   `W ≥ end + session_timeout`. `ClosedWindows::closed_through` says up to where.
 //!   Rows are written only for windows with something nonzero. Open windows are shown
-//!   as provisional rows, computed on a scratch copy by the same code (every pending
-//!   event replayed on a copy of the state). That replay costs up to
-//!   `allowed_lateness` worth of input, so the live loop recomputes it only after four
-//!   times its last cost has passed (in between it publishes the previous rows again:
-//!   readers take provisional rows only past `closed_through`, so stale ones lag but never
-//!   count twice), but no longer than keeps the rows under 10 s old (`/v1/live`
-//!   reads the last 15 s; at least 2 s between computations), and not at all for a
-//!   sink that ignores them (ClickHouse).
+//!   as provisional rows (below).
+//! - **Applied ahead.** Provisional rows need every pending event applied, up to
+//!   `allowed_lateness` of input. Replaying all of it on a copy of the state at every
+//!   flush applied each event about twice at high rates (and stalled the loop for
+//!   seconds, filling the input channel). So the state itself runs ahead of the
+//!   watermark: at each provisional computation it applies the pending events up to a
+//!   frontier `F` a margin behind the newest event time (kept, not a scratch), and only
+//!   the last margin's events go on a scratch copy. What the state closes beyond `W` is
+//!   held back (shown as provisional) until `W` passes it. Copies of the state (marks)
+//!   are kept along the way: at most one per eighth of the lateness, and only once the
+//!   events applied since the last outnumber the sessions, minutes and targets a copy
+//!   holds (or four eighths have passed), so a small state at a high rate is marked
+//!   often and a large one at a low rate rarely (at most 12); an event that
+//!   arrives behind `F` (but not late) rewinds the state to the newest mark before it,
+//!   and the next move applies the events from there again in the commit order: the
+//!   same order, the same rows, every time (a property test runs each trace both
+//!   ways). The margin is twice the deepest straggler seen, decaying by 1/32 a move,
+//!   at least 100 ms, so rewinds stay rare. The newest mark at or below `W` is the
+//!   base: rows are released, `closed_through` is set and pending events are forgotten
+//!   only up to it (so pending holds up to an eighth of the lateness more), counters in
+//!   the stats are the base's (they never go back), and a snapshot saves the base with
+//!   the events after it. The live loop moves the state ahead at every flush in steps
+//!   of 50 ms of event time, taking input between steps (while pending is under half
+//!   full; for at most a flush interval), so ingest does not wait behind a long flush;
+//!   it still spaces the scratch part out when it is costly (after four times its cost,
+//!   but rows at most 10 s old), and skips all of it for a sink that ignores
+//!   provisional rows (ClickHouse): then the state moves only with `W`.
 //! - **Pending buffer** (`pending`): chunks of 4 096 events in arrival order, each
 //!   with its smallest uncommitted key; a flush scans and frees only the chunks holding
 //!   due events, so its cost follows what it commits, not the whole lateness window.
@@ -92,10 +112,11 @@
 //!   bound count nowhere but in their drop counter (`late`, `dropped_*`). Engagement
 //!   events (chat, follow, like, share, clickthrough) never touch sessions.
 //! - **Bounds** (all in [`AggregatorConfig`]): pending events (newest dropped when
-//!   full), open sessions, targets, open viewer-minutes, tombstones (by count and
+//!   full; applied ones held for a rewind count too), marks (12), open sessions, targets, open viewer-minutes, tombstones (by count and
 //!   time); the input channel is bounded in batches (ingest waits when it is full).
 //! - **Shutdown.** On SIGTERM (the cancellation token) the live loop drains the
-//!   channel, flushes, calls `sink.shutdown()` and writes a snapshot of the whole state
+//!   channel, drops what is ahead of the watermark (back to the base), flushes (so
+//!   everything up to `W` is final and written), calls `sink.shutdown()` and writes a snapshot of the whole state
 //!   (open sessions and windows, pending events, watermark); the next start restores it
 //!   and renames it `*.loaded`, so nothing is lost. A `kill -9` loses what only lives in
 //!   memory: the open (not yet closed) windows and the pending events; sessions that
@@ -105,6 +126,7 @@
 
 use pulse_schemas::Event;
 
+mod ahead;
 pub mod alerts;
 pub mod config;
 pub mod engine;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub watermark_ms: IntGauge,
     /// Flushes that kept the previous provisional rows (their cost budget not yet spent).
     pub provisional_reused_total: IntCounter,
+    /// Rewinds of the state applied ahead of the watermark (an event came behind it).
+    pub rewinds_total: IntCounter,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
@@ -97,6 +99,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "pulse_aggregator_provisional_reused_total",
         "Flushes that published the previous provisional rows again instead of recomputing them.",
     ),
+    rewinds_total: counter(
+        "pulse_aggregator_rewinds_total",
+        "Times the state applied ahead of the watermark went back to a mark (an event arrived behind it).",
+    ),
 });
 
 impl Metrics {
@@ -110,6 +116,7 @@ impl Metrics {
         let d = |a: u64, b: u64| b.saturating_sub(a);
         self.events_total.inc_by(d(before.events, now.events));
         self.late_events_total.inc_by(d(before.late, now.late));
+        self.rewinds_total.inc_by(d(before.rewinds, now.rewinds));
         self.orphan_events_total
             .inc_by(d(before.orphans, now.orphans));
         self.qoe_groups_overflowed_total

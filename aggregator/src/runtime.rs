@@ -6,7 +6,8 @@
 //! tokio worker), it receives batches from the bounded channel and, every flush
 //! interval, moves the watermark to `max(W, min(max event ts, now) − lateness)` — or to
 //! `now − lateness` when no event came during the interval, so windows close when
-//! traffic stops — then `advance`, `provisional(now)` and `sink.write`. On shutdown it
+//! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a sink that shows
+//! open windows) and `sink.write`. On shutdown it
 //! drains the channel, flushes once more, calls `sink.shutdown()` and writes a state
 //! snapshot that the next start restores.
 //!
@@ -150,6 +151,7 @@ pub fn run<S: WindowSink>(
         provisional: Provisional::default(),
         next_provisional: Instant::now(),
         closed: ClosedWindows::default(),
+        every: Duration::from_millis(cfg.flush_interval_ms),
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
@@ -186,7 +188,7 @@ pub fn run<S: WindowSink>(
         }
         live.metrics.input_queue_depth.set(rx.len() as i64);
         if Instant::now() >= next_flush {
-            live.flush(&mut agg, &mut sink);
+            live.flush(&mut agg, &mut sink, &mut rx);
             report.flushes += 1;
             next_flush = Instant::now() + every;
             if cfg.retention_days > 0 && Instant::now() >= next_retention {
@@ -203,7 +205,9 @@ pub fn run<S: WindowSink>(
     while let Ok(batch) = rx.try_recv() {
         live.take(&mut agg, batch);
     }
-    live.flush(&mut agg, &mut sink);
+    // Nothing ahead of the watermark: the last flush makes everything up to it final.
+    agg.settle();
+    live.flush(&mut agg, &mut sink, &mut rx);
     report.flushes += 1;
     let shut = sink.shutdown();
     if let Some(path) = &opts.snapshot_path {
@@ -227,12 +231,18 @@ struct Live {
     next_provisional: Instant,
     /// The closed windows of a flush; kept so its buffers are reused.
     closed: ClosedWindows,
+    /// The flush interval.
+    every: Duration,
 }
+
+/// Event time applied ahead per step of a flush (see [`Live::flush`]).
+const AHEAD_STEP_MS: i64 = 50;
 
 /// The provisional rows may take at most 1 / (1 + this) of the aggregator's time:
 /// after a computation that took `d`, the next waits `d × PROVISIONAL_COST_FACTOR`.
-/// (They replay every pending event on a copy of the state, up to `allowed_lateness`
-/// worth of input, so at high rates they would otherwise crowd out the commits.)
+/// (The state is moved ahead first, at every flush: that is commit work. What is
+/// rationed is the rest: a copy of the state, the last margin's events applied on it,
+/// and the rows dumped; after a rewind, or with a wide margin, that can be costly.)
 const PROVISIONAL_COST_FACTOR: u32 = 4;
 
 /// ... but no longer than keeps the rows younger than [`MAX_PROVISIONAL_AGE`] (wait +
@@ -262,7 +272,7 @@ impl Live {
         }
     }
 
-    fn flush<S: WindowSink>(&mut self, agg: &mut Aggregator, sink: &mut S) {
+    fn flush<S: WindowSink>(&mut self, agg: &mut Aggregator, sink: &mut S, rx: &mut EventReceiver) {
         let started = Instant::now();
         let now = (self.clock)();
         let lateness = agg.config().allowed_lateness_ms;
@@ -274,6 +284,24 @@ impl Live {
         let mut closed = std::mem::take(&mut self.closed);
         agg.advance_into(w, &mut closed);
         if sink.wants_provisional() {
+            // In steps, taking input in between: a second of input at a high rate takes
+            // a good part of a second to apply, and a full channel would hold ingest up.
+            // For at most a flush interval: past that the watermark must move on (or
+            // pending fills), and the rest waits for the next flush. Input is taken only
+            // while pending is under half full: past that, ingest waits (backpressure)
+            // rather than pending filling up and dropping.
+            let room = agg.config().max_pending_events / 2;
+            while !agg.move_ahead_step(now, AHEAD_STEP_MS) && started.elapsed() < self.every {
+                for _ in 0..DRAIN_BURST {
+                    if agg.pending_len() >= room {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(batch) => self.take(agg, batch),
+                        Err(_) => break,
+                    }
+                }
+            }
             if Instant::now() >= self.next_provisional {
                 let t = Instant::now();
                 self.provisional = agg.provisional(now);

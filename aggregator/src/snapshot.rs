@@ -28,6 +28,10 @@ struct Snapshot {
     events: u64,
     late: u64,
     dropped_pending_full: u64,
+    /// The time the state below stands at (every pending event before it applied);
+    /// absent in older snapshots, whose state stood at the watermark.
+    #[serde(default)]
+    settled: Option<i64>,
     core: Core,
     graves: Tombstones,
     pending: Vec<String>,
@@ -50,6 +54,8 @@ fn io_err(path: &Path, source: std::io::Error) -> AggregatorError {
 impl Aggregator {
     /// The state as JSON bytes.
     pub fn snapshot(&self) -> Result<Vec<u8>, AggregatorError> {
+        // The base and the events after it: what is ahead of it is applied again.
+        let (base, base_graves) = self.base();
         let snap = Snapshot {
             version: SNAPSHOT_VERSION,
             tick_ms: self.cfg.tick_ms,
@@ -59,8 +65,9 @@ impl Aggregator {
             events: self.events,
             late: self.late,
             dropped_pending_full: self.dropped_pending_full,
-            core: self.core.clone(),
-            graves: self.graves.clone(),
+            settled: Some(self.settled),
+            core: base.clone(),
+            graves: base_graves.clone(),
             pending: self.pending.events().map(|e| e.to_json()).collect(),
         };
         serde_json::to_vec(&snap).map_err(|e| snap_err(Path::new("<memory>"), e.to_string()))
@@ -108,6 +115,8 @@ impl Aggregator {
         agg.dropped_pending_full = snap.dropped_pending_full;
         agg.core = core;
         agg.graves = graves;
+        agg.settled = snap.settled.unwrap_or(snap.watermark);
+        agg.ahead = agg.settled;
         agg.pending = Pending::from_events(pending);
         Ok(agg)
     }
