@@ -86,6 +86,8 @@ impl Ahead {
             self.marks.pop_back();
         }
         let at = self.marks.back()?.at;
+        // The base is at or below every accepted event's time (they are not late).
+        debug_assert!(at <= t, "no mark at or before a straggler at {t}");
         if at > t {
             return None;
         }
@@ -209,9 +211,8 @@ impl Aggregator {
     /// Moves the state ahead of the watermark as far as stragglers allow (see
     /// [`crate::ahead`]), holding the rows that closes and marking the way (after a
     /// rewind, if an event came behind it). This is commit work `advance` would do
-    /// later anyway; [`Aggregator::provisional`] starts with it, and the live loop
-    /// calls it on its own at every flush so that only the scratch part of the
-    /// provisional rows is rationed.
+    /// later anyway (the live loop calls it, in steps, at every flush, before
+    /// [`Aggregator::provisional`], whose scratch part alone is rationed).
     pub fn move_ahead(&mut self, now: i64) {
         while !self.move_ahead_step(now, i64::MAX) {}
     }
@@ -250,8 +251,10 @@ impl Aggregator {
     /// Drops what is ahead of the watermark (back to the base), so that the next
     /// `advance` makes everything up to the watermark final (shutdown).
     pub fn settle(&mut self) {
+        // (Held rows past the base were closed by the state being dropped: they come
+        // again as the next `advance` applies from the base.)
         if let Some(m) = self.look.base()
-            && self.ahead > self.watermark
+            && self.ahead > m.at
         {
             self.core = m.core.clone();
             self.graves = m.graves.clone();

@@ -5,9 +5,9 @@
 //! - `advance(W)` commits the buffered events with `ts < W` in the total order of
 //!   [`event_order`], samples every tick end `T ≤ W`, expires silent sessions and
 //!   returns the windows closed at `W`;
-//! - `provisional(now)` moves the state ahead of `W` (kept, with marks to rewind to;
-//!   see [`crate::ahead`]), then runs the same code on a scratch copy for the last
-//!   moment before `now` to show open windows;
+//! - `move_ahead(now)` applies pending events ahead of `W` (kept, with marks to rewind
+//!   to; see [`crate::ahead`]); `provisional(now)` runs the same code on a scratch copy
+//!   from there to `now` to show open windows;
 //! - `finish()` commits everything and closes every window (end of a replay).
 
 use crate::ahead::Ahead;
@@ -412,11 +412,13 @@ impl Aggregator {
     }
 
     /// Rows of the windows not final yet, as they would be if the watermark were
-    /// `max(W, now + 1)`: first the state moves ahead (kept; [`crate::ahead`]), then
-    /// the last moment up to `now` is applied on a scratch copy with the same code as
-    /// `advance`; the rows held ahead of the watermark are included.
+    /// `max(W, now + 1)`: the pending events from the frontier (wherever
+    /// [`Aggregator::move_ahead`] left it; the watermark if never) up to `now` are
+    /// applied on a scratch copy with the same code as `advance`; the rows held ahead
+    /// of the watermark are included.
     pub fn provisional(&mut self, now: i64) -> Provisional {
-        self.move_ahead(now);
+        // Back behind any straggler; the scratch copy starts where the state is.
+        self.rewind();
         let w = self.watermark.max(now.saturating_add(1));
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);

@@ -92,7 +92,8 @@
 //!   ways). The margin is twice the deepest straggler seen, decaying by 1/32 a move,
 //!   at least 100 ms, so rewinds stay rare. The newest mark at or below `W` is the
 //!   base: rows are released, `closed_through` is set and pending events are forgotten
-//!   only up to it (so pending holds up to an eighth of the lateness more), counters in
+//!   only up to it (so pending holds more: up to half the lateness more while a large
+//!   state is marked rarely, an eighth when it is marked often), counters in
 //!   the stats are the base's (they never go back), and a snapshot saves the base with
 //!   the events after it. The live loop moves the state ahead at every flush in steps
 //!   of 50 ms of event time, taking input between steps (while pending is under half

@@ -152,6 +152,7 @@ pub fn run<S: WindowSink>(
         next_provisional: Instant::now(),
         closed: ClosedWindows::default(),
         every: Duration::from_millis(cfg.flush_interval_ms),
+        closing: false,
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
@@ -205,8 +206,10 @@ pub fn run<S: WindowSink>(
     while let Ok(batch) = rx.try_recv() {
         live.take(&mut agg, batch);
     }
-    // Nothing ahead of the watermark: the last flush makes everything up to it final.
+    // Back from ahead of the watermark to the base, and not ahead again: the last flush
+    // makes everything up to the watermark final, and the snapshot stands there.
     agg.settle();
+    live.closing = true;
     live.flush(&mut agg, &mut sink, &mut rx);
     report.flushes += 1;
     let shut = sink.shutdown();
@@ -233,6 +236,8 @@ struct Live {
     closed: ClosedWindows,
     /// The flush interval.
     every: Duration,
+    /// Shutting down: the last flush goes no further than the watermark.
+    closing: bool,
 }
 
 /// Event time applied ahead per step of a flush (see [`Live::flush`]).
@@ -283,7 +288,7 @@ impl Live {
         self.received = false;
         let mut closed = std::mem::take(&mut self.closed);
         agg.advance_into(w, &mut closed);
-        if sink.wants_provisional() {
+        if sink.wants_provisional() && !self.closing {
             // In steps, taking input in between: a second of input at a high rate takes
             // a good part of a second to apply, and a full channel would hold ingest up.
             // For at most a flush interval: past that the watermark must move on (or
