@@ -151,11 +151,7 @@ impl Ahead {
 
     /// Holds the rows closed while the frontier moved to `at`.
     pub fn hold(&mut self, at: i64, rows: ClosedWindows) {
-        let empty = rows.ticks.is_empty()
-            && rows.sessions.is_empty()
-            && rows.viewer_minutes.is_empty()
-            && rows.qoe_minutes.is_empty();
-        if !empty {
+        if !rows.is_empty() {
             self.held.push_back(Held { at, rows });
         }
     }
@@ -170,7 +166,7 @@ impl Ahead {
         let at = self.marks.front()?.at;
         while self.held.front().is_some_and(|h| h.at <= at) {
             if let Some(mut h) = self.held.pop_front() {
-                append(out, &mut h.rows);
+                out.append_rows(&mut h.rows);
             }
         }
         Some(at)
@@ -179,7 +175,7 @@ impl Ahead {
     /// The state is final up to its frontier: every held row goes to `out`, the marks go.
     pub fn release_all(&mut self, out: &mut ClosedWindows) {
         for mut h in self.held.drain(..) {
-            append(out, &mut h.rows);
+            out.append_rows(&mut h.rows);
         }
         self.marks.clear();
     }
@@ -202,9 +198,7 @@ impl Aggregator {
     pub(crate) fn rewind(&mut self) {
         let lateness = self.cfg.allowed_lateness_ms;
         if let Some(m) = self.look.rewind(self.ahead, lateness) {
-            self.core = m.core.clone();
-            self.graves = m.graves.clone();
-            self.ahead = m.at;
+            (self.core, self.graves, self.ahead) = (m.core.clone(), m.graves.clone(), m.at);
         }
     }
 
@@ -256,17 +250,8 @@ impl Aggregator {
         if let Some(m) = self.look.base()
             && self.ahead > m.at
         {
-            self.core = m.core.clone();
-            self.graves = m.graves.clone();
-            self.ahead = m.at;
+            (self.core, self.graves, self.ahead) = (m.core.clone(), m.graves.clone(), m.at);
         }
         self.look.clear();
     }
-}
-
-fn append(out: &mut ClosedWindows, rows: &mut ClosedWindows) {
-    out.ticks.append(&mut rows.ticks);
-    out.sessions.append(&mut rows.sessions);
-    out.viewer_minutes.append(&mut rows.viewer_minutes);
-    out.qoe_minutes.append(&mut rows.qoe_minutes);
 }

@@ -467,10 +467,7 @@ impl Aggregator {
         }
         self.core.targets.clear();
         self.core.next_sample = None;
-        out.ticks.append(&mut rest.ticks);
-        out.sessions.append(&mut rest.sessions);
-        out.viewer_minutes.append(&mut rest.viewer_minutes);
-        out.qoe_minutes.append(&mut rest.qoe_minutes);
+        out.append_rows(&mut rest);
         self.finalize(&mut out);
         out
     }

@@ -449,6 +449,15 @@ impl ClosedWindows {
         self.closed_through = 0;
     }
 
+    /// Moves the beacon tables' rows of `other` (ticks, sessions, viewer and QoE
+    /// minutes) to the end of these; `closed_through` is left to the caller.
+    pub fn append_rows(&mut self, other: &mut ClosedWindows) {
+        self.ticks.append(&mut other.ticks);
+        self.sessions.append(&mut other.sessions);
+        self.viewer_minutes.append(&mut other.viewer_minutes);
+        self.qoe_minutes.append(&mut other.qoe_minutes);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ticks.is_empty()
             && self.sessions.is_empty()
