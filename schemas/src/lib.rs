@@ -3,9 +3,10 @@
 //! Modules:
 //! - [`id`]: `Id`, the opaque 1–64 character identifier of PROTOCOL.md, stored inline
 //!   (`compact_str`) so the hot path does not allocate for typical ids.
-//! - [`event`]: the typed wire events of PROTOCOL.md §1 and their validation. Each
-//!   refusal is a [`Rejection`] with a low-cardinality [`RejectReason`] (for metrics)
-//!   and a message that names the field, what was expected and what came.
+//! - [`event`]: the typed wire events of PROTOCOL.md §1 and their parsing; `validate`
+//!   (private): the rules serde cannot say; `rejection` (private, re-exported by
+//!   `event`): each refusal is a [`Rejection`] with a low-cardinality [`RejectReason`]
+//!   (for metrics) and a message that names the field, what was expected and what came.
 //! - [`frame`]: WebSocket frames and `POST` bodies (one event, an array, a `seq`
 //!   envelope, NDJSON); the valid events of a batch are kept.
 //! - `scan` (private): the fast path of `parse_event` and `parse_frame`, a strict
@@ -67,8 +68,10 @@ pub mod health_tables;
 pub mod id;
 pub mod live;
 pub mod qoe_tables;
+mod rejection;
 mod scan;
 pub mod tables;
+mod validate;
 
 pub use access::{
     AccessControl, AccessError, LifecycleChange, LifecycleSource, Principal, Role, StaticAccess,
