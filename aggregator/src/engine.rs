@@ -417,9 +417,23 @@ impl Aggregator {
     /// applied on a scratch copy with the same code as `advance`; the rows held ahead
     /// of the watermark are included.
     pub fn provisional(&mut self, now: i64) -> Provisional {
+        self.provisional_within(now, i64::MAX)
+    }
+
+    /// [`Aggregator::provisional`] with the scratch part bounded: it applies at most
+    /// `reach` ms of event time past where the frontier would stand if it had caught up
+    /// (`margin` past it), so rows reach `now` unless the frontier lags. A live loop
+    /// that cannot keep up (the frontier behind its front) would otherwise replay the
+    /// whole lag on a copy at every flush, work thrown away, and fall further behind; it
+    /// shows the rows as far as the lag allows instead.
+    pub fn provisional_within(&mut self, now: i64, reach: i64) -> Provisional {
         // Back behind any straggler; the scratch copy starts where the state is.
         self.rewind();
-        let w = self.watermark.max(now.saturating_add(1));
+        let limit = self
+            .ahead
+            .saturating_add(self.look.margin)
+            .saturating_add(reach.max(0));
+        let w = self.watermark.max(now.saturating_add(1).min(limit));
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();

@@ -243,6 +243,12 @@ struct Live {
 /// Event time applied ahead per step of a flush (see [`Live::flush`]).
 const AHEAD_STEP_MS: i64 = 50;
 
+/// Event time the provisional rows replay past where the frontier would stand had it
+/// caught up ([`Aggregator::provisional_within`]): when the state lags (input faster
+/// than the thread), the rows stop short of `now` instead of a replay of the whole lag
+/// at every flush taking the time the state needs to catch up.
+const PROVISIONAL_REACH_MS: i64 = 4 * AHEAD_STEP_MS;
+
 /// The provisional rows may take at most 1 / (1 + this) of the aggregator's time:
 /// after a computation that took `d`, the next waits `d × PROVISIONAL_COST_FACTOR`.
 /// (The state is moved ahead first, at every flush: that is commit work. What is
@@ -309,7 +315,7 @@ impl Live {
             }
             if Instant::now() >= self.next_provisional {
                 let t = Instant::now();
-                self.provisional = agg.provisional(now);
+                self.provisional = agg.provisional_within(now, PROVISIONAL_REACH_MS);
                 self.next_provisional = Instant::now() + provisional_wait(t.elapsed());
             } else {
                 // Rows of windows closed since then are ignored by readers (they read

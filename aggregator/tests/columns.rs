@@ -317,6 +317,41 @@ fn provisional_shows_open_windows_without_changing_anything() {
 }
 
 #[test]
+fn provisional_within_stops_short_only_when_the_frontier_lags() {
+    // One viewer from 1 s to 40 s, a heartbeat every 2 s; `cfg()` ticks are 5 s.
+    let mut evs = vec![ev(K::Viewstart, 1_000, "a"), ev(K::Playing, 1_500, "a")];
+    evs.extend((2..=20).map(|i| heartbeat(i * 2_000, "a", Some(PlayerState::Playing))));
+    let mut a = Aggregator::new(cfg());
+    for e in &evs {
+        a.push(e.clone());
+    }
+    let now = 40_000;
+    let newest = |p: &pulse_aggregator::sinks::Provisional| p.ticks.iter().map(|r| r.t).max();
+    // The watermark, and so the frontier, at 1 s: the exact rows reach `now`, the
+    // bounded ones stop a margin (100 ms) and the reach past the frontier.
+    a.advance(1_000);
+    let exact = a.provisional(now);
+    assert_eq!(
+        newest(&exact),
+        Some(40_000),
+        "the heartbeat at 40 000 opens a tick"
+    );
+    let near = a.provisional_within(now, 4_000);
+    assert_eq!(
+        newest(&near),
+        Some(0),
+        "events before 1 000 + 100 + 4 000 only"
+    );
+    let watch: i64 = near.ticks.iter().map(|r| r.watch_ms).sum();
+    assert_eq!(watch, 2_500, "playing from 1 500 to the heartbeat at 4 000");
+    assert_eq!(near.ticks[0].viewers, 1, "the tick end at 5 000 is sampled");
+    // Caught up (the frontier a margin behind the newest event): the same rows.
+    a.move_ahead(now);
+    assert_eq!(a.provisional_within(now, 200), a.provisional(now));
+    assert_eq!(a.provisional(now), exact);
+}
+
+#[test]
 fn bounds_drop_and_count() {
     let config = AggregatorConfig {
         max_pending_events: 2,

@@ -13,7 +13,7 @@ pub mod spool;
 pub mod with_health;
 
 /// Rows of windows that are still open: shown with `final: false`, replaced at every flush.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Provisional {
     pub ticks: Vec<TickRow>,
     pub viewer_minutes: Vec<ViewerMinuteRow>,
