@@ -420,12 +420,15 @@ impl Aggregator {
         self.provisional_within(now, i64::MAX)
     }
 
-    /// [`Aggregator::provisional`] with the scratch part bounded: it applies at most
-    /// `reach` ms of event time past where the frontier would stand if it had caught up
-    /// (`margin` past it), so rows reach `now` unless the frontier lags. A live loop
-    /// that cannot keep up (the frontier behind its front) would otherwise replay the
-    /// whole lag on a copy at every flush, work thrown away, and fall further behind; it
-    /// shows the rows as far as the lag allows instead.
+    /// [`Aggregator::provisional`] with the scratch part bounded: it applies the pending
+    /// events only up to `margin + reach` ms past the frontier (where a frontier that
+    /// has caught up leaves `reach` ms past the newest event, so the rows are the exact
+    /// ones then). A live loop that cannot keep up (the frontier seconds behind its
+    /// front) would otherwise replay the whole lag on a copy at every flush, work thrown
+    /// away, and fall further behind. When the bound stops the replay short of a
+    /// pending event, the rows stop there: tick ends are sampled only up to it, and the
+    /// tick rows not sampled yet (part of their events, no viewers) are left out, so a
+    /// reader shows the newest sampled count, older, rather than 0.
     pub fn provisional_within(&mut self, now: i64, reach: i64) -> Provisional {
         // Back behind any straggler; the scratch copy starts where the state is.
         self.rewind();
@@ -433,7 +436,14 @@ impl Aggregator {
             .ahead
             .saturating_add(self.look.margin)
             .saturating_add(reach.max(0));
-        let w = self.watermark.max(now.saturating_add(1).min(limit));
+        let exact = self.watermark.max(now.saturating_add(1));
+        // Every pending event below the limit: sampling the tick ends up to `now` needs
+        // no replay, so a quiet stream's count reaches `now` whatever the reach.
+        let w = if limit > self.max_ts {
+            exact
+        } else {
+            exact.min(limit)
+        };
         let mut core = self.core.clone();
         let mut graves = Overlay::new(&self.graves);
         let mut closed = ClosedWindows::default();
@@ -457,6 +467,13 @@ impl Aggregator {
         }
         for state in core.targets.values() {
             state.dump(&core.env, &mut p);
+        }
+        if w < exact {
+            // Stopped short: a tick whose end is not sampled holds part of its events
+            // and no viewers. Readers fall back to the newest sampled tick (an older
+            // count) instead of reading 0 from it.
+            let tick = self.cfg.tick_ms;
+            p.ticks.retain(|r| r.t.saturating_add(tick) <= w);
         }
         sort_rows(&mut p.ticks, &mut p.viewer_minutes, &mut p.qoe_minutes);
         self.trim_order_buffers();

@@ -243,10 +243,11 @@ struct Live {
 /// Event time applied ahead per step of a flush (see [`Live::flush`]).
 const AHEAD_STEP_MS: i64 = 50;
 
-/// Event time the provisional rows replay past where the frontier would stand had it
-/// caught up ([`Aggregator::provisional_within`]): when the state lags (input faster
-/// than the thread), the rows stop short of `now` instead of a replay of the whole lag
-/// at every flush taking the time the state needs to catch up.
+/// Event time the provisional rows replay past the frontier and its margin
+/// ([`Aggregator::provisional_within`]): exact rows once the frontier has caught up;
+/// when the state lags (input faster than the thread), rows that stop short of `now`
+/// instead of a replay of the whole lag at every flush taking the time the state needs
+/// to catch up.
 const PROVISIONAL_REACH_MS: i64 = 4 * AHEAD_STEP_MS;
 
 /// The provisional rows may take at most 1 / (1 + this) of the aggregator's time:
@@ -267,7 +268,8 @@ const MIN_PROVISIONAL_WAIT: Duration = Duration::from_secs(2);
 
 /// How long to wait after a provisional computation that took `cost`. `/v1/live`
 /// reads provisional ticks of the last 15 s, so rows at most 10 s old keep the live
-/// count from falling to zero behind a burst.
+/// count from falling to zero behind a burst (computed at most 10 s ago; while the
+/// frontier lags they also stand that far behind `now` in event time).
 fn provisional_wait(cost: Duration) -> Duration {
     let young = MAX_PROVISIONAL_AGE
         .saturating_sub(cost)

@@ -318,36 +318,43 @@ fn provisional_shows_open_windows_without_changing_anything() {
 
 #[test]
 fn provisional_within_stops_short_only_when_the_frontier_lags() {
-    // One viewer from 1 s to 40 s, a heartbeat every 2 s; `cfg()` ticks are 5 s.
+    // One viewer from 1 s, a heartbeat every 2 s up to 40 s; `cfg()` ticks are 5 s,
+    // the margin starts at 100 ms.
     let mut evs = vec![ev(K::Viewstart, 1_000, "a"), ev(K::Playing, 1_500, "a")];
     evs.extend((2..=20).map(|i| heartbeat(i * 2_000, "a", Some(PlayerState::Playing))));
     let mut a = Aggregator::new(cfg());
     for e in &evs {
         a.push(e.clone());
     }
-    let now = 40_000;
-    let newest = |p: &pulse_aggregator::sinks::Provisional| p.ticks.iter().map(|r| r.t).max();
-    // The watermark, and so the frontier, at 1 s: the exact rows reach `now`, the
-    // bounded ones stop a margin (100 ms) and the reach past the frontier.
+    // `now` well past the newest event, as for a quiet stream.
+    let now = 48_000;
+    let newest = |p: &pulse_aggregator::sinks::Provisional| {
+        p.ticks.iter().max_by_key(|r| r.t).map(|r| (r.t, r.viewers))
+    };
+    // The watermark, and so the frontier, at 1 s: the exact rows reach `now` (the tick
+    // ending at 45 000 sampled: one viewer).
     a.advance(1_000);
     let exact = a.provisional(now);
-    assert_eq!(
-        newest(&exact),
-        Some(40_000),
-        "the heartbeat at 40 000 opens a tick"
-    );
-    let near = a.provisional_within(now, 4_000);
-    assert_eq!(
-        newest(&near),
-        Some(0),
-        "events before 1 000 + 100 + 4 000 only"
-    );
+    assert_eq!(newest(&exact), Some((40_000, 1)));
+    // Lagging: events before 1 000 + 100 + 3 950 = 5 050 only, the tick end at 5 000
+    // sampled (a bound without the margin would stop at 4 950, before it).
+    let near = a.provisional_within(now, 3_950);
+    assert_eq!(newest(&near), Some((0, 1)));
     let watch: i64 = near.ticks.iter().map(|r| r.watch_ms).sum();
     assert_eq!(watch, 2_500, "playing from 1 500 to the heartbeat at 4 000");
-    assert_eq!(near.ticks[0].viewers, 1, "the tick end at 5 000 is sampled");
-    // Caught up (the frontier a margin behind the newest event): the same rows.
+    // Stopping mid-tick (6 100): the tick from 5 000 holds the heartbeat at 6 000 but
+    // its end is not sampled, so it is left out rather than shown with 0 viewers.
+    let mid = a.provisional_within(now, 5_000);
+    assert_eq!(newest(&mid), Some((0, 1)));
+    assert!(
+        mid.ticks.iter().all(|r| r.t + 5_000 <= 6_100),
+        "{:?}",
+        mid.ticks
+    );
+    // Caught up (the frontier a margin behind the newest event, 40 000): nothing is
+    // left past the bound, and the tick ends up to `now` are sampled all the same.
     a.move_ahead(now);
-    assert_eq!(a.provisional_within(now, 200), a.provisional(now));
+    assert_eq!(a.provisional_within(now, 200), exact);
     assert_eq!(a.provisional(now), exact);
 }
 
