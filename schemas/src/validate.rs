@@ -9,6 +9,7 @@ use crate::event::{
 use crate::id::Id;
 use crate::rejection::{RejectReason, Rejection};
 use std::borrow::Cow;
+use std::fmt;
 
 #[inline]
 fn id(field: &str, value: &str) -> Result<Id, Rejection> {
@@ -57,17 +58,7 @@ fn only_on(
 }
 
 pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
-    let kind = EventKind::parse(&w.kind).ok_or_else(|| {
-        Rejection::field(
-            "type",
-            RejectReason::InvalidValue,
-            format!(
-                "expected one of {}, got {:?}",
-                names(EventKind::ALL.iter().map(|k| k.as_str())),
-                w.kind
-            ),
-        )
-    })?;
+    let kind = one_of("type", &w.kind, EventKind::parse, EventKind::ALL)?;
     if !(0..=MAX_TS).contains(&w.ts) {
         return Err(Rejection::field(
             "ts",
@@ -129,16 +120,7 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     }
     only_on("state", w.state.is_some(), kind, EventKind::Heartbeat)?;
     let state = match w.state {
-        Some(s) => Some(PlayerState::parse(&s).ok_or_else(|| {
-            Rejection::field(
-                "state",
-                RejectReason::InvalidValue,
-                format!(
-                    "expected one of {}, got {s:?}",
-                    names(PlayerState::ALL.iter().map(|k| k.as_str()))
-                ),
-            )
-        })?),
+        Some(s) => Some(one_of("state", &s, PlayerState::parse, PlayerState::ALL)?),
         None => None,
     };
     let bitrate_kbps = match w.bitrate_kbps {
@@ -153,16 +135,7 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         None => None,
     };
     let device = match w.device {
-        Some(d) => Some(Device::parse(&d).ok_or_else(|| {
-            Rejection::field(
-                "device",
-                RejectReason::InvalidValue,
-                format!(
-                    "expected one of {}, got {d:?}",
-                    names(Device::ALL.iter().map(|k| k.as_str()))
-                ),
-            )
-        })?),
+        Some(d) => Some(one_of("device", &d, Device::parse, Device::ALL)?),
         None => None,
     };
     let country = match w.country {
@@ -220,13 +193,60 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     })
 }
 
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    it.collect::<Vec<_>>().join(", ")
+/// Reads a wire enum (`type`, `state`, `device`); a refusal lists every accepted spelling.
+fn one_of<T: Copy + fmt::Display>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    all: &[T],
+) -> Result<T, Rejection> {
+    parse(value).ok_or_else(|| {
+        let names: Vec<String> = all.iter().map(T::to_string).collect();
+        Rejection::field(
+            field,
+            RejectReason::InvalidValue,
+            format!("expected one of {}, got {value:?}", names.join(", ")),
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_spelling_names_its_field_and_lists_every_accepted_one() {
+        let base = r#"{"type":"heartbeat","ts":1764000000000,"viewer":"v1","channel":"c1","stream":"s1","session":"x1","state":"playing","device":"mobile"}"#;
+        let cases: [(&str, &str, Vec<&str>); 3] = [
+            (
+                "type",
+                r#""type":"heartbeat""#,
+                EventKind::ALL.iter().map(|k| k.as_str()).collect(),
+            ),
+            (
+                "state",
+                r#""state":"playing""#,
+                PlayerState::ALL.iter().map(|k| k.as_str()).collect(),
+            ),
+            (
+                "device",
+                r#""device":"mobile""#,
+                Device::ALL.iter().map(|k| k.as_str()).collect(),
+            ),
+        ];
+        for (field, pair, accepted) in cases {
+            let json = base.replace(pair, &format!(r#""{field}":"Zebra""#));
+            let r = crate::event::parse_event(&json).expect_err(field);
+            assert_eq!(r.reason, RejectReason::InvalidValue, "{field}");
+            let expected = format!("expected one of {}, got \"Zebra\"", accepted.join(", "));
+            assert!(
+                r.message.contains(&format!("`{field}`")),
+                "{field}: {}",
+                r.message
+            );
+            assert!(r.message.ends_with(&expected), "{field}: {}", r.message);
+        }
+    }
 
     proptest::proptest! {
         #[test]
