@@ -390,7 +390,7 @@ impl Aggregator {
             .due(self.ahead, to, &mut order, &mut self.due_buffers);
         let (core, graves) = (&mut self.core, &mut self.graves);
         self.pending
-            .each_in(&order, |e| core.commit(e, graves, out));
+            .each_in(&mut order, |e| core.commit(e, graves, out));
         self.look.since_mark += order.len() as u64;
         order.clear();
         self.order = order;
@@ -451,7 +451,7 @@ impl Aggregator {
         self.pending
             .due(self.ahead, w, &mut order, &mut self.due_buffers);
         self.pending
-            .each_in(&order, |e| core.commit(e, &mut graves, &mut closed));
+            .each_in(&mut order, |e| core.commit(e, &mut graves, &mut closed));
         order.clear();
         self.order = order;
         core.sample_through(w, &mut graves, &mut closed);

@@ -10,7 +10,9 @@
 //! session, or a 2⁻⁶⁰ collision) compare the full fingerprint, then [`event_order`], so
 //! the order is exactly the documented one. A run of equal keys whose events are all
 //! identical is left as it is (identical events have no order to find); only a run
-//! with a difference is sorted with that comparison.
+//! with a difference is sorted with that comparison. Runs are settled by
+//! [`Pending::each_in`] just before their commit, when the commit reads the events
+//! anyway, not by [`Pending::due`]'s sort.
 //!
 //! The buffer is a deque of chunks of at most [`CHUNK`] events in arrival order, each
 //! with the smallest key it still holds. Arrival order is nearly time order, so a
@@ -239,20 +241,57 @@ impl Pending {
         &c.events[at]
     }
 
-    /// Calls `f` on the events of `order`, in that order. They sit in arrival order,
-    /// so the commit order jumps through the buffer: each block of [`WARM`] events is
-    /// first read in one tight pass whose cache misses overlap, instead of one miss
-    /// after another between two commits (two thirds of the commit loop's own time).
-    pub fn each_in(&self, order: &[Due], mut f: impl FnMut(&Event)) {
-        for block in order.chunks(WARM) {
+    /// Calls `f` on the events of `order` (as [`Self::due`] leaves it: sorted by key) in
+    /// the commit order. A run of equal keys (one identity, time and type rank) is
+    /// first sorted by [`Self::tie`], unless every event of the run equals the first,
+    /// whose order then does not matter: a client that stamps many frames with one
+    /// millisecond sends runs of identical heartbeats, and sorting them with the full
+    /// comparison was a fifth of the aggregator thread. That check is made here, just
+    /// before the run's commit, because it reads the events: made while sorting, it
+    /// paid the cache misses of reading them, and the commit paid them again (a
+    /// flush's due events are megabytes, evicted in between; the check was about a
+    /// fifth of the aggregator thread in a `frames` run).
+    ///
+    /// The events sit in arrival order, so the commit order jumps through the buffer:
+    /// each block of [`WARM`] events is first read in one tight pass whose cache misses
+    /// overlap, instead of one miss after another between two commits (two thirds of
+    /// the commit loop's own time).
+    pub fn each_in(&self, order: &mut [Due], mut f: impl FnMut(&Event)) {
+        let n = order.len();
+        // Runs of equal keys are settled up to here.
+        let mut settled = 0;
+        let mut start = 0;
+        while start < n {
+            let end = (start + WARM).min(n);
+            // Every run that begins in this block, settled whole.
+            while settled < end {
+                let key = order[settled].0;
+                let mut run = settled + 1;
+                while run < n && order[run].0 == key {
+                    run += 1;
+                }
+                if run - settled > 1 {
+                    self.settle_run(&mut order[settled..run]);
+                }
+                settled = run;
+            }
             let mut sink = 0usize;
-            for &(_, i) in block {
+            for &(_, i) in &order[start..end] {
                 sink ^= warm(self.get(i));
             }
             std::hint::black_box(sink);
-            for &(_, i) in block {
+            for &(_, i) in &order[start..end] {
                 f(self.get(i));
             }
+            start = end;
+        }
+    }
+
+    /// Puts a run of equal keys in the commit order (see [`Self::each_in`]).
+    fn settle_run(&self, run: &mut [Due]) {
+        let first = self.get(run[0].1);
+        if !run[1..].iter().all(|d| identical(first, self.get(d.1))) {
+            run.sort_unstable_by(|a, b| self.tie(a.1, b.1));
         }
     }
 
@@ -264,8 +303,9 @@ impl Pending {
         )
     }
 
-    /// The events with `from ≤ ts < to`, in the commit order, into `order` (the engine
-    /// applies ahead of the watermark: events below `from` are applied but kept).
+    /// The events with `from ≤ ts < to`, sorted by key, into `order` (the engine
+    /// applies ahead of the watermark: events below `from` are applied but kept);
+    /// [`Self::each_in`] settles runs of equal keys into the full commit order.
     ///
     /// Due events usually span a short stretch of time (a flush interval plus the
     /// lateness), so they are first spread by millisecond (a counting sort, linear),
@@ -300,7 +340,7 @@ impl Pending {
         let span = hi.wrapping_sub(lo);
         if n < 64 || span > (4 * n as u64).max(4096) {
             order.append(scratch);
-            self.sort_keyed(order);
+            order.sort_unstable_by_key(|d| d.0);
             return;
         }
         // Bucket starts by millisecond, then a stable scatter.
@@ -328,38 +368,11 @@ impl Pending {
                 end += 1;
             }
             if end - start > 1 {
-                self.sort_keyed(&mut order[start..end]);
+                order[start..end].sort_unstable_by_key(|d| d.0);
             }
             start = end;
         }
         scratch.clear();
-    }
-
-    /// Sorts due events into the commit order: by key as integers, then each run of
-    /// equal keys (one identity, time and type rank) by [`Self::tie`] — unless every
-    /// event of the run equals the first, whose order then does not matter. A client
-    /// that stamps many frames with one millisecond sends runs of identical heartbeats;
-    /// sorting them with the full comparison was a fifth of the aggregator thread.
-    fn sort_keyed(&self, due: &mut [Due]) {
-        due.sort_unstable_by_key(|d| d.0);
-        let mut start = 0;
-        while start < due.len() {
-            let key = due[start].0;
-            let mut end = start + 1;
-            while end < due.len() && due[end].0 == key {
-                end += 1;
-            }
-            if end - start > 1 {
-                let first = self.get(due[start].1);
-                let same = due[start + 1..end]
-                    .iter()
-                    .all(|d| identical(first, self.get(d.1)));
-                if !same {
-                    due[start..end].sort_unstable_by(|a, b| self.tie(a.1, b.1));
-                }
-            }
-            start = end;
-        }
     }
 
     /// Order of two events whose keys are equal.
@@ -496,7 +509,9 @@ mod tests {
         let mut p = Pending::from_events(list.to_vec());
         let mut order = Vec::new();
         p.due(i64::MIN, 7, &mut order, &mut DueBuffers::default());
-        assert_eq!(order.iter().map(|d| d.1).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        let mut got = Vec::new();
+        p.each_in(&mut order, |e| got.push(e.clone()));
+        assert_eq!(got, list[..4]);
         p.drop_before(7);
         assert_eq!(p.len(), 2);
         assert_eq!(p.events().next().map(|e| e.ts), Some(7));
@@ -579,7 +594,8 @@ mod tests {
             w += 700;
             let mut order = Vec::new();
             p.due(applied, w, &mut order, &mut bufs);
-            let got: Vec<Event> = order.iter().map(|&(_, i)| p.get(i).clone()).collect();
+            let mut got: Vec<Event> = Vec::new();
+            p.each_in(&mut order, |e| got.push(e.clone()));
             let mut want: Vec<Event> = left
                 .iter()
                 .filter(|e| e.ts >= applied && e.ts < w)
