@@ -44,9 +44,11 @@ pub struct AggregatorConfig {
     pub tombstone_ttl_ms: i64,
     /// How often the live loop advances the watermark and writes to the sink. Default 1000.
     pub flush_interval_ms: u64,
-    /// Capacity of the ingest → aggregator channel, in batches (each ≤ 1000 events);
-    /// a full channel makes ingest wait. Default 1024.
-    pub channel_capacity_batches: usize,
+    /// Capacity of the ingest → aggregator channel, in events (batches of any size; a
+    /// batch larger than this goes alone); a full channel makes ingest wait. It absorbs
+    /// the aggregator thread's flush work at high rates, during which it takes no input
+    /// (see `pulse_schemas::handoff`). Default 524 288 (about 120 MB of events when full).
+    pub channel_capacity_events: usize,
     /// Days of analytics rows kept in the store: once an hour the live loop asks the sink
     /// to drop whole UTC days that ended more than this long ago (embedded: Parquet day
     /// directories; ClickHouse: `ALTER TABLE … DROP PARTITION`). 0 keeps everything.
@@ -69,7 +71,7 @@ impl Default for AggregatorConfig {
             max_tombstones: 1_000_000,
             tombstone_ttl_ms: 3_600_000,
             flush_interval_ms: 1_000,
-            channel_capacity_batches: 1_024,
+            channel_capacity_events: 524_288,
             retention_days: 0,
         }
     }
@@ -96,8 +98,10 @@ impl AggregatorConfig {
         if self.flush_interval_ms == 0 {
             return bad("flush_interval_ms must be > 0");
         }
-        if self.channel_capacity_batches == 0 {
-            return bad("channel_capacity_batches must be > 0");
+        if self.channel_capacity_events == 0
+            || self.channel_capacity_events > pulse_schemas::handoff::MAX_CAPACITY_EVENTS
+        {
+            return bad("channel_capacity_events must be from 1 to 1073741824");
         }
         Ok(())
     }

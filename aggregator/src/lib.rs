@@ -134,8 +134,6 @@
 //!   windows are the sink's to make durable (the embedded sink's WAL: at most the last
 //!   flush interval).
 
-use pulse_schemas::Event;
-
 mod ahead;
 pub mod alerts;
 pub mod config;
@@ -167,12 +165,10 @@ pub use runtime::{Clock, RunOptions, RunReport, channel, replay, run, spawn, sys
 pub use session::{SessionState, ViewSession};
 pub use sinks::{Provisional, WindowSink};
 
-/// The bounded hand-off from ingest to the aggregator: one message is one accepted
-/// batch (at most `MAX_BATCH_EVENTS` events). The channel's capacity in batches is
-/// configured, so the queue is bounded by rows; a full channel makes ingest wait
-/// (backpressure), it never grows.
-pub type EventSender = tokio::sync::mpsc::Sender<Vec<Event>>;
-pub type EventReceiver = tokio::sync::mpsc::Receiver<Vec<Event>>;
+/// The hand-off from ingest (and the catalog's likes) to the aggregator: a channel
+/// bounded by the events it holds (`channel_capacity_events`), whatever the batch
+/// sizes (`pulse_schemas::handoff`).
+pub use pulse_schemas::handoff::{EventReceiver, EventSender};
 
 /// Errors of the aggregator and its sinks.
 #[derive(Debug, thiserror::Error)]

@@ -77,7 +77,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     open_sessions: gauge("pulse_aggregator_open_sessions", "Open view sessions."),
     input_queue_depth: gauge(
         "pulse_aggregator_input_queue_depth",
-        "Batches waiting in the ingest → aggregator channel.",
+        "Events waiting in the ingest → aggregator channel.",
     ),
     flush_seconds: register(
         Histogram::with_opts(

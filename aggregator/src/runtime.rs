@@ -6,10 +6,10 @@
 //! tokio worker), it receives batches from the bounded channel and, every flush
 //! interval, moves the watermark to `max(W, min(max event ts, now) − lateness)` — or to
 //! `now − lateness` when no event came during the interval, so windows close when
-//! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a sink that shows
-//! open windows) and `sink.write`. On shutdown it
-//! drains the channel, flushes once more, calls `sink.shutdown()` and writes a state
-//! snapshot that the next start restores.
+//! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a
+//! sink that shows open windows) and `sink.write`. On shutdown it drains the channel,
+//! flushes once more, calls `sink.shutdown()` and writes a state snapshot that the
+//! next start restores.
 //!
 //! Replay ([`replay`]): pushes the trace in order, the watermark following
 //! `max ts − lateness` event by event, advances every [`REPLAY_ADVANCE_EVERY`] events,
@@ -38,9 +38,9 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// The bounded ingest → aggregator channel (`channel_capacity_batches` batches).
+/// The bounded ingest → aggregator channel (`channel_capacity_events` events).
 pub fn channel(cfg: &AggregatorConfig) -> (EventSender, EventReceiver) {
-    tokio::sync::mpsc::channel(cfg.channel_capacity_batches.max(1))
+    pulse_schemas::handoff::bounded(cfg.channel_capacity_events)
 }
 
 /// Replay advances (and writes to the sink) every this many events.
@@ -181,13 +181,15 @@ pub fn run<S: WindowSink>(
                 live.take(&mut agg, batch);
                 for _ in 0..DRAIN_BURST {
                     match rx.try_recv() {
-                        Ok(batch) => live.take(&mut agg, batch),
-                        Err(_) => break,
+                        Some(batch) => live.take(&mut agg, batch),
+                        None => break,
                     }
                 }
             }
         }
-        live.metrics.input_queue_depth.set(rx.len() as i64);
+        live.metrics
+            .input_queue_depth
+            .set(rx.queued_events() as i64);
         if Instant::now() >= next_flush {
             live.flush(&mut agg, &mut sink, &mut rx);
             report.flushes += 1;
@@ -203,7 +205,7 @@ pub fn run<S: WindowSink>(
     }
     // Shutdown: take what ingest already handed over, flush, make it durable, snapshot.
     rx.close();
-    while let Ok(batch) = rx.try_recv() {
+    while let Some(batch) = rx.try_recv() {
         live.take(&mut agg, batch);
     }
     // Back from ahead of the watermark to the base, and not ahead again: the last flush
@@ -310,8 +312,8 @@ impl Live {
                         break;
                     }
                     match rx.try_recv() {
-                        Ok(batch) => self.take(agg, batch),
-                        Err(_) => break,
+                        Some(batch) => self.take(agg, batch),
+                        None => break,
                     }
                 }
             }

@@ -18,8 +18,8 @@
 //! - [`config`]: [`IngestConfig`], every limit with its default; [`error`]: [`IngestError`].
 //!
 //! Design choices:
-//! - **Hand-off** is `EventSender::send(batch).await` on the aggregator's bounded
-//!   channel. Each socket is one task that does not read while a send waits, so a slow
+//! - **Hand-off** is `EventSender::send(batch).await` on the aggregator's channel,
+//!   bounded by the events it holds (`channel_capacity_events`). Each socket is one task that does not read while a send waits, so a slow
 //!   aggregator slows clients down (TCP backpressure) instead of growing a queue. Frames
 //!   already buffered on a socket are coalesced into one batch (≤ 1000 events) before
 //!   the send; envelope acks are sent only after their batch's send returned Ok.
@@ -228,8 +228,7 @@ impl IngestState {
             .map_err(|_| IngestError::AggregatorClosed)?;
         let m = metrics();
         m.events_accepted.inc_by(n);
-        m.queue_depth
-            .set((tx.max_capacity() - tx.capacity()) as i64);
+        m.queue_depth.set(tx.queued_events() as i64);
         Ok(())
     }
 }

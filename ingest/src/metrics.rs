@@ -23,7 +23,7 @@ pub struct IngestMetrics {
     pub rate_limited: IntCounter,
     /// `pulse_ingest_skew_corrected_total{kind="session|event"}`.
     pub skew_corrected: IntCounterVec,
-    /// `pulse_ingest_queue_depth`: batches waiting in the aggregator channel.
+    /// `pulse_ingest_queue_depth`: events waiting in the aggregator channel.
     pub queue_depth: IntGauge,
 }
 
@@ -81,7 +81,7 @@ static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
     ),
     queue_depth: gauge(
         "pulse_ingest_queue_depth",
-        "Batches waiting in the aggregator channel.",
+        "Events waiting in the aggregator channel.",
     ),
 });
 

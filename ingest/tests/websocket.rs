@@ -372,7 +372,7 @@ async fn timestamps_in_1970_and_2100_are_corrected() {
 
 #[tokio::test]
 async fn idle_sockets_are_closed_and_shutdown_closes_with_1001() {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut rx) = pulse_schemas::handoff::bounded(4);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let cfg = pulse_ingest::IngestConfig {
         idle_timeout_ms: 300,
@@ -401,7 +401,7 @@ async fn idle_sockets_are_closed_and_shutdown_closes_with_1001() {
     assert_eq!(closing.await.unwrap(), 1001);
     // Everything the socket accepted was handed on before it closed.
     let mut handed = 0;
-    while let Ok(batch) = rx.try_recv() {
+    while let Some(batch) = rx.try_recv() {
         handed += batch.len();
     }
     assert_eq!(handed, 2);

@@ -116,7 +116,7 @@
 //!   the SHA-256 of an applied body is kept for twice the tolerance: a redelivery is 200
 //!   `{"applied":false}` and changes nothing.
 //! - **Analytics hand-off**: a new clip like is sent as a `like` event to the aggregator's
-//!   bounded channel (the same `Sender<Vec<Event>>` ingest uses), dropped and counted
+//!   bounded channel (the same `EventSender` ingest uses), dropped and counted
 //!   (`pulse_query_content_events_dropped_total`) when full.
 //!
 //! Design choices:

@@ -27,6 +27,9 @@
 //! - [`health_tables`]: `health_ticks` and `alerts` rows and Arrow schemas.
 //! - [`qoe_tables`]: `qoe_minutes`, playback quality per minute and (device, country,
 //!   player) group, the rows behind the `&by=` breakdowns (non-null dimensions).
+//! - [`handoff`]: the channel that carries accepted events from ingest (and the
+//!   catalog's likes) to the aggregator, bounded by the events it holds, not by the
+//!   number of batches (small single-frame batches and 1 000-event envelopes alike).
 //! - [`embedded`]: the in-memory half of the embedded store, one consistent
 //!   generation (Parquet files + recent batches) shared by writer and reader.
 //!
@@ -64,6 +67,7 @@ pub mod embedded;
 pub mod encoder;
 pub mod event;
 pub mod frame;
+pub mod handoff;
 pub mod health_tables;
 pub mod id;
 pub mod live;

@@ -37,13 +37,13 @@ pub async fn serve(state: IngestState) -> SocketAddr {
     addr
 }
 
-/// A server whose channel (capacity `capacity` batches) is returned to the test.
+/// A server whose channel (capacity `capacity` events) is returned to the test.
 pub async fn start_raw(
     config: IngestConfig,
     clock: Option<Clock>,
     capacity: usize,
 ) -> (SocketAddr, EventReceiver) {
-    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let (tx, rx) = pulse_schemas::handoff::bounded(capacity);
     let state = match clock {
         Some(c) => IngestState::with_clock(config, tx, c),
         None => IngestState::new(config, tx),

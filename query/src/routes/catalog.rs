@@ -14,9 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use pulse_schemas::Event;
 use pulse_schemas::access::{AccessControl, Principal};
+use pulse_schemas::handoff::EventSender;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use tokio::sync::mpsc::Sender;
 
 /// State of the catalog routes (cheap to clone).
 #[derive(Clone)]
@@ -25,7 +25,7 @@ pub struct CatalogState {
     pub media: MediaStore,
     /// Where catalog actions (likes) go as analytics events: the aggregator's bounded
     /// channel, the same one ingest hands beacons to. `None`: not counted.
-    pub events: Option<Sender<Vec<Event>>>,
+    pub events: Option<EventSender>,
     /// Who may do what (the catalog itself in `pulse serve`).
     pub access: Arc<dyn AccessControl>,
 }
@@ -41,7 +41,7 @@ impl std::fmt::Debug for CatalogState {
 }
 
 impl CatalogState {
-    pub fn new(catalog: Catalog, media: MediaStore, events: Option<Sender<Vec<Event>>>) -> Self {
+    pub fn new(catalog: Catalog, media: MediaStore, events: Option<EventSender>) -> Self {
         CatalogState {
             access: Arc::new(catalog.clone()),
             catalog,

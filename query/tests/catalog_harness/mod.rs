@@ -40,7 +40,7 @@ pub struct World {
     pub http: reqwest::Client,
     stop: CancellationToken,
     server: Option<tokio::task::JoinHandle<()>>,
-    pub events: tokio::sync::mpsc::Receiver<Vec<pulse_schemas::Event>>,
+    pub events: pulse_schemas::handoff::EventReceiver,
 }
 
 pub fn config() -> CatalogConfig {
@@ -79,7 +79,7 @@ impl World {
             Some(m) => m,
             None => MediaStore::local(&dir.path().join("media"), "/media").expect("media"),
         };
-        let (tx, events) = tokio::sync::mpsc::channel(64);
+        let (tx, events) = pulse_schemas::handoff::bounded(64);
         let state = CatalogState::new(catalog.clone(), media.clone(), Some(tx));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -253,7 +253,7 @@ pub async fn run(backend: &Backend<'_>) {
     }
     let mut w = w;
     let mut likes = Vec::new();
-    while let Ok(batch) = w.events.try_recv() {
+    while let Some(batch) = w.events.try_recv() {
         likes.extend(batch);
     }
     assert_eq!(likes.len(), 2, "{likes:?}");
