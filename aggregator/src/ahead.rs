@@ -211,6 +211,14 @@ impl Aggregator {
         while !self.move_ahead_step(now, i64::MAX) {}
     }
 
+    /// How far (ms of event time) the frontier is behind where
+    /// [`Aggregator::move_ahead`]`(now)` would put it (0 when it is there). Cheap: the
+    /// live loop asks it between flushes to spend idle time applying ahead.
+    pub fn ahead_lag(&self, now: i64) -> i64 {
+        let front = self.look.front(now, self.max_ts);
+        front.saturating_sub(self.ahead.max(self.watermark)).max(0)
+    }
+
     /// [`Aggregator::move_ahead`] by at most `step` ms of event time at a time, so a
     /// caller can take input in between (the live loop: a long move would otherwise
     /// hold up ingest behind a full channel). True once the frontier got where

@@ -466,3 +466,22 @@ fn rows_carry_node_kind_target_and_channel() {
         ("n7", "clip9", "v-a")
     );
 }
+
+#[test]
+fn ahead_lag_says_how_far_a_move_ahead_would_go() {
+    let mut a = Aggregator::new(cfg());
+    for i in 0..20 {
+        a.push(heartbeat(1_000 + i * 500, "a", Some(PlayerState::Playing)));
+    }
+    // Newest event 10 500; the frontier goes to min(now, newest) + 1 − margin (100 ms).
+    assert_eq!(a.ahead_lag(5_000), 4_901);
+    assert_eq!(a.ahead_lag(60_000), 10_401);
+    // One 50 ms step, then the whole way.
+    assert!(!a.move_ahead_step(60_000, 50));
+    assert_eq!(a.ahead_lag(60_000), 10_351);
+    a.move_ahead(60_000);
+    assert_eq!(a.ahead_lag(60_000), 0);
+    // The watermark counts as reached ground too.
+    a.advance(20_000);
+    assert_eq!(a.ahead_lag(60_000), 0);
+}
