@@ -63,6 +63,11 @@ impl Default for Ahead {
 }
 
 impl Ahead {
+    /// An event came behind the frontier since the last rewind.
+    pub fn has_behind(&self) -> bool {
+        self.behind.is_some()
+    }
+
     /// An event at `ts` was accepted behind the frontier.
     pub fn note_behind(&mut self, ts: i64) {
         self.behind = Some(self.behind.map_or(ts, |b| b.min(ts)));
@@ -206,7 +211,8 @@ impl Aggregator {
     /// [`crate::ahead`]), holding the rows that closes and marking the way (after a
     /// rewind, if an event came behind it). This is commit work `advance` would do
     /// later anyway (the live loop calls it, in steps, at every flush, before
-    /// [`Aggregator::provisional`], whose scratch part alone is rationed).
+    /// [`Aggregator::provisional`], whose scratch part alone is rationed, and in single
+    /// steps between flushes).
     pub fn move_ahead(&mut self, now: i64) {
         while !self.move_ahead_step(now, i64::MAX) {}
     }
@@ -217,6 +223,12 @@ impl Aggregator {
     pub fn ahead_lag(&self, now: i64) -> i64 {
         let front = self.look.front(now, self.max_ts);
         front.saturating_sub(self.ahead.max(self.watermark)).max(0)
+    }
+
+    /// An event came behind the frontier since the last rewind: the next move starts
+    /// with a rewind (a copy of a mark and the events since it applied again).
+    pub fn rewind_pending(&self) -> bool {
+        self.look.has_behind()
     }
 
     /// [`Aggregator::move_ahead`] by at most `step` ms of event time at a time, so a

@@ -46,8 +46,10 @@ pub struct AggregatorConfig {
     pub flush_interval_ms: u64,
     /// Capacity of the ingest → aggregator channel, in events (batches of any size; a
     /// batch larger than this goes alone); a full channel makes ingest wait. It absorbs
-    /// the aggregator thread's flush work at high rates, during which it takes no input
-    /// (see `pulse_schemas::handoff`). Default 524 288 (about 120 MB of events when full).
+    /// the stretches in which the aggregator thread takes little input (a sink write,
+    /// a provisional computation); see `pulse_schemas::handoff`. Default 524 288 (about
+    /// 120 MB of events when full). It replaces `channel_capacity_batches`, which
+    /// counted batches: an old file naming that key is refused at start.
     pub channel_capacity_events: usize,
     /// Days of analytics rows kept in the store: once an hour the live loop asks the sink
     /// to drop whole UTC days that ended more than this long ago (embedded: Parquet day

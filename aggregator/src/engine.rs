@@ -232,7 +232,8 @@ pub struct Aggregator {
     pub(crate) max_ts: i64,
     /// Events waiting for the watermark, in arrival order, with their order keys.
     pub(crate) pending: Pending,
-    /// Reused buffer of the commit order ([`Pending::due`]).
+    /// Reused buffer of the due events ([`Pending::due`]: sorted by key; runs of equal
+    /// keys are put in the commit order by [`Pending::each_in`]).
     pub(crate) order: Vec<Due>,
     pub(crate) due_buffers: DueBuffers,
     /// Rows of each table the last `advance` closed (a capacity hint).

@@ -127,7 +127,7 @@
 //!   events (chat, follow, like, share, clickthrough) never touch sessions.
 //! - **Bounds** (all in [`AggregatorConfig`]): pending events (newest dropped when
 //!   full; applied ones held for a rewind count too), marks (12), open sessions, targets, open viewer-minutes, tombstones (by count and
-//!   time); the input channel is bounded in batches (ingest waits when it is full).
+//!   time); the input channel is bounded in events (ingest waits when it is full).
 //! - **Shutdown.** On SIGTERM (the cancellation token) the live loop drains the
 //!   channel, drops what is ahead of the watermark (back to the base), flushes (so
 //!   everything up to `W` is final and written), calls `sink.shutdown()` and writes a snapshot of the whole state

@@ -207,7 +207,8 @@ pub fn run<S: WindowSink>(
             live.flush(&mut agg, &mut sink, &mut rx);
             report.flushes += 1;
             next_flush = Instant::now() + every;
-            lagging = false;
+            // A flush that stopped at its time limit leaves work for in between.
+            lagging = ahead_between && live.lags(&agg);
             if cfg.retention_days > 0 && Instant::now() >= next_retention {
                 next_retention = Instant::now() + RETENTION_EVERY;
                 let cutoff = (live.clock)() - i64::from(cfg.retention_days) * 86_400_000;
@@ -261,7 +262,8 @@ struct Live {
     closing: bool,
 }
 
-/// Event time applied ahead per step of a flush (see [`Live::flush`]).
+/// Event time applied ahead per step, in a flush ([`Live::flush`]) and between flushes
+/// ([`Live::step_between`]).
 const AHEAD_STEP_MS: i64 = 50;
 
 /// Event time the provisional rows replay past the frontier and its margin
@@ -313,14 +315,22 @@ impl Live {
     /// the thread sat idle (in a saturated `frames` run the queue swung between empty
     /// and full every two seconds, with a quarter of a core idle). Only whole steps:
     /// the margin decays when a move reaches the front, and a step for every batch
-    /// would make it decay far faster than once a flush.
+    /// would make it decay far faster than once a flush, so a step is taken only when
+    /// it stops short of the front. Nor while a rewind is pending: stragglers that
+    /// come between flushes are gathered into the flush's one rewind, as before,
+    /// rather than costing a rewind (a copy of a mark) at every step.
     fn step_between(&mut self, agg: &mut Aggregator) -> bool {
-        let now = (self.clock)();
-        if agg.ahead_lag(now) < AHEAD_STEP_MS {
+        if !self.lags(agg) {
             return false;
         }
-        agg.move_ahead_step(now, AHEAD_STEP_MS);
-        agg.ahead_lag(now) >= AHEAD_STEP_MS
+        agg.move_ahead_step((self.clock)(), AHEAD_STEP_MS);
+        self.lags(agg)
+    }
+
+    /// The state lags more than a step behind where a flush would move it, with no
+    /// rewind pending: [`Self::step_between`] has work.
+    fn lags(&self, agg: &Aggregator) -> bool {
+        !agg.rewind_pending() && agg.ahead_lag((self.clock)()) > AHEAD_STEP_MS
     }
 
     fn flush<S: WindowSink>(&mut self, agg: &mut Aggregator, sink: &mut S, rx: &mut EventReceiver) {

@@ -481,6 +481,17 @@ fn ahead_lag_says_how_far_a_move_ahead_would_go() {
     assert_eq!(a.ahead_lag(60_000), 10_351);
     a.move_ahead(60_000);
     assert_eq!(a.ahead_lag(60_000), 0);
+    assert!(!a.rewind_pending());
+    // A straggler behind the frontier: the next move starts with a rewind.
+    a.push(heartbeat(5_000, "b", Some(PlayerState::Playing)));
+    assert!(a.rewind_pending());
+    a.move_ahead(60_000);
+    assert!(!a.rewind_pending());
+    // The rewind widened the margin to the lateness (2 × 5 401, at most 10 000); a
+    // move that reaches the front decays it by 1/32, which moves the front up by 312.
+    assert_eq!(a.ahead_lag(60_000), 312);
+    a.move_ahead(60_000);
+    assert_eq!(a.ahead_lag(60_000), 302);
     // The watermark counts as reached ground too.
     a.advance(20_000);
     assert_eq!(a.ahead_lag(60_000), 0);

@@ -214,7 +214,7 @@ async fn trusted_emitters_are_not_rate_limited() {
 
 #[tokio::test]
 async fn acks_come_after_the_hand_off_and_a_full_channel_is_backpressure() {
-    // Channel of one batch, nobody receiving yet.
+    // Channel of one event (each batch here holds one), nobody receiving yet.
     let (clock, _) = fixed_clock(NOW);
     let (addr, mut rx) = start_raw(config(), Some(clock), 1).await;
     let mut ws = connect(&format!("ws://{addr}/v1/beacons"), None).await;
@@ -271,7 +271,7 @@ async fn a_frame_read_after_a_backpressure_wait_gets_a_fresh_receive_time() {
     };
     let (addr, mut rx) = start_raw(cfg, Some(clock), 1).await;
     let mut ws = connect(&format!("ws://{addr}/v1/beacons"), Some(TOKEN)).await;
-    // Fill the one-batch channel.
+    // Fill the one-event channel.
     send_text(
         &mut ws,
         format!(r#"{{"seq":1,"events":[{}]}}"#, chat(NOW, "fill")),

@@ -95,7 +95,8 @@ impl EventSender {
         self.tx.send(batch).map_err(|_| HandoffError::Closed)
     }
 
-    /// Events queued now (batches taken by a sender and not yet by the receiver).
+    /// Events queued now (batches taken by a sender and not yet by the receiver; room
+    /// already promised to a sender still waiting for the rest counts too).
     pub fn queued_events(&self) -> usize {
         self.capacity.saturating_sub(self.room.available_permits())
     }
@@ -132,7 +133,7 @@ impl EventReceiver {
         Some(batch)
     }
 
-    /// Events queued now.
+    /// Events queued now (as [`EventSender::queued_events`] counts them).
     pub fn queued_events(&self) -> usize {
         self.capacity.saturating_sub(self.room.available_permits())
     }
