@@ -160,28 +160,12 @@ mod tests {
     use std::time::Duration;
 
     fn batch(n: usize) -> Vec<Event> {
-        let e = Event {
-            kind: EventKind::Chat,
-            ts: 1,
-            viewer: Id::new_unchecked("v"),
-            channel: Id::new_unchecked("c"),
-            target: Target {
-                kind: TargetKind::Stream,
-                id: Id::new_unchecked("s"),
-            },
-            session: None,
-            pos: None,
-            state: None,
-            bitrate_kbps: None,
-            device: None,
-            country: None,
-            player: None,
-            embed: None,
-            code: None,
-            count: None,
-            platform: None,
+        let target = Target {
+            kind: TargetKind::Stream,
+            id: Id::new_unchecked("s"),
         };
-        vec![e; n]
+        let (v, c) = (Id::new_unchecked("v"), Id::new_unchecked("c"));
+        vec![Event::new(EventKind::Chat, 1, v, c, target, None); n]
     }
 
     async fn waits(tx: &EventSender, n: usize) -> bool {
