@@ -98,8 +98,8 @@
 //!   the events after it. The live loop moves the state ahead at every flush in steps
 //!   of 50 ms of event time, taking input between steps (while pending is under half
 //!   full; for at most a flush interval), so ingest does not wait behind a long flush,
-//!   and between flushes by one step after each intake whenever it lags a step or
-//!   more (polling input instead of waiting for it while it does), so the work is
+//!   and between flushes by one step after each intake whenever it lags more than
+//!   a step (polling input instead of waiting for it while it does), so the work is
 //!   spread over the interval instead of done in one burst per flush while the input
 //!   queue fills and ingest waits;
 //!   it still spaces the scratch part out when it is costly (after four times its cost,

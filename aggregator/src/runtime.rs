@@ -8,8 +8,8 @@
 //! `now − lateness` when no event came during the interval, so windows close when
 //! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a
 //! sink that shows open windows) and `sink.write`. Between flushes, for such a sink, it
-//! also moves the state ahead by one 50 ms step after each intake while it lags that
-//! much or more. On shutdown it drains the channel, flushes once more, calls
+//! also moves the state ahead by one 50 ms step after each intake while it lags more
+//! than that. On shutdown it drains the channel, flushes once more, calls
 //! `sink.shutdown()` and writes a state snapshot that the next start restores.
 //!
 //! Replay ([`replay`]): pushes the trace in order, the watermark following
@@ -160,7 +160,7 @@ pub fn run<S: WindowSink>(
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
     let mut next_retention = Instant::now();
-    // Between flushes the state is moved ahead whenever it lags a step or more
+    // Between flushes the state is moved ahead whenever it lags more than a step
     // (`Live::step_between`); while it does, input is polled, not waited for.
     let ahead_between = sink.wants_provisional();
     let mut lagging = false;
@@ -308,7 +308,7 @@ impl Live {
         }
     }
 
-    /// Between flushes: moves the state ahead by one step when it lags a step or more
+    /// Between flushes: moves the state ahead by one step when it lags more than a step
     /// behind where a flush would move it; true while it still does. So the thread
     /// applies input as it comes instead of in one burst per flush, during which it
     /// took little input: the queue filled and ingest waited while, between bursts,
