@@ -301,12 +301,24 @@ impl Aggregator {
 
     /// Buffers one event until the watermark passes it.
     pub fn push(&mut self, e: Event) -> Admission {
+        self.push_within(e, self.cfg.max_pending_events)
+    }
+
+    /// [`Self::push`] past `max_pending_events`, for the live loop's shutdown: what
+    /// ingest already handed over (at most the channel's capacity) is kept, and saved
+    /// in the snapshot, rather than dropped.
+    pub fn push_over_bound(&mut self, e: Event) -> Admission {
+        self.push_within(e, usize::MAX)
+    }
+
+    #[inline]
+    fn push_within(&mut self, e: Event, max_pending: usize) -> Admission {
         self.events += 1;
         if e.ts < self.watermark {
             self.late += 1;
             return Admission::Late;
         }
-        if self.pending.len() >= self.cfg.max_pending_events {
+        if self.pending.len() >= max_pending {
             self.dropped_pending_full += 1;
             return Admission::Dropped;
         }

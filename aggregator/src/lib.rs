@@ -19,7 +19,8 @@
 //!   (private): the order rows leave the core in; `ahead` (private): the marks and held
 //!   rows of the state applied ahead of the watermark.
 //! - [`config`]: [`AggregatorConfig`] with the documented defaults.
-//! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`].
+//! - [`runtime`]: the live loop on its own OS thread ([`spawn`]) and [`replay`];
+//!   `intake` (private): how it moves batches into pending without overflowing it.
 //! - [`metrics`]: `pulse_aggregator_*` Prometheus metrics.
 //! - [`sinks`]: where closed windows go ([`sinks::WindowSink`]): the embedded store, and
 //!   ClickHouse ([`sinks::clickhouse`]: RowBinary inserts of every table `ClosedWindows`
@@ -96,8 +97,8 @@
 //!   state is marked rarely, an eighth when it is marked often), counters in
 //!   the stats are the base's (they never go back), and a snapshot saves the base with
 //!   the events after it. The live loop moves the state ahead at every flush in steps
-//!   of 50 ms of event time, taking input between steps (while pending is under half
-//!   full; for at most a flush interval), so ingest does not wait behind a long flush,
+//!   of 50 ms of event time, taking input between steps (while pending has room; for
+//!   at most a flush interval), so ingest does not wait behind a long flush,
 //!   and between flushes by one step after each intake whenever it lags more than
 //!   a step (polling input instead of waiting for it while it does), so the work is
 //!   spread over the interval instead of done in one burst per flush while the input
@@ -125,9 +126,24 @@
 //!   start nothing and are counted in `orphans`. Late events and events dropped by a
 //!   bound count nowhere but in their drop counter (`late`, `dropped_*`). Engagement
 //!   events (chat, follow, like, share, clickthrough) never touch sessions.
-//! - **Bounds** (all in [`AggregatorConfig`]): pending events (newest dropped when
-//!   full; applied ones held for a rewind count too), marks (12), open sessions, targets, open viewer-minutes, tombstones (by count and
-//!   time); the input channel is bounded in events (ingest waits when it is full).
+//! - **Bounds** (all in [`AggregatorConfig`]): pending events (applied ones held for a
+//!   rewind count too), marks (12), open sessions, targets, open viewer-minutes,
+//!   tombstones (by count and time); the input channel is bounded in events (ingest
+//!   waits when it is full).
+//! - **A full pending buffer makes ingest wait** (`intake`). Ingest acks a batch once
+//!   the aggregator has it, so dropping it later for want of room would lose acked
+//!   events. The live loop holds a batch that does not fit and takes nothing more
+//!   until a flush makes room; the channel fills and ingest waits. Meanwhile the
+//!   watermark follows the clock (newer events, which would move it, are what waits)
+//!   but stops at the held batch's oldest event, so the wait makes nothing late.
+//!   Waiting for good is worse than dropping: if pending stays full for longer than
+//!   the lateness plus two flush intervals (events stamped far ahead fill it), input
+//!   is taken again, the excess dropped and counted (`pending_full`), with a warning.
+//!   So a `max_pending_events` too small for the input rate slows ingest down to about
+//!   `max_pending_events / (1.125 × lateness)` instead of losing events. On shutdown
+//!   what ingest already handed over goes in past the bound (by at most the channel's
+//!   capacity) and into the snapshot. Replay advances whenever pending is half full
+//!   and never drops.
 //! - **Shutdown.** On SIGTERM (the cancellation token) the live loop drains the
 //!   channel, drops what is ahead of the watermark (back to the base), flushes (so
 //!   everything up to `W` is final and written), calls `sink.shutdown()` and writes a snapshot of the whole state
@@ -145,6 +161,7 @@ pub mod engine;
 pub mod health;
 pub mod health_config;
 pub mod histogram;
+mod intake;
 pub mod live_health;
 pub mod metrics;
 mod pending;

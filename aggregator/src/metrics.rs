@@ -27,6 +27,8 @@ pub struct Metrics {
     pub provisional_reused_total: IntCounter,
     /// Rewinds of the state applied ahead of the watermark (an event came behind it).
     pub rewinds_total: IntCounter,
+    /// Batches the live loop held for want of room in pending (ingest waits meanwhile).
+    pub intake_held_total: IntCounter,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
@@ -102,6 +104,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     rewinds_total: counter(
         "pulse_aggregator_rewinds_total",
         "Times the state applied ahead of the watermark went back to a mark (an event arrived behind it).",
+    ),
+    intake_held_total: counter(
+        "pulse_aggregator_intake_held_total",
+        "Batches held back for want of room in the pending buffer (backpressure: ingest waits).",
     ),
 });
 

@@ -9,14 +9,17 @@
 //! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a
 //! sink that shows open windows) and `sink.write`. Between flushes, for such a sink, it
 //! also moves the state ahead by one 50 ms step after each intake while it lags more
-//! than that. On shutdown it drains the channel, flushes once more, calls
-//! `sink.shutdown()` and writes a state snapshot that the next start restores.
+//! than that. A batch that does not fit in pending is held, and nothing more is taken
+//! until it does (`crate::intake`: backpressure on ingest). On shutdown it drains the
+//! channel (past the pending bound), flushes once more, calls `sink.shutdown()` and
+//! writes a state snapshot that the next start restores.
 //!
 //! Replay ([`replay`]): pushes the trace in order, the watermark following
 //! `max ts − lateness` event by event, advances every [`REPLAY_ADVANCE_EVERY`] events,
 //! then `finish()`.
 
 use crate::engine::{Aggregator, AggregatorStats};
+use crate::intake::{Intake, Offer};
 use crate::metrics::Metrics;
 use crate::sinks::{Provisional, WindowSink};
 use crate::{AggregatorConfig, AggregatorError, EventReceiver, EventSender};
@@ -156,6 +159,10 @@ pub fn run<S: WindowSink>(
         closed: ClosedWindows::default(),
         every: Duration::from_millis(cfg.flush_interval_ms),
         closing: false,
+        intake: Intake::new(Intake::patience(
+            cfg.allowed_lateness_ms,
+            cfg.flush_interval_ms,
+        )),
     };
     let every = Duration::from_millis(cfg.flush_interval_ms);
     let mut next_flush = Instant::now() + every;
@@ -166,24 +173,31 @@ pub fn run<S: WindowSink>(
     let mut lagging = false;
     loop {
         let wait = next_flush.saturating_duration_since(Instant::now());
+        // A batch held for want of room in pending goes first; until it is in, the loop
+        // takes nothing from the channel (backpressure: see `intake`).
+        let open = live.retry(&mut agg);
         let wake = if wait.is_zero() {
             Wake::Timer
         } else if lagging {
             if opts.shutdown.is_cancelled() {
                 Wake::Stop
-            } else {
+            } else if open {
                 rx.try_recv().map_or(Wake::Idle, Wake::Batch)
+            } else {
+                Wake::Idle
             }
         } else {
             handle.block_on(async {
                 tokio::select! {
                     biased;
                     _ = opts.shutdown.cancelled() => Wake::Stop,
-                    r = tokio::time::timeout(wait, rx.recv()) => match r {
+                    r = tokio::time::timeout(wait, rx.recv()), if open => match r {
                         Ok(Some(batch)) => Wake::Batch(batch),
                         Ok(None) => Wake::Stop,
                         Err(_) => Wake::Timer,
                     },
+                    // Held: only the flush makes room.
+                    () = tokio::time::sleep(wait), if !open => Wake::Timer,
                 }
             })
         };
@@ -193,6 +207,9 @@ pub fn run<S: WindowSink>(
             Wake::Batch(batch) => {
                 live.take(&mut agg, batch);
                 for _ in 0..DRAIN_BURST {
+                    if !live.intake.is_open() {
+                        break;
+                    }
                     match rx.try_recv() {
                         Some(batch) => live.take(&mut agg, batch),
                         None => break,
@@ -223,10 +240,15 @@ pub fn run<S: WindowSink>(
             lagging = live.step_between(&mut agg);
         }
     }
-    // Shutdown: take what ingest already handed over, flush, make it durable, snapshot.
+    // Shutdown: take what ingest already handed over (past the pending bound, by at most
+    // the channel's capacity: it was accepted, and the snapshot keeps it), flush, make
+    // it durable, snapshot.
     rx.close();
-    while let Some(batch) = rx.try_recv() {
-        live.take(&mut agg, batch);
+    let held = live.intake.take_held();
+    for batch in held.into_iter().chain(std::iter::from_fn(|| rx.try_recv())) {
+        for e in batch {
+            agg.push_over_bound(e);
+        }
     }
     // Back from ahead of the watermark to the base, and not ahead again: the last flush
     // makes everything up to the watermark final, and the snapshot stands there.
@@ -260,6 +282,8 @@ struct Live {
     every: Duration,
     /// Shutting down: the last flush goes no further than the watermark.
     closing: bool,
+    /// Batches into pending, held while it has no room.
+    intake: Intake,
 }
 
 /// Event time applied ahead per step, in a flush ([`Live::flush`]) and between flushes
@@ -301,10 +325,32 @@ fn provisional_wait(cost: Duration) -> Duration {
 }
 
 impl Live {
+    /// Offers a batch taken from the channel to pending (held if it has no room).
     fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
         self.received |= !batch.is_empty();
-        for e in batch {
-            agg.push(e);
+        let offer = self.intake.offer(agg, batch, Instant::now());
+        self.said(offer, agg);
+    }
+
+    /// Offers the held batch again; true when nothing is held any more.
+    fn retry(&mut self, agg: &mut Aggregator) -> bool {
+        let offer = self.intake.retry(agg, Instant::now());
+        self.said(offer, agg);
+        offer != Offer::Held
+    }
+
+    fn said(&self, offer: Offer, agg: &Aggregator) {
+        match offer {
+            Offer::In => {}
+            Offer::Held => self.metrics.intake_held_total.inc(),
+            Offer::GaveUpWaiting => tracing::warn!(
+                pending = agg.pending_len(),
+                max_pending_events = agg.config().max_pending_events,
+                watermark = agg.watermark(),
+                "pending has had no room for longer than the lateness: taking input again, \
+                 dropping what does not fit (events stamped far ahead, or max_pending_events \
+                 smaller than a batch)"
+            ),
         }
     }
 
@@ -338,8 +384,13 @@ impl Live {
         let now = (self.clock)();
         let lateness = agg.config().allowed_lateness_ms;
         let mut w = agg.max_event_ts().min(now) - lateness;
-        if !self.received {
-            w = w.max(now - lateness);
+        match self.intake.held_min_ts() {
+            // Input waits for room in pending (`intake`): the events that would move the
+            // watermark are what waits, so it follows the clock, up to the oldest of them.
+            Some(oldest) => w = w.max((now - lateness).min(oldest)),
+            // No input: windows close as time passes.
+            None if !self.received => w = w.max(now - lateness),
+            None => {}
         }
         self.received = false;
         let mut closed = std::mem::take(&mut self.closed);
@@ -349,12 +400,10 @@ impl Live {
             // a good part of a second to apply, and a full channel would hold ingest up.
             // For at most a flush interval: past that the watermark must move on (or
             // pending fills), and the rest waits for the next flush. Input is taken only
-            // while pending is under half full: past that, ingest waits (backpressure)
-            // rather than pending filling up and dropping.
-            let room = agg.config().max_pending_events / 2;
+            // while pending has room (`intake`): past that, ingest waits.
             while !agg.move_ahead_step(now, AHEAD_STEP_MS) && started.elapsed() < self.every {
                 for _ in 0..DRAIN_BURST {
-                    if agg.pending_len() >= room {
+                    if !self.retry(agg) {
                         break;
                     }
                     match rx.try_recv() {
