@@ -12,7 +12,8 @@ pub struct AggregatorConfig {
     /// Tick length in ms, ticks aligned to the epoch. Default 5000.
     pub tick_ms: i64,
     /// How far behind the newest event time an event may arrive and still count.
-    /// The watermark is (newest event time, or now when idle) minus this. Default 10000.
+    /// The watermark is (newest event time, or now when idle or when input waits for
+    /// room in pending) minus this. Default 10000.
     pub allowed_lateness_ms: i64,
     /// A session silent for longer than this has ended at its last event. Default 30000.
     pub session_timeout_ms: i64,
@@ -24,8 +25,9 @@ pub struct AggregatorConfig {
     /// "pending_full"}`). Events stamped near receive time wait about
     /// `allowed_lateness_ms`, and up to an eighth of it more until the next mark of the
     /// state applied ahead (half of it for a large state at a low rate), so this caps
-    /// the sustained input at about `max_pending_events / (1.125 × lateness)`: the
-    /// default takes about 178 000 events/s at 10 s. Default 2 000 000.
+    /// the sustained input at about `max_pending_events / (1.125 × lateness)` (1.5 ×
+    /// for such a state): the default takes about 178 000 events/s at 10 s.
+    /// Default 2 000 000.
     pub max_pending_events: usize,
     /// Open view sessions; events that would start one more are dropped and counted
     /// (`reason="max_sessions"`). Default 1 000 000.

@@ -10,9 +10,12 @@
 //! comes at a flush, when the watermark moves on. While a batch is held the watermark
 //! cannot follow the newest event seen (newer events are what waits for room), so it
 //! follows the clock, `now − allowed_lateness` as when no input comes, but no further
-//! than the held batch's oldest event: pending events before it are passed and let
-//! go of, and what waits is not made late by the wait. (Ingest stamps events with
-//! their receive time, so the events queued behind the held batch are about as old.)
+//! than the held batch's oldest event (of those not late already): pending events
+//! before it are passed and let go of, and the held batch is not made late by the
+//! wait. Events queued behind it can be older (ingest keeps a client's own time when
+//! it is within `skew_threshold_ms` of receive time), so under backpressure a client
+//! whose clock is slow by nearly the lateness can see events counted late that would
+//! have made it without the wait; `late` counts them.
 //!
 //! Room never comes if pending is full of events the watermark cannot pass soon
 //! (stamped far in the future, or a `max_pending_events` smaller than one batch), and
@@ -73,12 +76,13 @@ impl Intake {
         self.held.is_none()
     }
 
-    /// The oldest event time in the held batch: while a batch is held the watermark
-    /// follows the clock up to it (module docs).
-    pub(crate) fn held_min_ts(&self) -> Option<i64> {
+    /// The oldest time of a held event at or after `watermark` (events before it are
+    /// late whatever happens): while a batch is held the watermark goes no further
+    /// (module docs).
+    pub(crate) fn held_oldest(&self, watermark: i64) -> Option<i64> {
         self.held
             .as_ref()
-            .and_then(|b| b.iter().map(|e| e.ts).min())
+            .and_then(|b| b.iter().map(|e| e.ts).filter(|&t| t >= watermark).min())
     }
 
     /// Offers a batch to pending (nothing must be held). It goes in if it fits, or if
@@ -87,8 +91,9 @@ impl Intake {
     pub(crate) fn offer(&mut self, agg: &mut Aggregator, batch: Vec<Event>, now: Instant) -> Offer {
         debug_assert!(self.held.is_none(), "a batch is already held");
         let pending = agg.pending_len();
-        let fits =
-            pending == 0 || pending.saturating_add(batch.len()) <= agg.config().max_pending_events;
+        let fits = pending == 0
+            || batch.is_empty()
+            || pending.saturating_add(batch.len()) <= agg.config().max_pending_events;
         let mut said = Offer::In;
         if fits {
             self.full_since = None;
@@ -155,7 +160,9 @@ mod tests {
         assert_eq!(Offer::In, intake.offer(&mut agg, batch(6, 1_000), t0));
         assert_eq!(Offer::Held, intake.offer(&mut agg, batch(5, 5_000), t0));
         assert!(!intake.is_open());
-        assert_eq!(intake.held_min_ts(), Some(5_000));
+        assert_eq!(intake.held_oldest(0), Some(5_000));
+        // An event late already does not hold the watermark back.
+        assert_eq!(intake.held_oldest(6_000), None);
         assert_eq!(agg.pending_len(), 6);
         // Still no room a second later: held, nothing dropped.
         assert_eq!(
@@ -209,6 +216,24 @@ mod tests {
             intake.offer(&mut agg, batch(7, 9_100_000), t0 + Duration::from_secs(14))
         );
         assert_eq!(agg.stats().dropped_pending_full, 5);
+    }
+
+    #[test]
+    fn the_watermark_waits_for_the_oldest_held_event_not_late_already() {
+        let mut agg = agg(4);
+        let mut intake = Intake::new(Duration::from_secs(12));
+        let t0 = Instant::now();
+        assert_eq!(Offer::In, intake.offer(&mut agg, batch(4, 1_000), t0));
+        let mut mixed = batch(2, 7_000);
+        mixed[1].ts = 500;
+        assert_eq!(Offer::Held, intake.offer(&mut agg, mixed, t0));
+        assert_eq!(intake.held_oldest(600), Some(7_000));
+        assert_eq!(intake.held_oldest(400), Some(500));
+        // An empty batch always goes in (it takes no room).
+        agg.advance(2_000);
+        assert_eq!(Offer::In, intake.retry(&mut agg, t0));
+        assert_eq!(agg.stats().late, 1);
+        assert_eq!(Offer::In, intake.offer(&mut agg, Vec::new(), t0));
     }
 
     #[test]

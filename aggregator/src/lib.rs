@@ -65,8 +65,10 @@
 //!   kind, the ids' first 16 bytes) and the full ids only on a tie, then swaps the
 //!   rows into place along the permutation's cycles (no second buffer of rows).
 //! - **Watermark.** Live: `W = max(W, min(max event ts, now) − allowed_lateness)`, and
-//!   `max(W, now − allowed_lateness)` after a flush interval without events, so windows
-//!   close when traffic stops. Replay: `W = max ts so far − allowed_lateness`, checked
+//!   `max(W, now − allowed_lateness)` after a flush interval without events (none
+//!   taken, none queued), so windows close when traffic stops; while a batch waits for
+//!   room in pending, `now − allowed_lateness` but no further than its oldest event
+//!   (below). Replay: `W = max ts so far − allowed_lateness`, checked
 //!   event by event, then `finish()`. An event with `ts < W` on arrival is late:
 //!   counted (`late`), dropped.
 //! - **Closing rule.** The watch time between two events of a session is known only
@@ -135,15 +137,18 @@
 //!   events. The live loop holds a batch that does not fit and takes nothing more
 //!   until a flush makes room; the channel fills and ingest waits. Meanwhile the
 //!   watermark follows the clock (newer events, which would move it, are what waits)
-//!   but stops at the held batch's oldest event, so the wait makes nothing late.
+//!   but stops at the held batch's oldest event, so the wait does not make it late
+//!   (events queued behind it with older client times can be; `late` counts them).
 //!   Waiting for good is worse than dropping: if pending stays full for longer than
 //!   the lateness plus two flush intervals (events stamped far ahead fill it), input
 //!   is taken again, the excess dropped and counted (`pending_full`), with a warning.
 //!   So a `max_pending_events` too small for the input rate slows ingest down to about
-//!   `max_pending_events / (1.125 × lateness)` instead of losing events. On shutdown
+//!   `max_pending_events / (1.125 × lateness)` (up to 1.5 × for a large state at a low
+//!   rate, whose marks are rarer) instead of losing events. On shutdown
 //!   what ingest already handed over goes in past the bound (by at most the channel's
-//!   capacity) and into the snapshot. Replay advances whenever pending is half full
-//!   and never drops.
+//!   capacity, plus the held batch) and into the snapshot. Replay has no one to make
+//!   wait: it advances whenever pending is half full, and drops (counted) only if a
+//!   trace's lateness of events does not fit in half the bound.
 //! - **Shutdown.** On SIGTERM (the cancellation token) the live loop drains the
 //!   channel, drops what is ahead of the watermark (back to the base), flushes (so
 //!   everything up to `W` is final and written), calls `sink.shutdown()` and writes a snapshot of the whole state

@@ -6,7 +6,8 @@
 //! tokio worker), it receives batches from the bounded channel and, every flush
 //! interval, moves the watermark to `max(W, min(max event ts, now) − lateness)` — or to
 //! `now − lateness` when no event came during the interval, so windows close when
-//! traffic stops — then `advance`, `move_ahead(now)` and `provisional(now)` (for a
+//! traffic stops, and to `now − lateness` but not past a batch held for room in
+//! pending (below) — then `advance`, `move_ahead(now)` and `provisional(now)` (for a
 //! sink that shows open windows) and `sink.write`. Between flushes, for such a sink, it
 //! also moves the state ahead by one 50 ms step after each intake while it lags more
 //! than that. A batch that does not fit in pending is held, and nothing more is taken
@@ -241,11 +242,12 @@ pub fn run<S: WindowSink>(
         }
     }
     // Shutdown: take what ingest already handed over (past the pending bound, by at most
-    // the channel's capacity: it was accepted, and the snapshot keeps it), flush, make
-    // it durable, snapshot.
+    // the held batch and the channel's contents: it was accepted, and the snapshot keeps
+    // it), flush, make it durable, snapshot.
     rx.close();
     let held = live.intake.take_held();
     for batch in held.into_iter().chain(std::iter::from_fn(|| rx.try_recv())) {
+        live.received |= !batch.is_empty();
         for e in batch {
             agg.push_over_bound(e);
         }
@@ -334,11 +336,20 @@ impl Live {
 
     /// Offers the held batch again; true when nothing is held any more.
     fn retry(&mut self, agg: &mut Aggregator) -> bool {
+        if self.intake.is_open() {
+            return true;
+        }
         let offer = self.intake.retry(agg, Instant::now());
+        if offer == Offer::Held {
+            return false;
+        }
+        self.received = true;
         self.said(offer, agg);
-        offer != Offer::Held
+        true
     }
 
+    /// Counts a batch held (once: [`Self::retry`] does not count it again) and warns
+    /// when the intake gives up waiting.
     fn said(&self, offer: Offer, agg: &Aggregator) {
         match offer {
             Offer::In => {}
@@ -347,7 +358,7 @@ impl Live {
                 pending = agg.pending_len(),
                 max_pending_events = agg.config().max_pending_events,
                 watermark = agg.watermark(),
-                "pending has had no room for longer than the lateness: taking input again, \
+                "pending has had no room for longer than the lateness plus two flush intervals: taking input again, \
                  dropping what does not fit (events stamped far ahead, or max_pending_events \
                  smaller than a batch)"
             ),
@@ -384,13 +395,19 @@ impl Live {
         let now = (self.clock)();
         let lateness = agg.config().allowed_lateness_ms;
         let mut w = agg.max_event_ts().min(now) - lateness;
-        match self.intake.held_min_ts() {
+        // Input queued counts as input (a sender held up behind a full channel).
+        let quiet = !self.received && rx.queued_events() == 0;
+        if !self.intake.is_open() {
             // Input waits for room in pending (`intake`): the events that would move the
-            // watermark are what waits, so it follows the clock, up to the oldest of them.
-            Some(oldest) => w = w.max((now - lateness).min(oldest)),
+            // watermark are what waits, so it follows the clock, but not past the oldest
+            // of them: the wait does not make them late.
+            w = w.max(now - lateness);
+            if let Some(oldest) = self.intake.held_oldest(agg.watermark()) {
+                w = w.min(oldest);
+            }
+        } else if quiet {
             // No input: windows close as time passes.
-            None if !self.received => w = w.max(now - lateness),
-            None => {}
+            w = w.max(now - lateness);
         }
         self.received = false;
         let mut closed = std::mem::take(&mut self.closed);

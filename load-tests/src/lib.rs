@@ -405,6 +405,7 @@ async fn measure(
         let d = after.map(|a| a.since(before));
         r.server_events_accepted = d.map(|d| d.accepted);
         r.server_events_lost = d.map(|d| d.lost);
+        r.server_batches_held = d.map(|d| d.held);
     }
     Ok(r)
 }

@@ -50,6 +50,9 @@ pub struct ScenarioReport {
     /// The aggregator's queue is waited for first; drops at commit time (after the
     /// lateness) may come later.
     pub server_events_lost: Option<u64>,
+    /// Batches the aggregator held back for want of room in pending, ingest waiting
+    /// meanwhile: a rate paced by `max_pending_events`, not by the CPU.
+    pub server_batches_held: Option<u64>,
     pub frames_per_s: f64,
     pub events_per_s: f64,
     /// `batched`: envelopes sent and acknowledged, events per envelope.
@@ -217,6 +220,13 @@ impl fmt::Display for Report {
                 writeln!(
                     f,
                     "{}: of which the aggregator dropped or found late {n} (pulse_aggregator_dropped_events_total + late_events_total)",
+                    s.name
+                )?;
+            }
+            if let Some(n) = s.server_batches_held.filter(|&n| n > 0) {
+                writeln!(
+                    f,
+                    "{}: the aggregator held {n} batches for room in pending, ingest waiting (pulse_aggregator_intake_held_total): max_pending_events paced this run",
                     s.name
                 )?;
             }

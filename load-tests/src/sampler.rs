@@ -117,6 +117,9 @@ pub struct ServerCounts {
     /// `pulse_aggregator_late_events_total`. Bounds met at commit time (sessions, targets,
     /// viewer minutes) count when the event is committed, after its lateness.
     pub lost: u64,
+    /// `pulse_aggregator_intake_held_total`: batches the aggregator held back for want
+    /// of room in pending while ingest waited (`max_pending_events` paced the run).
+    pub held: u64,
 }
 
 impl ServerCounts {
@@ -126,6 +129,7 @@ impl ServerCounts {
             accepted: self.accepted.saturating_sub(before.accepted),
             aggregated: self.aggregated.saturating_sub(before.aggregated),
             lost: self.lost.saturating_sub(before.lost),
+            held: self.held.saturating_sub(before.held),
         }
     }
 }
@@ -147,6 +151,7 @@ pub async fn server_counts(http: &reqwest::Client, base: &str) -> Option<ServerC
         accepted: n("pulse_ingest_events_accepted_total"),
         aggregated: n("pulse_aggregator_events_total"),
         lost: n("pulse_aggregator_dropped_events_total") + n("pulse_aggregator_late_events_total"),
+        held: n("pulse_aggregator_intake_held_total"),
     })
 }
 
