@@ -145,18 +145,18 @@ mod tests {
         vec![Event::new(EventKind::Chat, ts, v, c, target, None); n]
     }
 
-    fn agg(max_pending_events: usize) -> Aggregator {
-        Aggregator::new(AggregatorConfig {
+    /// An aggregator with this pending bound, an intake with 12 s of patience, a time.
+    fn start(max_pending_events: usize) -> (Aggregator, Intake, Instant) {
+        let agg = Aggregator::new(AggregatorConfig {
             max_pending_events,
             ..Default::default()
-        })
+        });
+        (agg, Intake::new(Duration::from_secs(12)), Instant::now())
     }
 
     #[test]
     fn a_batch_that_does_not_fit_waits_and_loses_nothing() {
-        let mut agg = agg(10);
-        let mut intake = Intake::new(Duration::from_secs(12));
-        let t0 = Instant::now();
+        let (mut agg, mut intake, t0) = start(10);
         assert_eq!(Offer::In, intake.offer(&mut agg, batch(6, 1_000), t0));
         assert_eq!(Offer::Held, intake.offer(&mut agg, batch(5, 5_000), t0));
         assert!(!intake.is_open());
@@ -182,9 +182,7 @@ mod tests {
 
     #[test]
     fn pending_full_for_longer_than_the_patience_drops_instead_of_stalling() {
-        let mut agg = agg(10);
-        let mut intake = Intake::new(Duration::from_secs(12));
-        let t0 = Instant::now();
+        let (mut agg, mut intake, t0) = start(10);
         // Stamped far ahead: the watermark will not pass these for a long time.
         assert_eq!(Offer::In, intake.offer(&mut agg, batch(8, 9_000_000), t0));
         assert_eq!(Offer::Held, intake.offer(&mut agg, batch(4, 9_000_000), t0));
@@ -220,9 +218,7 @@ mod tests {
 
     #[test]
     fn the_watermark_waits_for_the_oldest_held_event_not_late_already() {
-        let mut agg = agg(4);
-        let mut intake = Intake::new(Duration::from_secs(12));
-        let t0 = Instant::now();
+        let (mut agg, mut intake, t0) = start(4);
         assert_eq!(Offer::In, intake.offer(&mut agg, batch(4, 1_000), t0));
         let mut mixed = batch(2, 7_000);
         mixed[1].ts = 500;
@@ -238,12 +234,8 @@ mod tests {
 
     #[test]
     fn a_batch_larger_than_the_bound_goes_into_an_empty_pending() {
-        let mut agg = agg(3);
-        let mut intake = Intake::new(Duration::from_secs(12));
-        assert_eq!(
-            Offer::In,
-            intake.offer(&mut agg, batch(5, 1_000), Instant::now())
-        );
+        let (mut agg, mut intake, t0) = start(3);
+        assert_eq!(Offer::In, intake.offer(&mut agg, batch(5, 1_000), t0));
         assert_eq!(agg.pending_len(), 3);
         assert_eq!(agg.stats().dropped_pending_full, 2);
         assert!(intake.take_held().is_none());

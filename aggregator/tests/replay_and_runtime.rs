@@ -89,11 +89,7 @@ fn manual_clock(start: i64) -> (Arc<AtomicI64>, pulse_aggregator::Clock) {
 
 #[test]
 fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("aggregator.snapshot.json");
     let config = AggregatorConfig {
@@ -106,18 +102,9 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
 
     // First run: half the trace, then SIGTERM.
     let (now, clock) = manual_clock(t0);
-    let (tx, rx) = channel(&config);
-    let shutdown = CancellationToken::new();
-    let opts = RunOptions {
-        clock,
-        shutdown: shutdown.clone(),
-        snapshot_path: Some(snap.clone()),
-    };
-    let sink = CollectSink::default();
     let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let handle = rt
-        .block_on(async { spawn(config.clone(), rx, SharedSink(shared.clone(), sink), opts) })
-        .unwrap();
+    let sink = SharedSink(shared.clone(), CollectSink::default());
+    let (tx, shutdown, handle) = start_live(&rt, &config, clock, Some(snap.clone()), sink);
     for chunk in first.chunks(50) {
         now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
         rt.block_on(tx.send(chunk.to_vec())).unwrap();
@@ -140,23 +127,8 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
 
     // Second run: restores, takes the rest, then SIGTERM again.
     let (now, clock) = manual_clock(first.last().unwrap().ts);
-    let (tx, rx) = channel(&config);
-    let shutdown = CancellationToken::new();
-    let opts = RunOptions {
-        clock,
-        shutdown: shutdown.clone(),
-        snapshot_path: Some(snap.clone()),
-    };
-    let handle = rt
-        .block_on(async {
-            spawn(
-                config.clone(),
-                rx,
-                SharedSink(shared.clone(), CollectSink::default()),
-                opts,
-            )
-        })
-        .unwrap();
+    let sink = SharedSink(shared.clone(), CollectSink::default());
+    let (tx, shutdown, handle) = start_live(&rt, &config, clock, Some(snap.clone()), sink);
     for chunk in second.chunks(50) {
         now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
         rt.block_on(tx.send(chunk.to_vec())).unwrap();
@@ -184,29 +156,16 @@ fn live_loop_flushes_shuts_down_snapshots_and_resumes() {
 /// the live loop does not compute them for it, while the closed rows are the same.
 #[test]
 fn provisional_rows_are_not_computed_for_a_sink_that_does_not_want_them() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let config = AggregatorConfig {
         flush_interval_ms: 20,
         ..cfg()
     };
     let events = trace();
     let (now, clock) = manual_clock(events[0].ts);
-    let (tx, rx) = channel(&config);
-    let shutdown = CancellationToken::new();
-    let opts = RunOptions {
-        clock,
-        shutdown: shutdown.clone(),
-        snapshot_path: None,
-    };
     let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = NoProvisional(SharedSink(shared.clone(), CollectSink::default()));
-    let handle = rt
-        .block_on(async { spawn(config.clone(), rx, sink, opts) })
-        .unwrap();
+    let (tx, shutdown, handle) = start_live(&rt, &config, clock, None, sink);
     for chunk in events.chunks(50) {
         now.store(chunk.last().unwrap().ts, Ordering::SeqCst);
         rt.block_on(tx.send(chunk.to_vec())).unwrap();
@@ -222,6 +181,41 @@ fn provisional_rows_are_not_computed_for_a_sink_that_does_not_want_them() {
     assert!(writes.iter().all(|(_, provisional)| *provisional == 0));
     let (whole, _) = run_all(cfg(), events);
     assert_eq!(merged(&writes).sorted(), whole);
+}
+
+/// A tokio runtime for the live loop's timer (one worker).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The live loop on its own thread (spawned from `rt`), writing into `sink`: its
+/// sender, its shutdown token and its thread.
+fn start_live<S: pulse_aggregator::WindowSink + 'static>(
+    rt: &tokio::runtime::Runtime,
+    config: &AggregatorConfig,
+    clock: pulse_aggregator::Clock,
+    snapshot_path: Option<std::path::PathBuf>,
+    sink: S,
+) -> (
+    pulse_aggregator::EventSender,
+    CancellationToken,
+    std::thread::JoinHandle<Result<pulse_aggregator::RunReport, pulse_aggregator::AggregatorError>>,
+) {
+    let (tx, rx) = channel(config);
+    let shutdown = CancellationToken::new();
+    let opts = RunOptions {
+        clock,
+        shutdown: shutdown.clone(),
+        snapshot_path,
+    };
+    let handle = rt
+        .block_on(async { spawn(config.clone(), rx, sink, opts) })
+        .unwrap();
+    (tx, shutdown, handle)
 }
 
 /// The closed rows of every write, together.
@@ -335,35 +329,16 @@ fn run_live(
     clock: pulse_aggregator::Clock,
     send: impl FnOnce(&pulse_aggregator::EventSender, &tokio::runtime::Runtime) -> Vec<Event>,
 ) -> (Rows, pulse_aggregator::AggregatorStats) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let config = AggregatorConfig {
         flush_interval_ms: 20,
         max_pending_events: max_pending,
         channel_capacity_events: 20,
         ..cfg()
     };
-    let (tx, rx) = channel(&config);
-    let shutdown = CancellationToken::new();
-    let opts = RunOptions {
-        clock,
-        shutdown: shutdown.clone(),
-        snapshot_path: None,
-    };
     let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let handle = rt
-        .block_on(async {
-            spawn(
-                config.clone(),
-                rx,
-                SharedSink(shared.clone(), CollectSink::default()),
-                opts,
-            )
-        })
-        .unwrap();
+    let sink = SharedSink(shared.clone(), CollectSink::default());
+    let (tx, shutdown, handle) = start_live(&rt, &config, clock, None, sink);
     let sent = send(&tx, &rt);
     std::thread::sleep(std::time::Duration::from_millis(150));
     shutdown.cancel();
