@@ -313,6 +313,8 @@ mod tests {
         assert_eq!(c.listen, d.listen);
         assert_eq!(c.tick_ms, d.tick_ms);
         assert_eq!(c.media_s3, d.media_s3);
+        // The example states the aggregator's defaults (the file says so).
+        assert_eq!(c.aggregator, d.aggregator);
     }
 
     #[test]
