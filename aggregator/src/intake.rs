@@ -87,8 +87,14 @@ impl Intake {
 
     /// Offers a batch to pending (nothing must be held). It goes in if it fits, or if
     /// pending has been full for longer than the patience (then what does not fit is
-    /// dropped and counted by [`Aggregator::push`]); otherwise it is held.
-    pub(crate) fn offer(&mut self, agg: &mut Aggregator, batch: Vec<Event>, now: Instant) -> Offer {
+    /// dropped and counted by [`Aggregator::push`]); otherwise it is held. `now` is read
+    /// only when the batch does not fit (no clock read per batch on the hot path).
+    pub(crate) fn offer(
+        &mut self,
+        agg: &mut Aggregator,
+        batch: Vec<Event>,
+        now: impl FnOnce() -> Instant,
+    ) -> Offer {
         debug_assert!(self.held.is_none(), "a batch is already held");
         let pending = agg.pending_len();
         let fits = pending == 0
@@ -99,6 +105,7 @@ impl Intake {
             self.full_since = None;
             self.gave_up = false;
         } else {
+            let now = now();
             let since = *self.full_since.get_or_insert(now);
             if now.saturating_duration_since(since) < self.patience {
                 self.held = Some(batch);
@@ -116,7 +123,7 @@ impl Intake {
     }
 
     /// Offers the held batch again (`In` when nothing was held).
-    pub(crate) fn retry(&mut self, agg: &mut Aggregator, now: Instant) -> Offer {
+    pub(crate) fn retry(&mut self, agg: &mut Aggregator, now: impl FnOnce() -> Instant) -> Offer {
         match self.held.take() {
             Some(batch) => self.offer(agg, batch, now),
             None => Offer::In,
@@ -157,8 +164,8 @@ mod tests {
     #[test]
     fn a_batch_that_does_not_fit_waits_and_loses_nothing() {
         let (mut agg, mut intake, t0) = start(10);
-        assert_eq!(Offer::In, intake.offer(&mut agg, batch(6, 1_000), t0));
-        assert_eq!(Offer::Held, intake.offer(&mut agg, batch(5, 5_000), t0));
+        assert_eq!(Offer::In, intake.offer(&mut agg, batch(6, 1_000), || t0));
+        assert_eq!(Offer::Held, intake.offer(&mut agg, batch(5, 5_000), || t0));
         assert!(!intake.is_open());
         assert_eq!(intake.held_oldest(0), Some(5_000));
         // An event late already does not hold the watermark back.
@@ -167,13 +174,13 @@ mod tests {
         // Still no room a second later: held, nothing dropped.
         assert_eq!(
             Offer::Held,
-            intake.retry(&mut agg, t0 + Duration::from_secs(1))
+            intake.retry(&mut agg, || t0 + Duration::from_secs(1))
         );
         // The watermark passes the first batch: the held one goes in, whole.
         agg.advance(2_000);
         assert_eq!(
             Offer::In,
-            intake.retry(&mut agg, t0 + Duration::from_secs(2))
+            intake.retry(&mut agg, || t0 + Duration::from_secs(2))
         );
         assert!(intake.is_open());
         assert_eq!(agg.pending_len(), 5);
@@ -184,34 +191,43 @@ mod tests {
     fn pending_full_for_longer_than_the_patience_drops_instead_of_stalling() {
         let (mut agg, mut intake, t0) = start(10);
         // Stamped far ahead: the watermark will not pass these for a long time.
-        assert_eq!(Offer::In, intake.offer(&mut agg, batch(8, 9_000_000), t0));
-        assert_eq!(Offer::Held, intake.offer(&mut agg, batch(4, 9_000_000), t0));
+        assert_eq!(
+            Offer::In,
+            intake.offer(&mut agg, batch(8, 9_000_000), || t0)
+        );
         assert_eq!(
             Offer::Held,
-            intake.retry(&mut agg, t0 + Duration::from_secs(11))
+            intake.offer(&mut agg, batch(4, 9_000_000), || t0)
+        );
+        assert_eq!(
+            Offer::Held,
+            intake.retry(&mut agg, || t0 + Duration::from_secs(11))
         );
         // Past the patience the batch goes in: what fits is kept, the rest counted.
         assert_eq!(
             Offer::GaveUpWaiting,
-            intake.retry(&mut agg, t0 + Duration::from_secs(12))
+            intake.retry(&mut agg, || t0 + Duration::from_secs(12))
         );
         assert_eq!(agg.pending_len(), 10);
         assert_eq!(agg.stats().dropped_pending_full, 2);
         // And the next ones go in without waiting while pending stays full ...
         assert_eq!(
             Offer::In,
-            intake.offer(&mut agg, batch(3, 9_000_000), t0 + Duration::from_secs(13))
+            intake.offer(&mut agg, batch(3, 9_000_000), || t0
+                + Duration::from_secs(13))
         );
         assert_eq!(agg.stats().dropped_pending_full, 5);
         // ... until one fits again: then a batch that does not fit waits afresh.
         agg.advance(9_000_001);
         assert_eq!(
             Offer::In,
-            intake.offer(&mut agg, batch(7, 9_100_000), t0 + Duration::from_secs(14))
+            intake.offer(&mut agg, batch(7, 9_100_000), || t0
+                + Duration::from_secs(14))
         );
         assert_eq!(
             Offer::Held,
-            intake.offer(&mut agg, batch(7, 9_100_000), t0 + Duration::from_secs(14))
+            intake.offer(&mut agg, batch(7, 9_100_000), || t0
+                + Duration::from_secs(14))
         );
         assert_eq!(agg.stats().dropped_pending_full, 5);
     }
@@ -219,23 +235,23 @@ mod tests {
     #[test]
     fn the_watermark_waits_for_the_oldest_held_event_not_late_already() {
         let (mut agg, mut intake, t0) = start(4);
-        assert_eq!(Offer::In, intake.offer(&mut agg, batch(4, 1_000), t0));
+        assert_eq!(Offer::In, intake.offer(&mut agg, batch(4, 1_000), || t0));
         let mut mixed = batch(2, 7_000);
         mixed[1].ts = 500;
-        assert_eq!(Offer::Held, intake.offer(&mut agg, mixed, t0));
+        assert_eq!(Offer::Held, intake.offer(&mut agg, mixed, || t0));
         assert_eq!(intake.held_oldest(600), Some(7_000));
         assert_eq!(intake.held_oldest(400), Some(500));
         // An empty batch always goes in (it takes no room).
         agg.advance(2_000);
-        assert_eq!(Offer::In, intake.retry(&mut agg, t0));
+        assert_eq!(Offer::In, intake.retry(&mut agg, || t0));
         assert_eq!(agg.stats().late, 1);
-        assert_eq!(Offer::In, intake.offer(&mut agg, Vec::new(), t0));
+        assert_eq!(Offer::In, intake.offer(&mut agg, Vec::new(), || t0));
     }
 
     #[test]
     fn a_batch_larger_than_the_bound_goes_into_an_empty_pending() {
         let (mut agg, mut intake, t0) = start(3);
-        assert_eq!(Offer::In, intake.offer(&mut agg, batch(5, 1_000), t0));
+        assert_eq!(Offer::In, intake.offer(&mut agg, batch(5, 1_000), || t0));
         assert_eq!(agg.pending_len(), 3);
         assert_eq!(agg.stats().dropped_pending_full, 2);
         assert!(intake.take_held().is_none());

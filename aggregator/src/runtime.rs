@@ -330,7 +330,7 @@ impl Live {
     /// Offers a batch taken from the channel to pending (held if it has no room).
     fn take(&mut self, agg: &mut Aggregator, batch: Vec<Event>) {
         self.received |= !batch.is_empty();
-        let offer = self.intake.offer(agg, batch, Instant::now());
+        let offer = self.intake.offer(agg, batch, Instant::now);
         self.said(offer, agg);
     }
 
@@ -339,7 +339,7 @@ impl Live {
         if self.intake.is_open() {
             return true;
         }
-        let offer = self.intake.retry(agg, Instant::now());
+        let offer = self.intake.retry(agg, Instant::now);
         if offer == Offer::Held {
             return false;
         }
