@@ -24,12 +24,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// The dimensions of one group.
+/// The dimensions of one group, as shared strings: every row of the group clones them
+/// (a reference count, no copy). Written as three strings in a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GroupKey {
-    pub device: Box<str>,
-    pub country: Box<str>,
-    pub player: Box<str>,
+    #[serde(with = "shared_str")]
+    pub device: Arc<str>,
+    #[serde(with = "shared_str")]
+    pub country: Arc<str>,
+    #[serde(with = "shared_str")]
+    pub player: Arc<str>,
 }
 
 impl GroupKey {
@@ -48,9 +52,9 @@ impl GroupKey {
 
     fn shared(&self) -> [Arc<str>; 3] {
         [
-            Arc::from(&*self.device),
-            Arc::from(&*self.country),
-            Arc::from(&*self.player),
+            self.device.clone(),
+            self.country.clone(),
+            self.player.clone(),
         ]
     }
 
@@ -87,10 +91,6 @@ pub struct QoeWindow {
     /// copying them.
     #[serde(skip)]
     index: foldhash::HashMap<u64, u32>,
-    /// The keys as shared strings for the rows (a row costs no string copies); rebuilt
-    /// with `index`.
-    #[serde(skip)]
-    shared: Vec<[Arc<str>; 3]>,
     /// Viewers per group of the concurrency sample being taken (scratch, kept zeroed
     /// between samples).
     #[serde(skip)]
@@ -166,17 +166,13 @@ impl QoeWindow {
             }
         };
         let g = self.keys.len() as u32;
-        self.shared.push(key.shared());
         self.keys.push(key);
         self.index_key(g);
         g
     }
 
-    /// Rebuilds the index and shared strings after a snapshot load.
+    /// Rebuilds the index after a snapshot load.
     fn rebuild(&mut self) {
-        if self.shared.len() != self.keys.len() {
-            self.shared = self.keys.iter().map(GroupKey::shared).collect();
-        }
         // Kept in step by `intern`; empty only after a load (never serialized).
         if self.index.is_empty() && !self.keys.is_empty() {
             for g in 0..self.keys.len() as u32 {
@@ -301,14 +297,7 @@ impl QoeWindow {
             if *acc == QoeAcc::default() {
                 continue; // a group that booked nothing in this minute
             }
-            // `shared` is current after `close`; a provisional dump right after a
-            // snapshot load may copy the strings once.
-            let Some([device, country, player]) = self
-                .shared
-                .get(g)
-                .cloned()
-                .or_else(|| self.keys.get(g).map(GroupKey::shared))
-            else {
+            let Some([device, country, player]) = self.keys.get(g).map(GroupKey::shared) else {
                 continue;
             };
             out.push(QoeMinuteRow {
@@ -330,6 +319,20 @@ impl QoeWindow {
                 failures: acc.failures,
             });
         }
+    }
+}
+
+/// An `Arc<str>` written and read as a plain string (serde's `rc` feature is not on).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        Ok(Arc::from(String::deserialize(d)?))
     }
 }
 
