@@ -14,6 +14,9 @@ use pulse_schemas::{Id, TargetKind, TickRow, ViewerMinuteRow, minute_slice_bit};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
+/// How many of the newest open ticks [`TickWindow`] looks through before it divides.
+const NEAR_TICKS: usize = 4;
+
 /// Length of a viewer minute (ms).
 pub const MINUTE_MS: i64 = 60_000;
 
@@ -125,12 +128,31 @@ impl TickWindow {
 
     /// The accumulator of the tick holding `ts`, created if needed.
     pub fn at(&mut self, ts: i64) -> &mut TickAcc {
-        // Fast path, no division: most events fall in the newest open tick.
+        let i = self.open(ts);
+        &mut self.ticks[i]
+    }
+
+    /// Opens the tick holding `ts` (and every tick between it and the open ones);
+    /// returns its index.
+    fn open(&mut self, ts: i64) -> usize {
+        // Fast path, no division: most times fall in the newest open ticks (an event in
+        // the newest, the start of a heartbeat's interval a few before it).
         let n = self.ticks.len();
         if n > 0 {
-            let last = self.base + (n as i64 - 1) * self.tick_ms;
-            if ts >= last && ts < last + self.tick_ms {
-                return &mut self.ticks[n - 1];
+            let mut i = n - 1;
+            let mut start = self.base + i as i64 * self.tick_ms;
+            for _ in 0..NEAR_TICKS {
+                if ts >= start {
+                    if ts < start + self.tick_ms {
+                        return i;
+                    }
+                    break;
+                }
+                if i == 0 {
+                    break;
+                }
+                i -= 1;
+                start -= self.tick_ms;
             }
         }
         let t = window_start(ts, self.tick_ms);
@@ -145,7 +167,7 @@ impl TickWindow {
         while self.ticks.len() <= i {
             self.ticks.push_back(TickAcc::default());
         }
-        &mut self.ticks[i]
+        i
     }
 
     /// Books a stretch of watch (and maybe rebuffer) time, split at tick boundaries.
@@ -153,23 +175,20 @@ impl TickWindow {
         if iv.from >= iv.to {
             return;
         }
-        // Open the ticks of both ends (and so every tick between), then walk them.
-        self.at(iv.to - 1);
-        self.at(iv.from);
-        let mut start = window_start(iv.from, self.tick_ms);
-        let mut i = ((start - self.base) / self.tick_ms) as usize;
-        let mut from = iv.from;
-        while from < iv.to {
-            let end = (start + self.tick_ms).min(iv.to);
+        // Open the older end first (it may add ticks in front, moving indexes), then
+        // the newer one (it only adds behind), and walk the ticks between.
+        let first = self.open(iv.from);
+        let last = self.open(iv.to - 1);
+        let mut start = self.base + first as i64 * self.tick_ms;
+        for i in first..=last {
+            let (from, end) = (iv.from.max(start), iv.to.min(start + self.tick_ms));
             if let Some(acc) = self.ticks.get_mut(i) {
                 acc.watch_ms += end - from;
                 if iv.rebuffering {
                     acc.rebuffer_ms += end - from;
                 }
             }
-            from = end;
             start += self.tick_ms;
-            i += 1;
         }
     }
 
@@ -407,6 +426,48 @@ impl MinuteWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn edge() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(0i64), Just(1), Just(999), 0i64..1_000]
+    }
+
+    proptest! {
+        /// Watch time split at tick boundaries equals, tick by tick, the overlap of
+        /// every interval with the tick, whatever the order the ticks were opened in
+        /// (before the oldest open tick, far past the newest, or near it).
+        #[test]
+        fn intervals_split_exactly_at_ticks(
+            raw in proptest::collection::vec((0i64..200, edge(), 0i64..40, edge(), any::<bool>()), 1..30)
+        ) {
+            // Whole seconds plus an offset that is often 0 or next to a second: tick
+            // boundaries (every 5 s) are hit often.
+            let spans: Vec<(i64, i64, bool)> = raw
+                .iter()
+                .map(|&(s, so, l, lo, r)| (s * 1_000 + so, l * 1_000 + lo, r))
+                .collect();
+            let tick = 5_000;
+            let mut w = TickWindow::new(tick);
+            for &(from, len, rebuffering) in &spans {
+                w.add_interval(Interval { from, to: from + len, rebuffering });
+            }
+            let overlap = |t: i64, only_rebuffer: bool| -> i64 {
+                spans
+                    .iter()
+                    .filter(|s| s.2 || !only_rebuffer)
+                    .map(|&(from, len, _)| ((from + len).min(t + tick) - from.max(t)).max(0))
+                    .sum()
+            };
+            let mut booked = 0;
+            for (t, acc) in w.iter() {
+                prop_assert_eq!(t.rem_euclid(tick), 0);
+                prop_assert_eq!(acc.watch_ms, overlap(t, false), "tick {}", t);
+                prop_assert_eq!(acc.rebuffer_ms, overlap(t, true), "tick {}", t);
+                booked += acc.watch_ms;
+            }
+            prop_assert_eq!(booked, spans.iter().map(|s| s.1).sum::<i64>());
+        }
+    }
 
     #[test]
     fn a_viewer_minute_marks_the_5s_slices_of_its_events_and_follows() {
