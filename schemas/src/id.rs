@@ -43,6 +43,8 @@ impl Id {
         Id(CompactString::new(s))
     }
 
+    /// Inlined across crates: the aggregator reads ids on every event.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
@@ -76,6 +78,7 @@ impl fmt::Display for Id {
 }
 
 impl AsRef<str> for Id {
+    #[inline]
     fn as_ref(&self) -> &str {
         self.0.as_str()
     }

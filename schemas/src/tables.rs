@@ -259,6 +259,7 @@ pub struct ViewerMinuteRow {
 pub const MINUTE_SLICE_MS: i64 = 5_000;
 
 /// The bit of `ts`'s 5-second slice in its minute's masks.
+#[inline]
 pub fn minute_slice_bit(ts: i64) -> i64 {
     1 << (ts.rem_euclid(60_000) / MINUTE_SLICE_MS)
 }
