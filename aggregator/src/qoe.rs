@@ -109,15 +109,29 @@ impl QoeWindow {
 
     /// The session's group id (interned on first use; the session caches it).
     /// `overflowed` counts sessions put into [`OTHER`] because of `max_groups`.
+    #[inline]
     pub fn group_of(
         &mut self,
         s: &mut ViewSession,
         max_groups: usize,
         overflowed: &mut u64,
     ) -> u32 {
-        if let Some(g) = s.qoe_group {
-            return g;
+        match s.qoe_group {
+            Some(g) => g,
+            None => self.assign_group(s, max_groups, overflowed),
         }
+    }
+
+    /// [`Self::group_of`] for a session with no cached group (kept out of line: the
+    /// cached answer is the one taken on nearly every call).
+    #[cold]
+    #[inline(never)]
+    fn assign_group(
+        &mut self,
+        s: &mut ViewSession,
+        max_groups: usize,
+        overflowed: &mut u64,
+    ) -> u32 {
         let g = self.intern(GroupKey::parts(s), max_groups, overflowed);
         s.qoe_group = Some(g);
         g
@@ -181,6 +195,7 @@ impl QoeWindow {
         }
     }
 
+    #[inline]
     fn at(&mut self, ts: i64, group: u32) -> &mut QoeAcc {
         let n = self.minutes.len();
         let i = if n > 0
@@ -189,22 +204,7 @@ impl QoeWindow {
         {
             n - 1 // most bookings fall in the newest open minute
         } else {
-            let m = window_start(ts, MINUTE_MS);
-            if self.minutes.is_empty() {
-                self.base = m;
-            }
-            while m < self.base {
-                self.minutes.push_front(Vec::new());
-                self.base -= MINUTE_MS;
-            }
-            let i = ((m - self.base) / MINUTE_MS) as usize;
-            while self.minutes.len() <= i {
-                // Sized like the minute before it (the same groups mostly carry on), so
-                // the accumulators are not regrown group by group every minute.
-                let like = self.minutes.back().map_or(0, Vec::len);
-                self.minutes.push_back(Vec::with_capacity(like));
-            }
-            i
+            self.open(ts)
         };
         let accs = &mut self.minutes[i];
         let g = group as usize;
@@ -212,6 +212,29 @@ impl QoeWindow {
             accs.resize_with(g + 1, QoeAcc::default);
         }
         &mut accs[g]
+    }
+
+    /// Opens the minute holding `ts` (and every minute between it and the open ones);
+    /// returns its index. Out of line: [`Self::at`] rarely needs it.
+    #[cold]
+    #[inline(never)]
+    fn open(&mut self, ts: i64) -> usize {
+        let m = window_start(ts, MINUTE_MS);
+        if self.minutes.is_empty() {
+            self.base = m;
+        }
+        while m < self.base {
+            self.minutes.push_front(Vec::new());
+            self.base -= MINUTE_MS;
+        }
+        let i = ((m - self.base) / MINUTE_MS) as usize;
+        while self.minutes.len() <= i {
+            // Sized like the minute before it (the same groups mostly carry on), so
+            // the accumulators are not regrown group by group every minute.
+            let like = self.minutes.back().map_or(0, Vec::len);
+            self.minutes.push_back(Vec::with_capacity(like));
+        }
+        i
     }
 
     /// Books what a session's step counts (at event time `ts`) into its group.

@@ -134,6 +134,7 @@ impl TickWindow {
 
     /// Opens the tick holding `ts` (and every tick between it and the open ones);
     /// returns its index.
+    #[inline]
     fn open(&mut self, ts: i64) -> usize {
         // Fast path, no division: most times fall in the newest open ticks (an event in
         // the newest, the start of a heartbeat's interval a few before it).
@@ -155,6 +156,13 @@ impl TickWindow {
                 start -= self.tick_ms;
             }
         }
+        self.open_far(ts)
+    }
+
+    /// [`Self::open`] for a time not among the newest open ticks (or none open).
+    #[cold]
+    #[inline(never)]
+    fn open_far(&mut self, ts: i64) -> usize {
         let t = window_start(ts, self.tick_ms);
         if self.ticks.is_empty() {
             self.base = t;
@@ -278,6 +286,17 @@ impl MinuteViewers {
         self.accs.is_empty()
     }
 
+    /// Adds a viewer first seen in this minute; returns its slot. Out of line: most
+    /// events are of a viewer already seen.
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, viewer: &Id, acc: ViewerMinuteAcc) -> usize {
+        let i = self.accs.len();
+        self.index.insert(viewer.clone(), i as u32);
+        self.accs.push((viewer.clone(), acc));
+        i
+    }
+
     /// The viewers and their accumulators, in first-seen order.
     pub fn iter(&self) -> impl Iterator<Item = (&Id, &ViewerMinuteAcc)> {
         self.accs.iter().map(|(v, a)| (v, a))
@@ -339,18 +358,7 @@ impl MinuteWindow {
         let minute = window_start(ts, MINUTE_MS);
         let pos = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
             Some(i) if self.minutes[i].0 == minute => i,
-            Some(i) => {
-                // Sized like the minute before it: the same audience mostly carries on,
-                // so the index does not grow by rehashing every minute.
-                let like = self.minutes[i].1.len();
-                self.minutes
-                    .insert(i + 1, (minute, MinuteViewers::with_capacity(like)));
-                i + 1
-            }
-            None => {
-                self.minutes.push_front((minute, MinuteViewers::default()));
-                0
-            }
+            found => self.open(minute, found),
         };
         let bit = minute_slice_bit(ts) as u16;
         let follow_bit = if followed { bit } else { 0 };
@@ -384,10 +392,7 @@ impl MinuteWindow {
                     seen_mask: bit,
                     follow_mask: follow_bit,
                 };
-                let i = viewers.accs.len();
-                viewers.index.insert(viewer.clone(), i as u32);
-                viewers.accs.push((viewer.clone(), acc));
-                i
+                viewers.add(viewer, acc)
             }
         };
         if let Some(h) = hint {
@@ -397,6 +402,27 @@ impl MinuteWindow {
             });
         }
         true
+    }
+
+    /// Opens `minute` after the open minute `before` (its position; `None`: in front)
+    /// and returns its position. Out of line: [`Self::record`] rarely needs it.
+    #[cold]
+    #[inline(never)]
+    fn open(&mut self, minute: i64, before: Option<usize>) -> usize {
+        match before {
+            Some(i) => {
+                // Sized like the minute before it: the same audience mostly carries on,
+                // so the index does not grow by rehashing every minute.
+                let like = self.minutes[i].1.len();
+                self.minutes
+                    .insert(i + 1, (minute, MinuteViewers::with_capacity(like)));
+                i + 1
+            }
+            None => {
+                self.minutes.push_front((minute, MinuteViewers::default()));
+                0
+            }
+        }
     }
 
     /// Removes every minute `[m, m + 60 s)` with `m + 60 s <= close_before`, oldest first.
