@@ -90,17 +90,28 @@ pub struct Step {
 }
 
 /// One view session.
+///
+/// `repr(C)`, with the fields the concurrency sample reads at every tick end (times,
+/// QoE group, state) first, and aligned to a cache line: they sit in one line instead
+/// of being spread over the ~250 bytes (the sample visits every open session at every
+/// tick end). In the aggregator bench this removed 10 % of the first-level cache read
+/// misses (simulated by callgrind) for 48 more bytes a session in its target's map.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[repr(C, align(64))]
 pub struct ViewSession {
-    pub session: Id,
-    pub viewer: Id,
-    pub state: SessionState,
     /// Time of its first event (the `viewstart`, or the first event seen mid-way).
     pub start_ts: i64,
     /// Time of its latest event.
     pub last_ts: i64,
     /// When the current rebuffering began (meaningful in `Rebuffering`).
     pub rebuffer_since: i64,
+    /// Its (device, country, player) group id in the target's QoE window, cached;
+    /// reset when an attribute arrives (see `crate::qoe`).
+    #[serde(default)]
+    pub qoe_group: Option<u32>,
+    pub state: SessionState,
+    pub session: Id,
+    pub viewer: Id,
     /// Time of the `viewstart` of a counted view; `None` for a session first seen mid-way.
     pub viewstart_ts: Option<i64>,
     /// A `playing` has been seen (the first one gives the startup time).
@@ -120,10 +131,6 @@ pub struct ViewSession {
     /// minute window; not part of the session's meaning).
     #[serde(default)]
     pub minute_slot: Option<MinuteSlot>,
-    /// Its (device, country, player) group id in the target's QoE window, cached;
-    /// reset when an attribute arrives (see `crate::qoe`).
-    #[serde(default)]
-    pub qoe_group: Option<u32>,
 }
 
 impl ViewSession {
