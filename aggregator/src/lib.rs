@@ -15,7 +15,8 @@
 //!   [`merge_hists`] for readers.
 //! - [`engine`]: [`Aggregator`], the deterministic core (`push`, `advance`,
 //!   `provisional`, `finish`, `stats`); [`snapshot`]: its save/restore.
-//! - `pending` (private): the pending buffer and its commit-order keys; `row_order`
+//! - `pending` (private): the pending buffer and its commit-order keys (its chunks'
+//!   events in `chunk_events`, dropped without being read again); `row_order`
 //!   (private): the order rows leave the core in; `ahead` (private): the marks and held
 //!   rows of the state applied ahead of the watermark.
 //! - [`config`]: [`AggregatorConfig`] with the documented defaults.
@@ -161,6 +162,7 @@
 
 mod ahead;
 pub mod alerts;
+mod chunk_events;
 pub mod config;
 pub mod engine;
 pub mod health;

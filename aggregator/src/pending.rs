@@ -25,6 +25,7 @@
 //! much longer than their neighbours (a future timestamp) hold their own size, not a
 //! chunk each, and the chunk count stays near `2 × pending / CHUNK`.
 
+use crate::chunk_events::ChunkEvents;
 use crate::engine::{event_order, kind_rank};
 use pulse_schemas::Event;
 use std::cmp::Ordering;
@@ -130,7 +131,7 @@ fn order_key(e: &Event) -> u128 {
 /// not yet committed ([`DONE`] when none is left).
 #[derive(Clone, Debug)]
 struct Chunk {
-    events: Vec<Event>,
+    events: ChunkEvents,
     keys: Vec<u128>,
     /// The fingerprints' low 4 bits (see [`order_key_and_low`]).
     low: Vec<u8>,
@@ -144,7 +145,7 @@ struct Chunk {
 impl Chunk {
     fn new() -> Self {
         Chunk {
-            events: Vec::with_capacity(CHUNK),
+            events: ChunkEvents::with_capacity(CHUNK),
             keys: Vec::with_capacity(CHUNK),
             low: Vec::with_capacity(CHUNK),
             min: DONE,
@@ -230,7 +231,7 @@ impl Pending {
         self.chunks.iter().flat_map(|c| {
             c.keys
                 .iter()
-                .zip(&c.events)
+                .zip(c.events.iter())
                 .filter(|(k, _)| **k != DONE)
                 .map(|(_, e)| e)
         })
@@ -238,7 +239,7 @@ impl Pending {
 
     pub fn get(&self, i: u64) -> &Event {
         let (c, at) = self.slot(i);
-        &c.events[at]
+        c.events.get(at)
     }
 
     /// Calls `f` on the events of `order` (as [`Self::due`] leaves it: sorted by key) in

@@ -48,6 +48,13 @@ impl Id {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// True when the id's text is on the heap (longer than fits inline): dropping it
+    /// then frees memory; otherwise dropping it does nothing.
+    #[inline]
+    pub fn is_heap_allocated(&self) -> bool {
+        self.0.is_heap_allocated()
+    }
 }
 
 /// `ID_BYTES[b]`: byte `b` is an id character.
