@@ -29,6 +29,8 @@ step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-# Benchmarks are built (so they keep compiling) but not run here: speed is measured
-# by `cargo bench` and `pulse loadgen`, recorded in load-tests/RESULTS.md.
+# `--all-targets` also runs each bench target once, as a smoke test (criterion's test
+# mode; `aggregator_rounds` plays one round without `--bench`), so they keep working.
+# Speed is measured by `cargo bench` and `pulse loadgen`, recorded in
+# load-tests/RESULTS.md, never here.
 cargo test --workspace --all-targets --locked

@@ -117,7 +117,7 @@ pub fn trace() -> Vec<Event> {
     keyed.into_iter().map(|(_, e)| e).collect()
 }
 
-/// Pushes `events` (time-shifted by `shift`) into `agg`, advancing every
+/// Pushes `events` (already time-shifted by [`shifted`]) into `agg`, advancing every
 /// [`ADVANCE_EVERY`] events; returns the number of closed tick rows.
 /// The closed windows are written into one reused buffer, as the live loop does.
 /// The emptied input vector is handed back so that criterion frees its 90 MB outside
