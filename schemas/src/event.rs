@@ -243,7 +243,7 @@ pub const WIRE_FIELDS: &[&str] = &[
 /// Parses and validates one event from its JSON text.
 pub fn parse_event(json: &str) -> Result<Event, Rejection> {
     match crate::scan::event(json) {
-        Some(wire) => validate(wire),
+        Some(wire) => validate(&wire),
         None => parse_event_general(json),
     }
 }
@@ -277,7 +277,7 @@ pub(crate) fn parse_event_general(json: &str) -> Result<Event, Rejection> {
             format!("trailing characters after the event: {e}"),
         )
     })?;
-    validate(wire)
+    validate(&wire)
 }
 
 /// Reads a refused event again, tracking the path of the field it broke at.

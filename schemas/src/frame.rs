@@ -2,7 +2,7 @@
 //! envelope, or NDJSON. The valid events of a batch are kept; every refused one is
 //! counted with its reason.
 
-use crate::event::{Event, RejectReason, Rejection, parse_event, validate};
+use crate::event::{Event, RejectReason, Rejection, WireEvent, parse_event, validate};
 use crate::scan::Scanner;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -105,9 +105,10 @@ fn fast_frame(text: &str, out: &mut ParsedFrame) -> Option<()> {
         b'[' => fast_array(&mut s, out)?,
         b'{' => {
             let start = s.clone();
-            match s.event() {
+            let mut wire = WireEvent::default();
+            match s.event_into(&mut wire) {
                 // An event (the keys of an envelope are not event fields).
-                Some(wire) => match validate(wire) {
+                Some(()) => match validate(&wire) {
                     Ok(e) => out.events.push(e),
                     Err(r) => out.reject(r, 1),
                 },
@@ -156,7 +157,9 @@ fn fast_array(s: &mut Scanner<'_>, out: &mut ParsedFrame) -> Option<()> {
         return Some(());
     }
     for i in 0..MAX_BATCH_EVENTS {
-        match validate(s.event()?) {
+        let mut wire = WireEvent::default();
+        s.event_into(&mut wire)?;
+        match validate(&wire) {
             Ok(e) => out.events.push(e),
             Err(r) => out.reject(
                 Rejection::new(r.reason, format!("event {i}: {}", r.message)),

@@ -268,9 +268,17 @@ impl<'a> Scanner<'a> {
 
     /// One event object, from its `{` to its `}`.
     pub(crate) fn event(&mut self) -> Option<WireEvent<'a>> {
+        let mut w = WireEvent::default();
+        self.event_into(&mut w)?;
+        Some(w)
+    }
+
+    /// [`Self::event`] into `w`, which must come in as `WireEvent::default()`: the
+    /// frame readers keep one on their stack, so the ~400-byte struct is not copied
+    /// out of a return value (and again into `validate`) for every event.
+    pub(crate) fn event_into(&mut self, w: &mut WireEvent<'a>) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
-        let mut w = WireEvent::default();
         let mut seen = 0u32;
         loop {
             let bit = self.field()?;
@@ -304,7 +312,7 @@ impl<'a> Scanner<'a> {
             }
         }
         // `type`, `ts`, `viewer` and `channel` are required.
-        (seen & 0b1111 == 0b1111).then_some(w)
+        (seen & 0b1111 == 0b1111).then_some(())
     }
 }
 

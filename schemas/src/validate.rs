@@ -8,7 +8,6 @@ use crate::event::{
 };
 use crate::id::Id;
 use crate::rejection::{RejectReason, Rejection};
-use std::borrow::Cow;
 use std::fmt;
 
 #[inline]
@@ -16,7 +15,7 @@ fn id(field: &str, value: &str) -> Result<Id, Rejection> {
     Id::parse(value).map_err(|e| Rejection::field(field, RejectReason::InvalidValue, e))
 }
 
-fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Rejection> {
+fn text(field: &str, value: Option<&str>) -> Result<Option<Box<str>>, Rejection> {
     match value {
         None => Ok(None),
         // ASCII (the common case) counts its characters by its length.
@@ -36,7 +35,7 @@ fn text(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<Box<str>>, Re
                 ),
             ))
         }
-        Some(v) => Ok(Some(v.into_owned().into_boxed_str())),
+        Some(v) => Ok(Some(Box::from(v))),
     }
 }
 
@@ -57,7 +56,7 @@ fn only_on(
     Ok(())
 }
 
-pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
+pub(crate) fn validate(w: &WireEvent<'_>) -> Result<Event, Rejection> {
     let kind = one_of("type", &w.kind, EventKind::parse, EventKind::ALL)?;
     if !(0..=MAX_TS).contains(&w.ts) {
         return Err(Rejection::field(
@@ -71,18 +70,18 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
     }
     let viewer = id("viewer", &w.viewer)?;
     let channel = id("channel", &w.channel)?;
-    let target = match (w.stream, w.vod, w.clip) {
+    let target = match (&w.stream, &w.vod, &w.clip) {
         (Some(s), None, None) => Target {
             kind: TargetKind::Stream,
-            id: id("stream", &s)?,
+            id: id("stream", s)?,
         },
         (None, Some(v), None) => Target {
             kind: TargetKind::Vod,
-            id: id("vod", &v)?,
+            id: id("vod", v)?,
         },
         (None, None, Some(c)) => Target {
             kind: TargetKind::Clip,
-            id: id("clip", &c)?,
+            id: id("clip", c)?,
         },
         (s, v, c) => {
             let n = [s.is_some(), v.is_some(), c.is_some()]
@@ -99,8 +98,8 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
             ));
         }
     };
-    let session = match w.session {
-        Some(s) => Some(id("session", &s)?),
+    let session = match &w.session {
+        Some(s) => Some(id("session", s)?),
         None if kind.is_playback() => {
             return Err(Rejection::new(
                 RejectReason::MissingField,
@@ -119,8 +118,8 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         ));
     }
     only_on("state", w.state.is_some(), kind, EventKind::Heartbeat)?;
-    let state = match w.state {
-        Some(s) => Some(one_of("state", &s, PlayerState::parse, PlayerState::ALL)?),
+    let state = match &w.state {
+        Some(s) => Some(one_of("state", s, PlayerState::parse, PlayerState::ALL)?),
         None => None,
     };
     let bitrate_kbps = match w.bitrate_kbps {
@@ -134,13 +133,13 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         Some(b) => Some(b as u32),
         None => None,
     };
-    let device = match w.device {
-        Some(d) => Some(one_of("device", &d, Device::parse, Device::ALL)?),
+    let device = match &w.device {
+        Some(d) => Some(one_of("device", d, Device::parse, Device::ALL)?),
         None => None,
     };
-    let country = match w.country {
+    let country = match &w.country {
         Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => {
-            Some(Id::new_unchecked(&c))
+            Some(Id::new_unchecked(c))
         }
         Some(c) => {
             return Err(Rejection::field(
@@ -151,8 +150,8 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         }
         None => None,
     };
-    let player = text("player", w.player)?;
-    let code = text("code", w.code)?;
+    let player = text("player", w.player.as_deref())?;
+    let code = text("code", w.code.as_deref())?;
     if kind == EventKind::Error && code.is_none() {
         return Err(Rejection::new(
             RejectReason::MissingField,
@@ -172,7 +171,7 @@ pub(crate) fn validate(w: WireEvent<'_>) -> Result<Event, Rejection> {
         None => None,
     };
     only_on("platform", w.platform.is_some(), kind, EventKind::Share)?;
-    let platform = text("platform", w.platform)?;
+    let platform = text("platform", w.platform.as_deref())?;
     Ok(Event {
         kind,
         ts: w.ts,
@@ -254,7 +253,7 @@ mod tests {
             let by_chars = !v.is_empty()
                 && v.chars().count() <= MAX_TEXT_LEN
                 && !v.chars().any(char::is_control);
-            proptest::prop_assert_eq!(text("player", Some(Cow::Borrowed(v.as_str()))).is_ok(), by_chars);
+            proptest::prop_assert_eq!(text("player", Some(v.as_str())).is_ok(), by_chars);
         }
     }
 }
