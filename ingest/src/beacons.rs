@@ -93,6 +93,7 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
         acks: Vec::new(),
         frame: ParsedFrame::default(),
         received: None,
+        uncounted_frames: 0,
     };
     if let End::Close(code, reason) = conn.run(&mut socket).await {
         metrics().record_close(code);
@@ -129,6 +130,11 @@ struct Connection {
     frame: ParsedFrame,
     /// Receive time read for the frames of the current burst, and how many used it.
     received: Option<(i64, u32)>,
+    /// Frames read and not yet added to `pulse_ingest_frames_total`: the shared counter
+    /// is bumped once per burst, not per frame (an atomic add on a cache line both
+    /// ingest workers write stalled each frame), always before the socket waits or
+    /// answers, so the count is current whenever the client could look.
+    uncounted_frames: u64,
 }
 
 /// Frames of one burst (read without waiting) that share one reading of the clock: a
@@ -145,6 +151,7 @@ impl Connection {
         loop {
             let next = if self.pending.is_empty() && self.acks.is_empty() {
                 self.received = None; // waiting: the next frame starts a new burst
+                self.count_frames();
                 tokio::select! {
                     biased;
                     () = self.state.shutdown.cancelled() => return End::Close(1001, "server shutting down".into()),
@@ -210,7 +217,7 @@ impl Connection {
         socket: &mut WebSocket,
         parsed: &mut ParsedFrame,
     ) -> Result<(), End> {
-        metrics().frames.inc();
+        self.uncounted_frames += 1;
         let received_ms = self.received_ms();
         let mut abusive = false;
         if let Some(limiter) = &mut self.limiter {
@@ -235,6 +242,7 @@ impl Connection {
         }
         if let Some(reply) = rejection_reply(parsed) {
             self.received = None; // the send may wait on a slow reader
+            self.count_frames();
             socket
                 .send(Message::Text(reply.into()))
                 .await
@@ -247,6 +255,15 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// Adds the frames read since the last call to `pulse_ingest_frames_total`.
+    fn count_frames(&mut self) {
+        if self.uncounted_frames > 0 {
+            metrics()
+                .frames
+                .inc_by(std::mem::take(&mut self.uncounted_frames));
+        }
     }
 
     /// The receive time of the frame being handled: the clock, read once for up to
@@ -270,6 +287,7 @@ impl Connection {
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         // A hand-off may wait (seconds, behind a full channel): frames after it are new.
         self.received = None;
+        self.count_frames();
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
             self.last_batch = batch.len();

@@ -54,7 +54,9 @@
 //!   one `ParsedFrame` (`parse_frame_into`; buffers beyond a few events are dropped so
 //!   an envelope does not pin memory on every socket), events are parsed by the plain
 //!   serde deserializer (the field path is tracked only when re-reading a refused one),
-//!   and the skew table hashes with foldhash.
+//!   the skew table hashes with foldhash, and a socket adds its frames to
+//!   `pulse_ingest_frames_total` once per burst (before it waits or replies), not with
+//!   an atomic add per frame on a line both workers write.
 //! - **Metrics** count WebSocket messages and `POST` bodies as frames; refusals by
 //!   `RejectReason` (a too-large frame or body counts once as `frame_too_large` /
 //!   `body_too_large`); closes by code; `queue_depth` is sampled after each send.

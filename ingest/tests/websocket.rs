@@ -406,3 +406,24 @@ async fn idle_sockets_are_closed_and_shutdown_closes_with_1001() {
     }
     assert_eq!(handed, 2);
 }
+
+#[tokio::test]
+async fn every_frame_read_is_counted_by_the_time_the_client_can_tell() {
+    let server = start(config(), None).await;
+    let before = metrics().frames.get();
+    let mut ws = connect(&server.ws_url(), Some(TOKEN)).await;
+    for i in 0..30 {
+        send_text(&mut ws, ev("heartbeat", NOW + i, "counted-frames")).await;
+    }
+    // Handed on means flushed, and a flush adds the socket's frames to the counter.
+    assert_eq!(server.settle_viewer("counted-frames", 30).await, 30);
+    assert!(metrics().frames.get() >= before + 30);
+    // A frame with nothing to hand on is counted before its rejection reply is sent.
+    let before = metrics().frames.get();
+    send_text(&mut ws, "hello, not json".into()).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a reply in time");
+    assert!(matches!(reply, Some(Ok(Message::Text(_)))), "{reply:?}");
+    assert!(metrics().frames.get() > before);
+}
