@@ -94,6 +94,7 @@ async fn serve_socket(state: IngestState, mut socket: WebSocket, trusted: bool) 
         frame: ParsedFrame::default(),
         received: None,
         uncounted_frames: 0,
+        uncorrected: None,
     };
     if let End::Close(code, reason) = conn.run(&mut socket).await {
         metrics().record_close(code);
@@ -135,6 +136,14 @@ struct Connection {
     /// ingest workers write stalled each frame), always before the socket waits or
     /// answers, so the count is current whenever the client could look.
     uncounted_frames: u64,
+    /// `(from, received_ms)`: `pending[from..]` came in frames received at
+    /// `received_ms` and is not skew-corrected yet. A burst's frames share one receive
+    /// time, so they are corrected together, under one lock of the node-wide skew
+    /// table instead of one per frame (that lock's line moved between the two ingest
+    /// workers for every frame). Each event still gets its own frame's receive time
+    /// and goes through the table in arrival order: a new receive time first corrects
+    /// what came before it, and a flush corrects everything before the hand-off.
+    uncorrected: Option<(usize, i64)>,
 }
 
 /// Frames of one burst (read without waiting) that share one reading of the clock: a
@@ -225,7 +234,7 @@ impl Connection {
             drop_rate_limited(parsed, admission.dropped, self.state.config());
             abusive = admission.abusive;
         }
-        self.state.correct_and_count(parsed, received_ms);
+        metrics().record_rejections(&parsed.by_reason);
         if self.pending.len() + parsed.events.len() > MAX_BATCH_EVENTS {
             self.flush(socket).await?;
         }
@@ -235,6 +244,16 @@ impl Connection {
                     .max(parsed.events.len())
                     .min(MAX_BATCH_EVENTS),
             );
+        }
+        if !parsed.events.is_empty() {
+            match self.uncorrected {
+                Some((_, ms)) if ms == received_ms => {}
+                Some(_) => {
+                    self.correct_pending();
+                    self.uncorrected = Some((self.pending.len(), received_ms));
+                }
+                None => self.uncorrected = Some((self.pending.len(), received_ms)),
+            }
         }
         self.pending.append(&mut parsed.events);
         if let Some(seq) = parsed.seq {
@@ -255,6 +274,15 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// Corrects the clock skew of the pending events not corrected yet.
+    fn correct_pending(&mut self) {
+        if let Some((from, received_ms)) = self.uncorrected.take()
+            && let Some(events) = self.pending.get_mut(from..)
+        {
+            self.state.correct(events, received_ms);
+        }
     }
 
     /// Adds the frames read since the last call to `pulse_ingest_frames_total`.
@@ -288,6 +316,7 @@ impl Connection {
         // A hand-off may wait (seconds, behind a full channel): frames after it are new.
         self.received = None;
         self.count_frames();
+        self.correct_pending();
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
             self.last_batch = batch.len();

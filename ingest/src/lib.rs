@@ -49,7 +49,11 @@
 //!   shutdown, so the binary awaits [`IngestState::sockets_closed`] before it stops the
 //!   aggregator.
 //! - **Clock skew**: see [`clock_skew`]; receive time comes from the injectable clock
-//!   of [`IngestState`] (one reading per frame or body).
+//!   of [`IngestState`]: one reading per `POST` body, and on a socket one per burst of
+//!   up to 64 frames read without waiting (every wait starts a new burst). A socket
+//!   corrects the events of frames that share a receive time together, before a new
+//!   receive time or the hand-off, under one lock of the node-wide table (each event
+//!   still with its own frame's receive time, in arrival order).
 //! - **Per-frame cost** (issue 2's frames ratio; `benches/frames.rs`): a socket reuses
 //!   one `ParsedFrame` (`parse_frame_into`; buffers beyond a few events are dropped so
 //!   an envelope does not pin memory on every socket), events are parsed by the plain
@@ -216,9 +220,13 @@ impl IngestState {
 
     /// Counts a frame's refusals and corrects its events' clock skew.
     pub(crate) fn correct_and_count(&self, parsed: &mut ParsedFrame, received_ms: i64) {
-        let m = metrics();
-        m.record_rejections(&parsed.by_reason);
-        m.record_skew(self.shared.skew.correct(&mut parsed.events, received_ms));
+        metrics().record_rejections(&parsed.by_reason);
+        self.correct(&mut parsed.events, received_ms);
+    }
+
+    /// Corrects the clock skew of events received at `received_ms` (in their order).
+    pub(crate) fn correct(&self, events: &mut [Event], received_ms: i64) {
+        metrics().record_skew(self.shared.skew.correct(events, received_ms));
     }
 
     /// Hands a batch to the aggregator; waits while its channel is full.
