@@ -270,8 +270,8 @@ impl Pending {
             }
             std::hint::black_box(sink);
             // Every run that begins in this block, settled whole: after the warm-up,
-            // so the check reads events already loaded (only a run's part past the
-            // block is read cold).
+            // so the check mostly reads lines it loaded (the warm-up reads what a
+            // commit reads, not every field; a run's part past the block is cold).
             while settled < end {
                 let key = order[settled].0;
                 let mut run = settled + 1;

@@ -407,8 +407,11 @@ async fn idle_sockets_are_closed_and_shutdown_closes_with_1001() {
     assert_eq!(handed, 2);
 }
 
+/// The socket adds its frames to the shared counter in bursts. This fails if they are
+/// never added; the exact moment (before a reply) is not pinned: the socket also adds
+/// them when it next waits, microseconds later, and other tests bump the same counter.
 #[tokio::test]
-async fn every_frame_read_is_counted_by_the_time_the_client_can_tell() {
+async fn frames_read_on_a_socket_are_counted() {
     let server = start(config(), None).await;
     let before = metrics().frames.get();
     let mut ws = connect(&server.ws_url(), Some(TOKEN)).await;

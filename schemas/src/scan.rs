@@ -277,6 +277,10 @@ impl<'a> Scanner<'a> {
     /// frame readers keep one on their stack, so the ~400-byte struct is not copied
     /// out of a return value (and again into `validate`) for every event.
     pub(crate) fn event_into(&mut self, w: &mut WireEvent<'a>) -> Option<()> {
+        debug_assert!(
+            *w == WireEvent::default(),
+            "event_into needs a default WireEvent"
+        );
         self.eat(b'{')?;
         self.ws();
         let mut seen = 0u32;
