@@ -159,8 +159,7 @@ impl Connection {
     async fn run(&mut self, socket: &mut WebSocket) -> End {
         loop {
             let next = if self.pending.is_empty() && self.acks.is_empty() {
-                self.received = None; // waiting: the next frame starts a new burst
-                self.count_frames();
+                self.end_burst(); // waiting: the next frame starts a new burst
                 tokio::select! {
                     biased;
                     () = self.state.shutdown.cancelled() => return End::Close(1001, "server shutting down".into()),
@@ -260,8 +259,7 @@ impl Connection {
             self.acks.push(seq);
         }
         if let Some(reply) = rejection_reply(parsed) {
-            self.received = None; // the send may wait on a slow reader
-            self.count_frames();
+            self.end_burst(); // the send may wait on a slow reader
             socket
                 .send(Message::Text(reply.into()))
                 .await
@@ -285,8 +283,10 @@ impl Connection {
         }
     }
 
-    /// Adds the frames read since the last call to `pulse_ingest_frames_total`.
-    fn count_frames(&mut self) {
+    /// Ends the current burst, before anything that may wait: the next frame reads the
+    /// clock afresh, and the frames read so far are added to `pulse_ingest_frames_total`.
+    fn end_burst(&mut self) {
+        self.received = None;
         if self.uncounted_frames > 0 {
             metrics()
                 .frames
@@ -314,8 +314,7 @@ impl Connection {
     /// Hands the pending batch to the aggregator (awaiting: backpressure), then acks.
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         // A hand-off may wait (seconds, behind a full channel): frames after it are new.
-        self.received = None;
-        self.count_frames();
+        self.end_burst();
         self.correct_pending();
         if !self.pending.is_empty() {
             let batch = std::mem::take(&mut self.pending);
