@@ -18,7 +18,7 @@
 //! The caller (the target's window state) owns the map of sessions, checks the
 //! timeout before [`ViewSession::apply`], and books the returned [`Step`] into ticks.
 
-use crate::window::MinuteSlot;
+use crate::window::{MinuteSlot, ViewerMinuteAcc};
 use pulse_schemas::{Device, EndReason, Event, EventKind, Id, PlayerState, SessionRow, TargetKind};
 use serde::{Deserialize, Serialize};
 
@@ -94,8 +94,10 @@ pub struct Step {
 /// `repr(C)` and aligned to a cache line, its fields in the order they are read:
 /// - line 1: what the concurrency sample reads at every tick end (times, QoE group,
 ///   state) and what most events change (watch and rebuffer time);
-/// - line 2: what some events read (startup, the minute slot hint);
-/// - then what only attributes, the end and the row read.
+/// - line 2: what every event of the session's viewer reads for its viewer minute
+///   (the minute slot, the events staged for it, the viewer: see
+///   [`crate::window::MinuteWindow::record_own`]);
+/// - then what only some events (startup), attributes, the end and the row read.
 ///
 /// The sample visits every open session at every tick end, and the default layout
 /// spread what it reads over the whole struct; in the aggregator bench, the sample
@@ -123,20 +125,24 @@ pub struct ViewSession {
     pub watch_ms: i64,
     pub rebuffer_ms: i64,
     pub rebuffer_count: i64,
+    /// Where its viewer's accumulator of the minute of its latest event sits in the
+    /// target's minute window (the session's own viewer only).
+    #[serde(default)]
+    pub minute_slot: Option<MinuteSlot>,
+    /// Events of its own viewer in that minute not yet added to that accumulator
+    /// (empty when `events` is 0): see [`crate::window::MinuteWindow::record_own`].
+    #[serde(default)]
+    pub staged: ViewerMinuteAcc,
+    pub viewer: Id,
     /// Time of the `viewstart` of a counted view; `None` for a session first seen mid-way.
     pub viewstart_ts: Option<i64>,
     pub startup_ms: Option<i64>,
-    /// Where its viewer's current minute accumulator sits (a hint for the target's
-    /// minute window; not part of the session's meaning).
-    #[serde(default)]
-    pub minute_slot: Option<MinuteSlot>,
     pub country: Option<Id>,
     pub player: Option<Box<str>>,
     /// How and when it ended (`end_ts` is the last event for a timeout).
     #[serde(with = "end_as_text")]
     pub end: Option<(i64, EndReason)>,
     pub session: Id,
-    pub viewer: Id,
 }
 
 impl ViewSession {
@@ -164,6 +170,7 @@ impl ViewSession {
             embed: None,
             end: None,
             minute_slot: None,
+            staged: ViewerMinuteAcc::default(),
             qoe_group: None,
         };
         s.note_attributes(e);

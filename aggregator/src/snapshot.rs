@@ -105,6 +105,9 @@ impl Aggregator {
         core.env.sessions.max = cfg.max_sessions;
         core.env.viewer_minutes.max = cfg.max_viewer_minutes;
         core.max_targets = cfg.max_targets;
+        for state in core.targets.values_mut() {
+            state.forget_unstaged_slots();
+        }
         let mut graves = snap.graves;
         graves.set_bounds(cfg.tombstone_ttl_ms, cfg.max_tombstones);
         let mut agg = Aggregator::new(cfg);

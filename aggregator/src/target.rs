@@ -14,7 +14,7 @@ use crate::qoe::{QoeWindow, RowContext};
 use crate::row_order::by_id;
 use crate::session::{Step, ViewSession};
 use crate::tombstones::Graves;
-use crate::window::{Bound, MinuteWindow, TickWindow};
+use crate::window::{Bound, MINUTE_MS, MinuteWindow, TickWindow};
 use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,38 @@ pub struct TargetState {
     pub qoe: QoeWindow,
 }
 
+/// Books a session's event into its viewer's minute: through the session's staged
+/// events when the event is of the session's own viewer (nearly always), else directly.
+fn record_minute(
+    minutes: &mut MinuteWindow,
+    s: &mut ViewSession,
+    e: &Event,
+    chat: i64,
+    env: &mut Env,
+) -> bool {
+    let followed = e.kind == EventKind::Follow;
+    if e.viewer == s.viewer {
+        minutes.record_own(
+            e.ts,
+            &e.viewer,
+            followed,
+            chat,
+            &mut env.viewer_minutes,
+            &mut s.minute_slot,
+            &mut s.staged,
+        )
+    } else {
+        minutes.record(
+            e.ts,
+            &e.viewer,
+            followed,
+            chat,
+            &mut env.viewer_minutes,
+            None,
+        )
+    }
+}
+
 impl TargetState {
     pub fn new(target: Target, channel: Id, tick_ms: i64) -> Self {
         TargetState {
@@ -77,6 +109,18 @@ impl TargetState {
             ticks: TickWindow::new(tick_ms),
             minutes: MinuteWindow::default(),
             qoe: QoeWindow::default(),
+        }
+    }
+
+    /// Forgets the minute slots of sessions with nothing staged: a snapshot written
+    /// before staging may hold a slot of another viewer than the session's (the slot
+    /// was then a hint for whichever viewer came last), and [`MinuteWindow::record_own`]
+    /// stages into the slot it holds. A session without a slot looks its viewer up.
+    pub fn forget_unstaged_slots(&mut self) {
+        for s in self.sessions.values_mut() {
+            if s.staged.events == 0 {
+                s.minute_slot = None;
+            }
         }
     }
 
@@ -163,7 +207,6 @@ impl TargetState {
         out: &mut ClosedWindows,
     ) -> Option<(Step, Option<bool>, Option<u32>)> {
         let timeout = env.params.timeout_ms;
-        let followed = e.kind == EventKind::Follow;
         let orphan = Step {
             orphan: true,
             ..Step::default()
@@ -184,14 +227,7 @@ impl TargetState {
                     env.params.max_qoe_groups,
                     &mut env.counters.qoe_groups_overflowed,
                 );
-                let booked = self.minutes.record(
-                    e.ts,
-                    &e.viewer,
-                    followed,
-                    chat,
-                    &mut env.viewer_minutes,
-                    Some(&mut s.minute_slot),
-                );
+                let booked = record_minute(&mut self.minutes, s, e, chat, env);
                 (step, booked, group)
             }
             None if graves.ended(&self.target, session, e.ts) => {
@@ -209,14 +245,7 @@ impl TargetState {
                     env.params.max_qoe_groups,
                     &mut env.counters.qoe_groups_overflowed,
                 );
-                let booked = self.minutes.record(
-                    e.ts,
-                    &e.viewer,
-                    followed,
-                    chat,
-                    &mut env.viewer_minutes,
-                    Some(&mut s.minute_slot),
-                );
+                let booked = record_minute(&mut self.minutes, &mut s, e, chat, env);
                 self.sessions.insert(session.clone(), s);
                 (step, booked, group)
             }
@@ -234,7 +263,10 @@ impl TargetState {
         graves: &mut G,
         out: &mut ClosedWindows,
     ) {
-        if let Some(s) = self.sessions.remove(session) {
+        if let Some(mut s) = self.sessions.remove(session) {
+            if let Some(slot) = s.minute_slot {
+                self.minutes.unstage(slot, &s.viewer, &mut s.staged);
+            }
             env.sessions.release(1);
             out.sessions.push(self.session_row(&s, env));
             graves.bury(
@@ -268,7 +300,7 @@ impl TargetState {
         let mut viewers = 0i64;
         let mut expired = 0usize;
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
-        let qoe = &mut self.qoe;
+        let (qoe, minutes) = (&mut self.qoe, &mut self.minutes);
         let (max_groups, overflowed) = (
             env.params.max_qoe_groups,
             &mut env.counters.qoe_groups_overflowed,
@@ -276,6 +308,9 @@ impl TargetState {
         self.sessions.retain(|id, s| {
             if s.timed_out_at(t, timeout) {
                 s.expire();
+                if let Some(slot) = s.minute_slot {
+                    minutes.unstage(slot, &s.viewer, &mut s.staged);
+                }
                 out.sessions
                     .push(s.to_row(node, target.kind, &target.id, channel));
                 graves.bury(target, id, s.last_ts);
@@ -300,6 +335,17 @@ impl TargetState {
     /// Writes and forgets every tick and minute ending at or before `close_before`
     /// (= W − session timeout: see the closing rule in lib.rs).
     pub fn close(&mut self, close_before: i64, env: &mut Env, out: &mut ClosedWindows) {
+        if self.minutes.closes_any(close_before) {
+            // The events sessions staged for the minutes about to close join them
+            // (a scan of the sessions once a minute, not at every tick).
+            for s in self.sessions.values_mut() {
+                if let Some(slot) = s.minute_slot
+                    && slot.minute + MINUTE_MS <= close_before
+                {
+                    self.minutes.unstage(slot, &s.viewer, &mut s.staged);
+                }
+            }
+        }
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
         self.ticks.pop_closed(close_before, |t, acc| {
             if !acc.is_empty() {
@@ -339,9 +385,25 @@ impl TargetState {
                 ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
             }
         }
+        // Where each minute's rows begin: the sessions' staged events are added to them.
+        let mut starts = Vec::new();
         for (m, viewers) in self.minutes.iter() {
+            starts.push((*m, minutes.len()));
             for (viewer, acc) in viewers.iter() {
                 minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
+            }
+        }
+        for s in self.sessions.values() {
+            let Some(slot) = s.minute_slot.filter(|_| s.staged.events > 0) else {
+                continue;
+            };
+            let row = starts
+                .iter()
+                .find(|(m, _)| *m == slot.minute)
+                .and_then(|(_, at)| minutes.get_mut(at + slot.slot as usize));
+            match row {
+                Some(row) if row.viewer == s.viewer => s.staged.merge_into_row(row),
+                _ => debug_assert!(false, "events staged without their row"),
             }
         }
         let ctx = RowContext {

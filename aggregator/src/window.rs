@@ -236,6 +236,36 @@ pub struct ViewerMinuteAcc {
 }
 
 impl ViewerMinuteAcc {
+    /// Adds one event in the 5-second slice `bit` of the minute.
+    fn add(&mut self, bit: u16, followed: bool, chat_messages: i64) {
+        self.events += 1;
+        self.followed |= followed;
+        self.chat_messages += chat_messages;
+        self.seen_mask |= bit;
+        if followed {
+            self.follow_mask |= bit;
+        }
+    }
+
+    /// Adds the events of `other` (every field is a sum or an or: the order in which
+    /// events reach an accumulator does not change it).
+    pub fn merge(&mut self, other: &ViewerMinuteAcc) {
+        self.events += other.events;
+        self.followed |= other.followed;
+        self.chat_messages += other.chat_messages;
+        self.seen_mask |= other.seen_mask;
+        self.follow_mask |= other.follow_mask;
+    }
+
+    /// [`Self::merge`] into a row built from an accumulator.
+    pub fn merge_into_row(&self, row: &mut ViewerMinuteRow) {
+        row.events += self.events;
+        row.followed |= self.followed;
+        row.chat_messages += self.chat_messages;
+        row.seen_mask |= i64::from(self.seen_mask);
+        row.follow_mask |= i64::from(self.follow_mask);
+    }
+
     pub fn to_row(
         &self,
         node: &Id,
@@ -404,6 +434,67 @@ impl MinuteWindow {
         true
     }
 
+    /// [`Self::record`] for an event of a session's own viewer, `hint` and `staged`
+    /// being the session's [`MinuteSlot`] and staged events. An event in the minute of
+    /// the slot is added to `staged`, in the line of the session its event has read
+    /// anyway, instead of to the viewer's accumulator in the minute (a cache miss
+    /// nearly every event paid: a viewer sends about six events a minute). The staged
+    /// events join that accumulator ([`Self::unstage`]) when the session's next event
+    /// falls in another minute, when the session ends, and before the minute closes;
+    /// rows of open minutes ([`crate::target::TargetState::dump`]) add them. Every
+    /// field of an accumulator is a sum or an or, so the rows are the same. The first
+    /// event of a minute goes through [`Self::record`] (the entry and the bound).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_own(
+        &mut self,
+        ts: i64,
+        viewer: &Id,
+        followed: bool,
+        chat_messages: i64,
+        bound: &mut Bound,
+        hint: &mut Option<MinuteSlot>,
+        staged: &mut ViewerMinuteAcc,
+    ) -> bool {
+        if let Some(h) = *hint {
+            if ts >= h.minute && ts < h.minute.saturating_add(MINUTE_MS) {
+                staged.add(minute_slice_bit(ts) as u16, followed, chat_messages);
+                return true;
+            }
+            self.unstage(h, viewer, staged);
+        }
+        self.record(ts, viewer, followed, chat_messages, bound, Some(hint))
+    }
+
+    /// Adds a session's `staged` events (see [`Self::record_own`]) to the accumulator
+    /// of `viewer` in the minute `slot` names, and empties them.
+    pub fn unstage(&mut self, slot: MinuteSlot, viewer: &Id, staged: &mut ViewerMinuteAcc) {
+        if staged.events == 0 {
+            return;
+        }
+        let staged = std::mem::take(staged);
+        let Some((_, viewers)) = self.minutes.iter_mut().find(|(m, _)| *m == slot.minute) else {
+            // Unreachable: a minute closes only after its staged events joined it.
+            debug_assert!(false, "events staged for a closed minute");
+            return;
+        };
+        let at = match viewers.accs.get(slot.slot as usize) {
+            Some((v, _)) if v == viewer => Some(slot.slot as usize),
+            _ => viewers.index.get(viewer).map(|&i| i as usize),
+        };
+        match at.and_then(|i| viewers.accs.get_mut(i)) {
+            Some((_, acc)) => acc.merge(&staged),
+            // Unreachable: a slot is staged into only after `record` made it.
+            None => debug_assert!(false, "events staged for a viewer without an entry"),
+        }
+    }
+
+    /// True when [`Self::pop_closed`] with `close_before` would close a minute.
+    pub fn closes_any(&self, close_before: i64) -> bool {
+        self.minutes
+            .front()
+            .is_some_and(|(m, _)| m + MINUTE_MS <= close_before)
+    }
+
     /// Opens `minute` after the open minute `before` (its position; `None`: in front)
     /// and returns its position. Out of line: [`Self::record`] rarely needs it.
     #[cold]
@@ -492,6 +583,49 @@ mod tests {
                 booked += acc.watch_ms;
             }
             prop_assert_eq!(booked, spans.iter().map(|s| s.1).sum::<i64>());
+        }
+    }
+
+    proptest! {
+        /// Events of a session's viewer booked through the session's staged events
+        /// (`record_own`, then `unstage` at its end) close into the rows booking each
+        /// at once gives, with another viewer's events in between.
+        #[test]
+        fn staged_events_close_into_the_same_rows(
+            steps in proptest::collection::vec((0i64..20_000, any::<bool>(), 0i64..3, any::<bool>()), 1..60)
+        ) {
+            let (me, other) = (Id::new_unchecked("me"), Id::new_unchecked("other"));
+            let mut direct = MinuteWindow::default();
+            let mut staged_w = MinuteWindow::default();
+            let (mut b1, mut b2) = (Bound { open: 0, max: 1_000 }, Bound { open: 0, max: 1_000 });
+            let (mut hint, mut staged) = (None, ViewerMinuteAcc::default());
+            let mut ts = 0;
+            for (gap, followed, chat, mine) in steps {
+                ts += gap;
+                let viewer = if mine { &me } else { &other };
+                prop_assert!(direct.record(ts, viewer, followed, chat, &mut b1, None));
+                let ok = if mine {
+                    staged_w.record_own(ts, viewer, followed, chat, &mut b2, &mut hint, &mut staged)
+                } else {
+                    staged_w.record(ts, viewer, followed, chat, &mut b2, None)
+                };
+                prop_assert!(ok);
+            }
+            if let Some(h) = hint {
+                staged_w.unstage(h, &me, &mut staged);
+            }
+            prop_assert_eq!(staged.events, 0);
+            let rows = |w: &mut MinuteWindow, b: &mut Bound| {
+                let mut out = Vec::new();
+                w.pop_closed(i64::MAX, b, |m, v| {
+                    for (viewer, acc) in v.iter() {
+                        out.push((m, viewer.to_string(), acc.clone()));
+                    }
+                });
+                out
+            };
+            prop_assert_eq!(rows(&mut staged_w, &mut b2), rows(&mut direct, &mut b1));
+            prop_assert_eq!((b1.open, b2.open), (0, 0));
         }
     }
 

@@ -316,6 +316,71 @@ fn provisional_shows_open_windows_without_changing_anything() {
     assert_eq!(a.stats(), b.stats());
 }
 
+/// The viewer-minute rows of open minutes (provisional) are the rows those minutes
+/// close with: every event of a session counted once, in its 5-second slice, whether
+/// the engine added it to the viewer's minute at once or held it with its session
+/// (`MinuteWindow::record_own`), including two sessions of one viewer, an event of
+/// a session carrying another viewer, and a session that ends inside the minute.
+#[test]
+fn provisional_viewer_minutes_are_the_rows_that_close() {
+    let mut evs = vec![
+        ev(K::Viewstart, 1_000, "a"),
+        ev(K::Playing, 2_000, "a"),
+        ev(K::Viewstart, 3_000, "b"),
+        ev(K::Playing, 4_000, "b"),
+    ];
+    // Session "b" is the second session of viewer v-a.
+    for e in evs.iter_mut().skip(2) {
+        e.viewer = id("v-a");
+    }
+    for ts in (12_000..=72_000).step_by(10_000) {
+        evs.push(heartbeat(ts, "a", Some(PlayerState::Playing)));
+        let mut b = heartbeat(ts + 500, "b", Some(PlayerState::Playing));
+        b.viewer = id("v-a");
+        evs.push(b);
+    }
+    let mut foreign = heartbeat(33_000, "a", Some(PlayerState::Playing));
+    foreign.viewer = id("v-other");
+    evs.push(foreign);
+    let mut end = ev(K::Viewend, 44_000, "b");
+    end.viewer = id("v-a");
+    evs.push(end);
+    evs.push(engage(K::Chat, 45_000, "v-a"));
+    let mut a = Aggregator::new(cfg());
+    for e in &evs {
+        a.push(e.clone());
+    }
+    let key = |r: &pulse_schemas::ViewerMinuteRow| {
+        (
+            r.minute,
+            r.viewer.to_string(),
+            r.events,
+            r.chat_messages,
+            r.seen_mask,
+        )
+    };
+    let mut open: Vec<_> = a
+        .provisional(80_000)
+        .viewer_minutes
+        .iter()
+        .map(key)
+        .collect();
+    open.sort();
+    let mut rows = Rows::default();
+    rows.add(&a.finish());
+    let mut closed: Vec<_> = rows.viewer_minutes.iter().map(key).collect();
+    closed.sort();
+    assert_eq!(open, closed);
+    // Minute 0 of v-a: a's 2 + 5 heartbeats (the one at 33 000 is v-other's), b's 2 +
+    // 5 heartbeats (its heartbeat at 52 500 follows its end: an orphan, still an
+    // event of the viewer) and its viewend, the chat.
+    let v_a_0 = closed.iter().find(|r| r.0 == 0 && r.1 == "v-a").cloned();
+    assert_eq!(
+        v_a_0.map(|r| (r.2, r.3)),
+        Some((2 + 5 + 2 + 4 + 1 + 1 + 1, 1))
+    );
+}
+
 #[test]
 fn provisional_within_stops_short_only_when_the_frontier_lags() {
     // One viewer from 1 s, a heartbeat every 2 s up to 40 s; `cfg()` ticks are 5 s,
