@@ -7,12 +7,12 @@
 //!   accumulators (`MinuteWindow` → `ViewerMinuteRow`, with the 5-second slices of the
 //!   minute in which the viewer had an event and a follow as two 12-bit masks, so the
 //!   query side answers distinct viewers at a 5 s step); time split at tick boundaries.
-//!   A session holds the events of its own viewer in the current minute beside its
-//!   other fields (`MinuteWindow::record_own`) and adds them to the viewer's
-//!   accumulator once: when its events move to another minute, when it ends, and
-//!   before the minute closes; provisional rows add what is held. Every field of a
-//!   viewer minute is a sum or an or, so the rows are the ones booking each event at
-//!   once gives (`--test columns provisional_viewer_minutes_are_the_rows_that_close`).
+//! - [`stage`]: what a session holds back for its target's minute windows (the events
+//!   of its viewer and its watch time in the minute of its latest event), added to the
+//!   accumulators once instead of at every event: when its events move to another
+//!   minute, when it ends, before the minute closes or a snapshot is written.
+//!   Provisional rows add what is held. Every field of those accumulators is a sum or
+//!   an or, so the rows are the ones booking each event at once gives.
 //! - [`target`]: one target's open sessions and windows; what each event counts for.
 //! - [`tombstones`]: the bounded set of recently ended sessions (orphan detection).
 //! - [`qoe`]: `QoeWindow`, playback quality per minute and (device, country, player)
@@ -185,6 +185,7 @@ pub mod runtime;
 pub mod session;
 pub mod sinks;
 pub mod snapshot;
+pub mod stage;
 pub mod target;
 pub mod tombstones;
 pub mod window;

@@ -240,20 +240,37 @@ impl QoeWindow {
     /// Books what a session's step counts (at event time `ts`) into its group.
     pub fn book(&mut self, group: u32, ts: i64, step: &Step) {
         if let Some(iv) = step.interval {
-            let mut from = iv.from;
-            while from < iv.to {
-                let end = (window_start(from, MINUTE_MS) + MINUTE_MS).min(iv.to);
-                let acc = self.at(from, group);
-                acc.watch_ms += end - from;
-                if iv.rebuffering {
-                    acc.rebuffer_ms += end - from;
-                }
-                from = end;
+            self.book_interval(group, iv.from, iv.to, iv.rebuffering);
+        }
+        self.book_counts(group, ts, step);
+    }
+
+    /// Books watch time `[from, to)` (also rebuffer time when `rebuffering`) into the
+    /// group, split at minute boundaries.
+    pub fn book_interval(&mut self, group: u32, mut from: i64, to: i64, rebuffering: bool) {
+        while from < to {
+            let end = (window_start(from, MINUTE_MS) + MINUTE_MS).min(to);
+            let acc = self.at(from, group);
+            acc.watch_ms += end - from;
+            if rebuffering {
+                acc.rebuffer_ms += end - from;
             }
+            from = end;
         }
-        if !(step.view || step.rebuffer_started || step.failed || step.startup_ms.is_some()) {
-            return;
+    }
+
+    /// Books a step's views, rebuffers, failures and startup (at event time `ts`).
+    #[inline]
+    pub fn book_counts(&mut self, group: u32, ts: i64, step: &Step) {
+        if step.view || step.rebuffer_started || step.failed || step.startup_ms.is_some() {
+            self.add_counts(group, ts, step);
         }
+    }
+
+    /// [`Self::book_counts`] for a step that counts something (out of line: most are
+    /// heartbeats).
+    #[inline(never)]
+    fn add_counts(&mut self, group: u32, ts: i64, step: &Step) {
         let acc = self.at(ts, group);
         acc.views += i64::from(step.view);
         acc.rebuffer_count += i64::from(step.rebuffer_started);
@@ -261,6 +278,14 @@ impl QoeWindow {
         if let Some(ms) = step.startup_ms {
             acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
         }
+    }
+
+    /// Adds watch and rebuffer time a session held back ([`crate::stage`]) to the
+    /// group's accumulator of the minute starting at `minute`.
+    pub fn add_time(&mut self, minute: i64, group: u32, watch_ms: i64, rebuffer_ms: i64) {
+        let acc = self.at(minute, group);
+        acc.watch_ms += watch_ms;
+        acc.rebuffer_ms += rebuffer_ms;
     }
 
     /// Counts one viewer of `group` for the concurrency sample being taken.
@@ -289,6 +314,11 @@ impl QoeWindow {
             acc.viewer_ticks += *n;
             *n = 0;
         }
+    }
+
+    /// True when [`Self::close`] with `close_before` would close a minute.
+    pub fn closes_any(&self, close_before: i64) -> bool {
+        !self.minutes.is_empty() && self.base + MINUTE_MS <= close_before
     }
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.

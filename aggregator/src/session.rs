@@ -18,7 +18,7 @@
 //! The caller (the target's window state) owns the map of sessions, checks the
 //! timeout before [`ViewSession::apply`], and books the returned [`Step`] into ticks.
 
-use crate::window::{MinuteSlot, ViewerMinuteAcc};
+use crate::stage::Stage;
 use pulse_schemas::{Device, EndReason, Event, EventKind, Id, PlayerState, SessionRow, TargetKind};
 use serde::{Deserialize, Serialize};
 
@@ -94,9 +94,8 @@ pub struct Step {
 /// `repr(C)` and aligned to a cache line, its fields in the order they are read:
 /// - line 1: what the concurrency sample reads at every tick end (times, QoE group,
 ///   state) and what most events change (watch and rebuffer time);
-/// - line 2: what every event of the session's viewer reads for its viewer minute
-///   (the minute slot, the events staged for it, the viewer: see
-///   [`crate::window::MinuteWindow::record_own`]);
+/// - line 2: what every event reads for the target's minute windows (the stage, the
+///   viewer it is compared with: see [`crate::stage`]);
 /// - then what only some events (startup), attributes, the end and the row read.
 ///
 /// The sample visits every open session at every tick end, and the default layout
@@ -125,14 +124,10 @@ pub struct ViewSession {
     pub watch_ms: i64,
     pub rebuffer_ms: i64,
     pub rebuffer_count: i64,
-    /// Where its viewer's accumulator of the minute of its latest event sits in the
-    /// target's minute window (the session's own viewer only).
-    #[serde(default)]
-    pub minute_slot: Option<MinuteSlot>,
-    /// Events of its own viewer in that minute not yet added to that accumulator
-    /// (empty when `events` is 0): see [`crate::window::MinuteWindow::record_own`].
-    #[serde(default)]
-    pub staged: ViewerMinuteAcc,
+    /// What it holds back for the target's minute windows ([`crate::stage`]); never
+    /// written to a snapshot (released into the windows first).
+    #[serde(skip)]
+    pub stage: Stage,
     pub viewer: Id,
     /// Time of the `viewstart` of a counted view; `None` for a session first seen mid-way.
     pub viewstart_ts: Option<i64>,
@@ -144,6 +139,12 @@ pub struct ViewSession {
     pub end: Option<(i64, EndReason)>,
     pub session: Id,
 }
+
+// The stage and the viewer it is compared with share the second line (see above).
+const _: () = assert!(
+    std::mem::offset_of!(ViewSession, stage) >= 64
+        && std::mem::offset_of!(ViewSession, viewer) + std::mem::size_of::<Id>() <= 128
+);
 
 impl ViewSession {
     /// Starts a session at its first event (a `viewstart`, or any playback event of a
@@ -169,8 +170,7 @@ impl ViewSession {
             player: None,
             embed: None,
             end: None,
-            minute_slot: None,
-            staged: ViewerMinuteAcc::default(),
+            stage: Stage::default(),
             qoe_group: None,
         };
         s.note_attributes(e);

@@ -66,7 +66,15 @@ impl Aggregator {
             late: self.late,
             dropped_pending_full: self.dropped_pending_full,
             settled: Some(self.settled),
-            core: base.clone(),
+            core: {
+                // What sessions hold back goes into the windows: a snapshot holds no
+                // stage ([`crate::stage`]).
+                let mut core = base.clone();
+                for state in core.targets.values_mut() {
+                    state.release_stages();
+                }
+                core
+            },
             graves: base_graves.clone(),
             pending: self.pending.events().map(|e| e.to_json()).collect(),
         };
@@ -105,9 +113,6 @@ impl Aggregator {
         core.env.sessions.max = cfg.max_sessions;
         core.env.viewer_minutes.max = cfg.max_viewer_minutes;
         core.max_targets = cfg.max_targets;
-        for state in core.targets.values_mut() {
-            state.forget_unstaged_slots();
-        }
         let mut graves = snap.graves;
         graves.set_bounds(cfg.tombstone_ttl_ms, cfg.max_tombstones);
         let mut agg = Aggregator::new(cfg);

@@ -13,8 +13,9 @@
 use crate::qoe::{QoeWindow, RowContext};
 use crate::row_order::by_id;
 use crate::session::{Step, ViewSession};
+use crate::stage;
 use crate::tombstones::Graves;
-use crate::window::{Bound, MINUTE_MS, MinuteWindow, TickWindow};
+use crate::window::{Bound, MinuteWindow, TickWindow};
 use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target};
 use serde::{Deserialize, Serialize};
 
@@ -68,36 +69,43 @@ pub struct TargetState {
     pub qoe: QoeWindow,
 }
 
-/// Books a session's event into its viewer's minute: through the session's staged
-/// events when the event is of the session's own viewer (nearly always), else directly.
-fn record_minute(
+/// Books a live session's event into its viewer's minute and its watch time and
+/// counts into its QoE group, through the session's stage ([`crate::stage`]) for the
+/// parts it can hold back; false when the viewer-minute bound refused the event.
+#[allow(clippy::too_many_arguments)]
+fn book_session(
     minutes: &mut MinuteWindow,
+    qoe: &mut QoeWindow,
     s: &mut ViewSession,
     e: &Event,
+    step: &Step,
+    group: u32,
     chat: i64,
     env: &mut Env,
 ) -> bool {
     let followed = e.kind == EventKind::Follow;
-    if e.viewer == s.viewer {
-        minutes.record_own(
+    let bound = &mut env.viewer_minutes;
+    let booked = if e.viewer == s.viewer {
+        stage::record_own(
+            &mut s.stage,
             e.ts,
             &e.viewer,
             followed,
             chat,
-            &mut env.viewer_minutes,
-            &mut s.minute_slot,
-            &mut s.staged,
+            bound,
+            minutes,
+            qoe,
         )
     } else {
-        minutes.record(
-            e.ts,
-            &e.viewer,
-            followed,
-            chat,
-            &mut env.viewer_minutes,
-            None,
-        )
+        minutes
+            .record(e.ts, &e.viewer, followed, chat, bound)
+            .is_some()
+    };
+    if let Some(iv) = step.interval {
+        stage::book_interval(&mut s.stage, group, iv, qoe);
     }
+    qoe.book_counts(group, e.ts, step);
+    booked
 }
 
 impl TargetState {
@@ -112,15 +120,10 @@ impl TargetState {
         }
     }
 
-    /// Forgets the minute slots of sessions with nothing staged: a snapshot written
-    /// before staging may hold a slot of another viewer than the session's (the slot
-    /// was then a hint for whichever viewer came last), and [`MinuteWindow::record_own`]
-    /// stages into the slot it holds. A session without a slot looks its viewer up.
-    pub fn forget_unstaged_slots(&mut self) {
+    /// Adds what every session holds back to the windows (before a snapshot).
+    pub fn release_stages(&mut self) {
         for s in self.sessions.values_mut() {
-            if s.staged.events == 0 {
-                s.minute_slot = None;
-            }
+            stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
         }
     }
 
@@ -148,12 +151,9 @@ impl TargetState {
             && let Some(session) = &e.session
         {
             match self.drive_session(e, session, chat, env, graves, out) {
-                Some((s, recorded, group)) => {
+                Some((s, recorded)) => {
                     step = s;
                     minute_recorded = recorded;
-                    if let Some(g) = group {
-                        self.qoe.book(g, e.ts, &step);
-                    }
                 }
                 None => return, // dropped by max_sessions
             }
@@ -179,14 +179,8 @@ impl TargetState {
             acc.startups.push(ms.clamp(0, i64::from(u32::MAX)) as u32);
         }
         let recorded = minute_recorded.unwrap_or_else(|| {
-            self.minutes.record(
-                e.ts,
-                &e.viewer,
-                followed,
-                chat,
-                &mut env.viewer_minutes,
-                None,
-            )
+            let bound = &mut env.viewer_minutes;
+            (self.minutes.record(e.ts, &e.viewer, followed, chat, bound)).is_some()
         });
         if !recorded {
             env.counters.dropped_viewer_minutes += 1;
@@ -194,9 +188,8 @@ impl TargetState {
     }
 
     /// Runs the session state machine; `None` when the event is dropped by `max_sessions`.
-    /// For an event of a live session, also books its viewer minute through the
-    /// session's cached slot (the second value: `Some(booked)`) and gives its QoE
-    /// group (the third).
+    /// For an event of a live session, also books its viewer minute and its QoE group's
+    /// minute ([`book_session`]; the second value: `Some(booked)`).
     fn drive_session<G: Graves>(
         &mut self,
         e: &Event,
@@ -205,20 +198,20 @@ impl TargetState {
         env: &mut Env,
         graves: &mut G,
         out: &mut ClosedWindows,
-    ) -> Option<(Step, Option<bool>, Option<u32>)> {
+    ) -> Option<(Step, Option<bool>)> {
         let timeout = env.params.timeout_ms;
         let orphan = Step {
             orphan: true,
             ..Step::default()
         };
-        let (step, recorded, group) = match self.sessions.get_mut(session) {
+        let (step, recorded) = match self.sessions.get_mut(session) {
             Some(s) if s.timed_out_at(e.ts, timeout) => {
                 // Silent for longer than the timeout: it ended at its last event, and
                 // this event belongs to an ended session.
                 s.expire();
                 self.end_session(session, env, graves, out);
                 env.counters.orphans += 1;
-                return Some((orphan, None, None));
+                return Some((orphan, None));
             }
             Some(s) => {
                 let step = s.apply(e);
@@ -227,12 +220,21 @@ impl TargetState {
                     env.params.max_qoe_groups,
                     &mut env.counters.qoe_groups_overflowed,
                 );
-                let booked = record_minute(&mut self.minutes, s, e, chat, env);
-                (step, booked, group)
+                let booked = book_session(
+                    &mut self.minutes,
+                    &mut self.qoe,
+                    s,
+                    e,
+                    &step,
+                    group,
+                    chat,
+                    env,
+                );
+                (step, booked)
             }
             None if graves.ended(&self.target, session, e.ts) => {
                 env.counters.orphans += 1;
-                return Some((orphan, None, None));
+                return Some((orphan, None));
             }
             None => {
                 if !env.sessions.take() {
@@ -245,15 +247,24 @@ impl TargetState {
                     env.params.max_qoe_groups,
                     &mut env.counters.qoe_groups_overflowed,
                 );
-                let booked = record_minute(&mut self.minutes, &mut s, e, chat, env);
+                let booked = book_session(
+                    &mut self.minutes,
+                    &mut self.qoe,
+                    &mut s,
+                    e,
+                    &step,
+                    group,
+                    chat,
+                    env,
+                );
                 self.sessions.insert(session.clone(), s);
-                (step, booked, group)
+                (step, booked)
             }
         };
         if step.ended.is_some() {
             self.end_session(session, env, graves, out);
         }
-        Some((step, Some(recorded), Some(group)))
+        Some((step, Some(recorded)))
     }
 
     fn end_session<G: Graves>(
@@ -264,9 +275,7 @@ impl TargetState {
         out: &mut ClosedWindows,
     ) {
         if let Some(mut s) = self.sessions.remove(session) {
-            if let Some(slot) = s.minute_slot {
-                self.minutes.unstage(slot, &s.viewer, &mut s.staged);
-            }
+            stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
             env.sessions.release(1);
             out.sessions.push(self.session_row(&s, env));
             graves.bury(
@@ -308,9 +317,7 @@ impl TargetState {
         self.sessions.retain(|id, s| {
             if s.timed_out_at(t, timeout) {
                 s.expire();
-                if let Some(slot) = s.minute_slot {
-                    minutes.unstage(slot, &s.viewer, &mut s.staged);
-                }
+                stage::release(&mut s.stage, &s.viewer, minutes, qoe);
                 out.sessions
                     .push(s.to_row(node, target.kind, &target.id, channel));
                 graves.bury(target, id, s.last_ts);
@@ -335,14 +342,12 @@ impl TargetState {
     /// Writes and forgets every tick and minute ending at or before `close_before`
     /// (= W − session timeout: see the closing rule in lib.rs).
     pub fn close(&mut self, close_before: i64, env: &mut Env, out: &mut ClosedWindows) {
-        if self.minutes.closes_any(close_before) {
-            // The events sessions staged for the minutes about to close join them
-            // (a scan of the sessions once a minute, not at every tick).
+        if self.minutes.closes_any(close_before) || self.qoe.closes_any(close_before) {
+            // What sessions hold back for the minutes about to close joins them (a scan
+            // of the sessions once a minute, not at every tick).
             for s in self.sessions.values_mut() {
-                if let Some(slot) = s.minute_slot
-                    && slot.minute + MINUTE_MS <= close_before
-                {
-                    self.minutes.unstage(slot, &s.viewer, &mut s.staged);
+                if s.stage.closes_at(close_before) {
+                    stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
                 }
             }
         }
@@ -385,25 +390,23 @@ impl TargetState {
                 ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
             }
         }
-        // Where each minute's rows begin: the sessions' staged events are added to them.
-        let mut starts = Vec::new();
-        for (m, viewers) in self.minutes.iter() {
-            starts.push((*m, minutes.len()));
+        // What sessions hold back is part of the open minutes: their rows are those of
+        // copies of the two windows with every stage added.
+        let held;
+        let (minute_window, qoe_window) = if self.sessions.values().any(|s| !s.stage.is_empty()) {
+            let (mut m, mut q) = (self.minutes.clone(), self.qoe.clone());
+            for s in self.sessions.values() {
+                let mut st = s.stage;
+                stage::release(&mut st, &s.viewer, &mut m, &mut q);
+            }
+            held = (m, q);
+            (&held.0, &held.1)
+        } else {
+            (&self.minutes, &self.qoe)
+        };
+        for (m, viewers) in minute_window.iter() {
             for (viewer, acc) in viewers.iter() {
                 minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
-            }
-        }
-        for s in self.sessions.values() {
-            let Some(slot) = s.minute_slot.filter(|_| s.staged.events > 0) else {
-                continue;
-            };
-            let row = starts
-                .iter()
-                .find(|(m, _)| *m == slot.minute)
-                .and_then(|(_, at)| minutes.get_mut(at + slot.slot as usize));
-            match row {
-                Some(row) if row.viewer == s.viewer => s.staged.merge_into_row(row),
-                _ => debug_assert!(false, "events staged without their row"),
             }
         }
         let ctx = RowContext {
@@ -412,7 +415,7 @@ impl TargetState {
             target: &target.id,
             channel,
         };
-        self.qoe.dump(&ctx, &mut p.qoe_minutes);
+        qoe_window.dump(&ctx, &mut p.qoe_minutes);
     }
 
     /// Ends every open session by timeout (end of a replay: nothing more will come).

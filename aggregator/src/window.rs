@@ -236,36 +236,6 @@ pub struct ViewerMinuteAcc {
 }
 
 impl ViewerMinuteAcc {
-    /// Adds one event in the 5-second slice `bit` of the minute.
-    fn add(&mut self, bit: u16, followed: bool, chat_messages: i64) {
-        self.events += 1;
-        self.followed |= followed;
-        self.chat_messages += chat_messages;
-        self.seen_mask |= bit;
-        if followed {
-            self.follow_mask |= bit;
-        }
-    }
-
-    /// Adds the events of `other` (every field is a sum or an or: the order in which
-    /// events reach an accumulator does not change it).
-    pub fn merge(&mut self, other: &ViewerMinuteAcc) {
-        self.events += other.events;
-        self.followed |= other.followed;
-        self.chat_messages += other.chat_messages;
-        self.seen_mask |= other.seen_mask;
-        self.follow_mask |= other.follow_mask;
-    }
-
-    /// [`Self::merge`] into a row built from an accumulator.
-    pub fn merge_into_row(&self, row: &mut ViewerMinuteRow) {
-        row.events += self.events;
-        row.followed |= self.followed;
-        row.chat_messages += self.chat_messages;
-        row.seen_mask |= i64::from(self.seen_mask);
-        row.follow_mask |= i64::from(self.follow_mask);
-    }
-
     pub fn to_row(
         &self,
         node: &Id,
@@ -293,7 +263,7 @@ impl ViewerMinuteAcc {
 
 /// Viewers of one minute: their accumulators in first-seen order, and an index by
 /// viewer. A session remembers the slot of its viewer's current minute
-/// ([`MinuteSlot`]), so most events reach their accumulator without hashing the id.
+/// ([`MinuteSlot`]) and holds its later events of that minute back ([`crate::stage`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MinuteViewers {
     index: foldhash::HashMap<Id, u32>,
@@ -333,7 +303,7 @@ impl MinuteViewers {
     }
 }
 
-/// Where a viewer's accumulator of one minute sits (a hint: checked before use).
+/// Where a viewer's accumulator of one minute sits: its place among the minute's viewers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MinuteSlot {
     pub minute: i64,
@@ -373,9 +343,8 @@ impl MinuteWindow {
         self.minutes.is_empty()
     }
 
-    /// Adds one event of `viewer` at `ts` to its minute; false when a new entry would
-    /// pass `bound` (the caller counts the drop). `hint` is the slot this viewer had
-    /// last time (used when it still holds this viewer in this minute) and is updated.
+    /// Adds one event of `viewer` at `ts` to its minute and says where its accumulator
+    /// sits; `None` when a new entry would pass `bound` (the caller counts the drop).
     pub fn record(
         &mut self,
         ts: i64,
@@ -383,8 +352,7 @@ impl MinuteWindow {
         followed: bool,
         chat_messages: i64,
         bound: &mut Bound,
-        hint: Option<&mut Option<MinuteSlot>>,
-    ) -> bool {
+    ) -> Option<MinuteSlot> {
         let minute = window_start(ts, MINUTE_MS);
         let pos = match self.minutes.iter().rposition(|(m, _)| *m <= minute) {
             Some(i) if self.minutes[i].0 == minute => i,
@@ -393,27 +361,19 @@ impl MinuteWindow {
         let bit = minute_slice_bit(ts) as u16;
         let follow_bit = if followed { bit } else { 0 };
         let viewers = &mut self.minutes[pos].1;
-        let cached = match &hint {
-            Some(Some(h)) if h.minute == minute => Some(h.slot as usize),
-            _ => None,
-        };
-        let slot = match cached {
-            Some(i) if viewers.accs.get(i).is_some_and(|(v, _)| v == viewer) => Some(i),
-            _ => viewers.index.get(viewer).map(|&i| i as usize),
-        };
-        let slot = match slot {
-            Some(i) => {
-                let acc = &mut viewers.accs[i].1;
+        let slot = match viewers.index.get(viewer) {
+            Some(&i) => {
+                let acc = &mut viewers.accs[i as usize].1;
                 acc.events += 1;
                 acc.followed |= followed;
                 acc.chat_messages += chat_messages;
                 acc.seen_mask |= bit;
                 acc.follow_mask |= follow_bit;
-                i
+                i as usize
             }
             None => {
                 if !bound.take() {
-                    return false;
+                    return None;
                 }
                 let acc = ViewerMinuteAcc {
                     events: 1,
@@ -425,55 +385,24 @@ impl MinuteWindow {
                 viewers.add(viewer, acc)
             }
         };
-        if let Some(h) = hint {
-            *h = Some(MinuteSlot {
-                minute,
-                slot: slot as u32,
-            });
-        }
-        true
+        Some(MinuteSlot {
+            minute,
+            slot: slot as u32,
+        })
     }
 
-    /// [`Self::record`] for an event of a session's own viewer, `hint` and `staged`
-    /// being the session's [`MinuteSlot`] and staged events. An event in the minute of
-    /// the slot is added to `staged`, in the line of the session its event has read
-    /// anyway, instead of to the viewer's accumulator in the minute (a cache miss
-    /// nearly every event paid: a viewer sends about six events a minute). The staged
-    /// events join that accumulator ([`Self::unstage`]) when the session's next event
-    /// falls in another minute, when the session ends, and before the minute closes;
-    /// rows of open minutes ([`crate::target::TargetState::dump`]) add them. Every
-    /// field of an accumulator is a sum or an or, so the rows are the same. The first
-    /// event of a minute goes through [`Self::record`] (the entry and the bound).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_own(
+    /// Adds `events` of `viewer` that a session held back ([`crate::stage`]), with
+    /// their 5-second slices, to the viewer's accumulator in the minute `slot` names.
+    pub fn add_staged(
         &mut self,
-        ts: i64,
+        slot: MinuteSlot,
         viewer: &Id,
-        followed: bool,
-        chat_messages: i64,
-        bound: &mut Bound,
-        hint: &mut Option<MinuteSlot>,
-        staged: &mut ViewerMinuteAcc,
-    ) -> bool {
-        if let Some(h) = *hint {
-            if ts >= h.minute && ts < h.minute.saturating_add(MINUTE_MS) {
-                staged.add(minute_slice_bit(ts) as u16, followed, chat_messages);
-                return true;
-            }
-            self.unstage(h, viewer, staged);
-        }
-        self.record(ts, viewer, followed, chat_messages, bound, Some(hint))
-    }
-
-    /// Adds a session's `staged` events (see [`Self::record_own`]) to the accumulator
-    /// of `viewer` in the minute `slot` names, and empties them.
-    pub fn unstage(&mut self, slot: MinuteSlot, viewer: &Id, staged: &mut ViewerMinuteAcc) {
-        if staged.events == 0 {
-            return;
-        }
-        let staged = std::mem::take(staged);
+        events: u32,
+        seen_mask: u16,
+        follow_mask: u16,
+    ) {
         let Some((_, viewers)) = self.minutes.iter_mut().find(|(m, _)| *m == slot.minute) else {
-            // Unreachable: a minute closes only after its staged events joined it.
+            // Unreachable: a minute closes only after what sessions staged for it joined it.
             debug_assert!(false, "events staged for a closed minute");
             return;
         };
@@ -482,8 +411,13 @@ impl MinuteWindow {
             _ => viewers.index.get(viewer).map(|&i| i as usize),
         };
         match at.and_then(|i| viewers.accs.get_mut(i)) {
-            Some((_, acc)) => acc.merge(&staged),
-            // Unreachable: a slot is staged into only after `record` made it.
+            Some((_, acc)) => {
+                acc.events += i64::from(events);
+                acc.followed |= follow_mask != 0;
+                acc.seen_mask |= seen_mask;
+                acc.follow_mask |= follow_mask;
+            }
+            // Unreachable: a slot is staged into only after `record` made its entry.
             None => debug_assert!(false, "events staged for a viewer without an entry"),
         }
     }
@@ -586,62 +520,20 @@ mod tests {
         }
     }
 
-    proptest! {
-        /// Events of a session's viewer booked through the session's staged events
-        /// (`record_own`, then `unstage` at its end) close into the rows booking each
-        /// at once gives, with another viewer's events in between.
-        #[test]
-        fn staged_events_close_into_the_same_rows(
-            steps in proptest::collection::vec((0i64..20_000, any::<bool>(), 0i64..3, any::<bool>()), 1..60)
-        ) {
-            let (me, other) = (Id::new_unchecked("me"), Id::new_unchecked("other"));
-            let mut direct = MinuteWindow::default();
-            let mut staged_w = MinuteWindow::default();
-            let (mut b1, mut b2) = (Bound { open: 0, max: 1_000 }, Bound { open: 0, max: 1_000 });
-            let (mut hint, mut staged) = (None, ViewerMinuteAcc::default());
-            let mut ts = 0;
-            for (gap, followed, chat, mine) in steps {
-                ts += gap;
-                let viewer = if mine { &me } else { &other };
-                prop_assert!(direct.record(ts, viewer, followed, chat, &mut b1, None));
-                let ok = if mine {
-                    staged_w.record_own(ts, viewer, followed, chat, &mut b2, &mut hint, &mut staged)
-                } else {
-                    staged_w.record(ts, viewer, followed, chat, &mut b2, None)
-                };
-                prop_assert!(ok);
-            }
-            if let Some(h) = hint {
-                staged_w.unstage(h, &me, &mut staged);
-            }
-            prop_assert_eq!(staged.events, 0);
-            let rows = |w: &mut MinuteWindow, b: &mut Bound| {
-                let mut out = Vec::new();
-                w.pop_closed(i64::MAX, b, |m, v| {
-                    for (viewer, acc) in v.iter() {
-                        out.push((m, viewer.to_string(), acc.clone()));
-                    }
-                });
-                out
-            };
-            prop_assert_eq!(rows(&mut staged_w, &mut b2), rows(&mut direct, &mut b1));
-            prop_assert_eq!((b1.open, b2.open), (0, 0));
-        }
-    }
-
     #[test]
     fn a_viewer_minute_marks_the_5s_slices_of_its_events_and_follows() {
         let mut w = MinuteWindow::default();
         let mut bound = Bound { open: 0, max: 10 };
         let (a, b) = (Id::new_unchecked("a"), Id::new_unchecked("b"));
         let m = 600_000;
-        assert!(w.record(m + 1, &a, false, 0, &mut bound, None));
-        assert!(w.record(m + 4_999, &a, false, 0, &mut bound, None));
-        assert!(w.record(m + 12_000, &a, true, 0, &mut bound, None));
-        assert!(w.record(m + 59_999, &b, false, 2, &mut bound, None));
-        // A slot hint from another minute is ignored.
-        let mut hint = Some(MinuteSlot { minute: 0, slot: 0 });
-        assert!(w.record(m + 60_000, &b, true, 0, &mut bound, Some(&mut hint)));
+        assert!(w.record(m + 1, &a, false, 0, &mut bound).is_some());
+        assert!(w.record(m + 4_999, &a, false, 0, &mut bound).is_some());
+        assert!(w.record(m + 12_000, &a, true, 0, &mut bound).is_some());
+        assert_eq!(
+            w.record(m + 59_999, &b, false, 2, &mut bound),
+            Some(MinuteSlot { minute: m, slot: 1 })
+        );
+        assert!(w.record(m + 60_000, &b, true, 0, &mut bound).is_some());
         let mut closed = Vec::new();
         w.pop_closed(m + 120_000, &mut bound, |minute, v| {
             for (viewer, acc) in v.iter() {

@@ -316,11 +316,12 @@ fn provisional_shows_open_windows_without_changing_anything() {
     assert_eq!(a.stats(), b.stats());
 }
 
-/// The viewer-minute rows of open minutes (provisional) are the rows those minutes
-/// close with: every event of a session counted once, in its 5-second slice, whether
-/// the engine added it to the viewer's minute at once or held it with its session
-/// (`MinuteWindow::record_own`), including two sessions of one viewer, an event of
-/// a session carrying another viewer, and a session that ends inside the minute.
+/// The viewer-minute and QoE rows of open minutes (provisional) are the rows those
+/// minutes close with: every event of a session counted once, in its 5-second slice,
+/// and its watch time once, whether the engine added them to the minute at once or
+/// held them with the session (`pulse_aggregator::stage`), including two sessions of
+/// one viewer, an event of a session carrying another viewer, and a session that ends
+/// inside the minute.
 #[test]
 fn provisional_viewer_minutes_are_the_rows_that_close() {
     let mut evs = vec![
@@ -359,18 +360,24 @@ fn provisional_viewer_minutes_are_the_rows_that_close() {
             r.seen_mask,
         )
     };
-    let mut open: Vec<_> = a
-        .provisional(80_000)
-        .viewer_minutes
-        .iter()
-        .map(key)
-        .collect();
+    // Viewer samples go on after 80 000 (the sessions time out later): not compared.
+    let qoe = |r: &pulse_schemas::QoeMinuteRow| (r.minute, r.views, r.watch_ms, r.rebuffer_ms);
+    let p = a.provisional(80_000);
+    let mut open: Vec<_> = p.viewer_minutes.iter().map(key).collect();
     open.sort();
+    let mut open_qoe: Vec<_> = p.qoe_minutes.iter().map(qoe).collect();
+    open_qoe.sort();
     let mut rows = Rows::default();
     rows.add(&a.finish());
     let mut closed: Vec<_> = rows.viewer_minutes.iter().map(key).collect();
     closed.sort();
     assert_eq!(open, closed);
+    let mut closed_qoe: Vec<_> = rows.qoe_minutes.iter().map(qoe).collect();
+    closed_qoe.sort();
+    assert_eq!(open_qoe, closed_qoe);
+    // a watches 2 000 → 72 000, b 4 000 → 44 000.
+    let watched: i64 = closed_qoe.iter().map(|r| r.2).sum();
+    assert_eq!(watched, 70_000 + 40_000);
     // Minute 0 of v-a: a's 2 + 5 heartbeats (the one at 33 000 is v-other's), b's 2 +
     // 5 heartbeats (its heartbeat at 52 500 follows its end: an orphan, still an
     // event of the viewer) and its viewend, the chat.
@@ -378,6 +385,50 @@ fn provisional_viewer_minutes_are_the_rows_that_close() {
     assert_eq!(
         v_a_0.map(|r| (r.2, r.3)),
         Some((2 + 5 + 2 + 4 + 1 + 1 + 1, 1))
+    );
+}
+
+/// A minute closes while a session that holds events of it back is still alive (its
+/// later events carry another viewer, so none of them moves its stage on): what it
+/// holds joins the minute before the minute's rows are written.
+#[test]
+fn a_minute_closing_under_a_live_session_gets_what_the_session_holds() {
+    let mut evs = vec![
+        ev(K::Viewstart, 1_000, "a"),
+        ev(K::Playing, 2_000, "a"),
+        heartbeat(11_000, "a", Some(PlayerState::Playing)),
+        heartbeat(21_000, "a", Some(PlayerState::Playing)),
+    ];
+    for ts in (31_000..=131_000).step_by(10_000) {
+        let mut e = heartbeat(ts, "a", Some(PlayerState::Playing));
+        e.viewer = id("v-x");
+        evs.push(e);
+    }
+    let (rows, _) = run_all(cfg(), evs);
+    let mut vm: Vec<_> = rows
+        .viewer_minutes
+        .iter()
+        .map(|r| (r.minute, r.viewer.to_string(), r.events))
+        .collect();
+    vm.sort();
+    assert_eq!(
+        vm,
+        vec![
+            (0, "v-a".to_owned(), 4),
+            (0, "v-x".to_owned(), 3),
+            (60_000, "v-x".to_owned(), 6),
+            (120_000, "v-x".to_owned(), 2),
+        ]
+    );
+    let mut watch: Vec<_> = rows
+        .qoe_minutes
+        .iter()
+        .map(|r| (r.minute, r.watch_ms))
+        .collect();
+    watch.sort();
+    assert_eq!(
+        watch,
+        vec![(0, 58_000), (60_000, 60_000), (120_000, 11_000)]
     );
 }
 
