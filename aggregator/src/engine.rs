@@ -478,7 +478,9 @@ impl Aggregator {
             p.viewer_minutes.extend_from_slice(&rows.viewer_minutes);
             p.qoe_minutes.extend_from_slice(&rows.qoe_minutes);
         }
-        for state in core.targets.values() {
+        for state in core.targets.values_mut() {
+            // A scratch copy: what sessions hold back goes into its windows.
+            state.release_stages();
             state.dump(&core.env, &mut p);
         }
         if w < exact {

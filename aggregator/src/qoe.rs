@@ -237,7 +237,9 @@ impl QoeWindow {
         i
     }
 
-    /// Books what a session's step counts (at event time `ts`) into its group.
+    /// Books what a session's step counts (at event time `ts`) into its group, all at
+    /// once (the engine holds the watch time back first: [`crate::stage`]).
+    #[cfg(test)]
     pub fn book(&mut self, group: u32, ts: i64, step: &Step) {
         if let Some(iv) = step.interval {
             self.book_interval(group, iv.from, iv.to, iv.rebuffering);

@@ -10,7 +10,8 @@
 //! in one [`Stage`], beside the fields its event reads anyway, and adds it to the two
 //! accumulators once ([`release`]):
 //! - when an event of its viewer falls in another minute (before it is booked),
-//! - when its QoE group changes (the watch time part),
+//! - when watch time of the held minute comes under another QoE group (the session's
+//!   attributes changed its group: the held time goes to the group it was spent in),
 //! - when the session ends or times out,
 //! - before the minute closes ([`crate::target::TargetState::close`]) and before a
 //!   snapshot is written (a snapshot holds no stage: staging is not part of the
@@ -20,8 +21,10 @@
 //! accumulators keep is a sum or an or, so where an event was added first changes no
 //! row. The first event of a minute goes through [`MinuteWindow::record`] as before:
 //! it makes the viewer's entry (and takes the `max_viewer_minutes` bound) or is
-//! dropped and counted; events of another viewer than the session's (a client may send
-//! them) and anything a bound refused are booked directly, never staged.
+//! dropped and counted. An event of another viewer than the session's (a client may
+//! send them) goes to that viewer's minute directly; its watch time, which belongs to
+//! the session's group whoever the viewer is, is held as any other. After a bound
+//! refused a viewer minute, nothing is held until the next minute is booked.
 
 use crate::qoe::QoeWindow;
 use crate::session::Interval;
@@ -160,6 +163,7 @@ pub fn book_interval(stage: &mut Stage, group: u32, iv: Interval, qoe: &mut QoeW
         // 0 < to − cut ≤ a minute: both ends lie in the staged minute. A session's
         // intervals do not overlap, so the sums stay within a minute too.
         let w = (iv.to - cut) as u32;
+        debug_assert!(i64::from(w) <= MINUTE_MS && i64::from(stage.watch_ms) < MINUTE_MS);
         stage.group = group;
         stage.watch_ms = stage.watch_ms.saturating_add(w);
         if iv.rebuffering {
@@ -173,7 +177,8 @@ pub fn book_interval(stage: &mut Stage, group: u32, iv: Interval, qoe: &mut QoeW
 }
 
 /// Adds everything `stage` holds to the accumulators (viewer minute and QoE group) and
-/// empties it; the slot stays.
+/// empties it. The slot stays: it may name a minute that has since closed, which is
+/// harmless, as events after a close lie past that minute and are never held for it.
 #[inline(never)]
 pub fn release(stage: &mut Stage, viewer: &Id, minutes: &mut MinuteWindow, qoe: &mut QoeWindow) {
     if stage.events > 0 {
@@ -219,11 +224,12 @@ mod tests {
         /// A session's events booked through its stage, released at random moments and
         /// at the end, leave both windows exactly as booking each event at once does:
         /// with events of another viewer in between, group changes, intervals across
-        /// minute boundaries and a viewer-minute bound that refuses entries.
+        /// minute boundaries, events with chat messages (never held) and a
+        /// viewer-minute bound that refuses entries.
         #[test]
         fn staging_books_what_booking_at_once_does(
             steps in proptest::collection::vec(
-                (1i64..25_000, 0u8..4, any::<bool>(), 0u32..3, any::<bool>(), 0u8..6),
+                (1i64..25_000, 0u8..4, any::<bool>(), 0u32..3, any::<bool>(), 0u8..6, 0i64..2),
                 1..80,
             ),
             max in 1usize..8,
@@ -234,16 +240,16 @@ mod tests {
             let (mut b1, mut b2) = (Bound { open: 0, max }, Bound { open: 0, max });
             let mut stage = Stage::default();
             let (mut last, mut ts) = (0i64, 0i64);
-            for (gap, who, rebuffering, group, followed, release_now) in steps {
+            for (gap, who, rebuffering, group, followed, release_now, chat) in steps {
                 ts += gap;
                 let viewer = if who == 3 { &other } else { &me };
                 let iv = Interval { from: last, to: ts, rebuffering };
-                let direct = m1.record(ts, viewer, followed, 0, &mut b1).is_some();
+                let direct = m1.record(ts, viewer, followed, chat, &mut b1).is_some();
                 q1.book_interval(group, iv.from, iv.to, iv.rebuffering);
                 let staged = if viewer == &me {
-                    record_own(&mut stage, ts, viewer, followed, 0, &mut b2, &mut m2, &mut q2)
+                    record_own(&mut stage, ts, viewer, followed, chat, &mut b2, &mut m2, &mut q2)
                 } else {
-                    m2.record(ts, viewer, followed, 0, &mut b2).is_some()
+                    m2.record(ts, viewer, followed, chat, &mut b2).is_some()
                 };
                 book_interval(&mut stage, group, iv, &mut q2);
                 prop_assert_eq!(direct, staged, "booked at {}", ts);

@@ -390,8 +390,9 @@ impl TargetState {
                 ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
             }
         }
-        // What sessions hold back is part of the open minutes: their rows are those of
-        // copies of the two windows with every stage added.
+        // What sessions hold back is part of the open minutes: the engine releases it
+        // into its scratch copy first; otherwise the rows come from copies of the two
+        // windows with every stage added.
         let held;
         let (minute_window, qoe_window) = if self.sessions.values().any(|s| !s.stage.is_empty()) {
             let (mut m, mut q) = (self.minutes.clone(), self.qoe.clone());
