@@ -83,6 +83,7 @@ impl ChunkEvents {
         self.events.capacity()
     }
 
+    #[inline]
     pub fn push(&mut self, e: Event) {
         self.heap.push(owns_heap(&e));
         self.events.push(ManuallyDrop::new(e));

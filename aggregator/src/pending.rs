@@ -209,6 +209,7 @@ impl Pending {
         self.live
     }
 
+    #[inline]
     pub fn push(&mut self, e: Event) {
         let (key, low) = order_key_and_low(&e);
         if self.chunks.back().is_none_or(|c| c.events.len() >= CHUNK) {
