@@ -3,10 +3,11 @@
 //!
 //! Modules:
 //! - [`session`]: the view-session state machine (`ViewSession`), pure.
-//! - [`window`]: tick accumulators (`TickWindow` → `TickRow`) and viewer-minute
-//!   accumulators (`MinuteWindow` → `ViewerMinuteRow`, with the 5-second slices of the
-//!   minute in which the viewer had an event and a follow as two 12-bit masks, so the
-//!   query side answers distinct viewers at a 5 s step); time split at tick boundaries.
+//! - [`window`]: tick accumulators (`TickWindow` → `TickRow`), time split at tick
+//!   boundaries; [`minute`]: viewer-minute accumulators (`MinuteWindow` →
+//!   `ViewerMinuteRow`, with the 5-second slices of the minute in which the viewer had
+//!   an event and a follow as two 12-bit masks, so the query side answers distinct
+//!   viewers at a 5 s step).
 //! - [`stage`]: what a session holds back for its target's minute windows (the events
 //!   of its viewer and its watch time in the minute of its latest event), added to the
 //!   accumulators once instead of at every event: when its events move to another
@@ -177,6 +178,7 @@ pub mod histogram;
 mod intake;
 pub mod live_health;
 pub mod metrics;
+pub mod minute;
 mod pending;
 pub mod qoe;
 mod row_order;

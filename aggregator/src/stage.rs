@@ -26,9 +26,10 @@
 //! the session's group whoever the viewer is, is held as any other. After a bound
 //! refused a viewer minute, nothing is held until the next minute is booked.
 
+use crate::minute::{MinuteSlot, MinuteWindow};
 use crate::qoe::QoeWindow;
 use crate::session::Interval;
-use crate::window::{MINUTE_MS, MinuteSlot, MinuteWindow};
+use crate::window::MINUTE_MS;
 use pulse_schemas::{Id, minute_slice_bit};
 
 /// `slot` of a stage with no minute.

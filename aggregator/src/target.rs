@@ -10,12 +10,13 @@
 //!   views, startups, rebuffer count, failures);
 //! - an event dropped by a bound (`max_sessions`) counts nowhere.
 
+use crate::minute::MinuteWindow;
 use crate::qoe::{QoeWindow, RowContext};
 use crate::row_order::by_id;
 use crate::session::{Step, ViewSession};
 use crate::stage;
 use crate::tombstones::Graves;
-use crate::window::{Bound, MinuteWindow, TickWindow};
+use crate::window::{Bound, TickWindow};
 use pulse_schemas::{ClosedWindows, Event, EventKind, Id, SessionRow, Target};
 use serde::{Deserialize, Serialize};
 
