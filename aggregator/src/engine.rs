@@ -479,8 +479,6 @@ impl Aggregator {
             p.qoe_minutes.extend_from_slice(&rows.qoe_minutes);
         }
         for state in core.targets.values_mut() {
-            // A scratch copy: what sessions hold back goes into its windows.
-            state.release_stages();
             state.dump(&core.env, &mut p);
         }
         if w < exact {

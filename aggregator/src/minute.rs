@@ -4,8 +4,9 @@
 //! [`crate::window`] (`end + session_timeout ≤ W`); a session holds its viewer's later
 //! events of a minute back ([`crate::stage`]) and adds them before that.
 
+use crate::qoe::RowContext;
 use crate::window::{Bound, MINUTE_MS, window_start};
-use pulse_schemas::{Id, TargetKind, ViewerMinuteRow, minute_slice_bit};
+use pulse_schemas::{Id, ViewerMinuteRow, minute_slice_bit};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -24,20 +25,12 @@ pub struct ViewerMinuteAcc {
 }
 
 impl ViewerMinuteAcc {
-    pub fn to_row(
-        &self,
-        node: &Id,
-        kind: TargetKind,
-        target: &Id,
-        channel: &Id,
-        minute: i64,
-        viewer: &Id,
-    ) -> ViewerMinuteRow {
+    pub fn to_row(&self, ctx: &RowContext<'_>, minute: i64, viewer: &Id) -> ViewerMinuteRow {
         ViewerMinuteRow {
-            node: node.clone(),
-            kind,
-            target: target.clone(),
-            channel: channel.clone(),
+            node: ctx.node.clone(),
+            kind: ctx.kind,
+            target: ctx.target.clone(),
+            channel: ctx.channel.clone(),
             minute,
             viewer: viewer.clone(),
             events: self.events,

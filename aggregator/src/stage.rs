@@ -75,6 +75,23 @@ impl Stage {
         self.slot != NO_SLOT && ts >= self.minute && ts < self.minute.saturating_add(MINUTE_MS)
     }
 
+    /// Holds an event of the session's own viewer when it falls in the staged minute
+    /// (and carries no chat messages, which only engagement events do); false when it
+    /// must go through [`record_own`].
+    #[inline]
+    pub fn hold(&mut self, ts: i64, followed: bool, chat_messages: i64) -> bool {
+        if !(self.holds(ts) && chat_messages == 0 && self.events < u32::MAX) {
+            return false;
+        }
+        let bit = minute_slice_bit(ts) as u16;
+        self.events += 1;
+        self.seen_mask |= bit;
+        if followed {
+            self.follow_mask |= bit;
+        }
+        true
+    }
+
     /// Nothing staged.
     pub fn is_empty(&self) -> bool {
         self.events == 0 && self.watch_ms == 0 && self.rebuffer_ms == 0
@@ -86,47 +103,13 @@ impl Stage {
     }
 }
 
-/// Books an event of the session's own `viewer` into its viewer minute: staged when it
-/// falls in the staged minute, else (after releasing the stage) through
-/// [`MinuteWindow::record`], whose slot becomes the staged minute. False when the
-/// viewer-minute bound refused it (the caller counts the drop).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn record_own(
-    stage: &mut Stage,
-    ts: i64,
-    viewer: &Id,
-    followed: bool,
-    chat_messages: i64,
-    bound: &mut crate::window::Bound,
-    minutes: &mut MinuteWindow,
-    qoe: &mut QoeWindow,
-) -> bool {
-    if stage.holds(ts) && chat_messages == 0 && stage.events < u32::MAX {
-        let bit = minute_slice_bit(ts) as u16;
-        stage.events += 1;
-        stage.seen_mask |= bit;
-        if followed {
-            stage.follow_mask |= bit;
-        }
-        return true;
-    }
-    record_anew(
-        stage,
-        ts,
-        viewer,
-        followed,
-        chat_messages,
-        bound,
-        minutes,
-        qoe,
-    )
-}
-
-/// [`record_own`] for an event it cannot stage (out of line: about one event a minute).
+/// Books an event of the session's own `viewer` that [`Stage::hold`] did not take:
+/// releases the stage, then books the event through [`MinuteWindow::record`], whose
+/// slot becomes the staged minute. False when the viewer-minute bound refused it (the
+/// caller counts the drop). Out of line: about one event a minute.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn record_anew(
+pub fn record_own(
     stage: &mut Stage,
     ts: i64,
     viewer: &Id,
@@ -248,7 +231,8 @@ mod tests {
                 let direct = m1.record(ts, viewer, followed, chat, &mut b1).is_some();
                 q1.book_interval(group, iv.from, iv.to, iv.rebuffering);
                 let staged = if viewer == &me {
-                    record_own(&mut stage, ts, viewer, followed, chat, &mut b2, &mut m2, &mut q2)
+                    stage.hold(ts, followed, chat)
+                        || record_own(&mut stage, ts, viewer, followed, chat, &mut b2, &mut m2, &mut q2)
                 } else {
                     m2.record(ts, viewer, followed, chat, &mut b2).is_some()
                 };

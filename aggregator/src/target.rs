@@ -87,16 +87,17 @@ fn book_session(
     let followed = e.kind == EventKind::Follow;
     let bound = &mut env.viewer_minutes;
     let booked = if e.viewer == s.viewer {
-        stage::record_own(
-            &mut s.stage,
-            e.ts,
-            &e.viewer,
-            followed,
-            chat,
-            bound,
-            minutes,
-            qoe,
-        )
+        s.stage.hold(e.ts, followed, chat)
+            || stage::record_own(
+                &mut s.stage,
+                e.ts,
+                &e.viewer,
+                followed,
+                chat,
+                bound,
+                minutes,
+                qoe,
+            )
     } else {
         minutes
             .record(e.ts, &e.viewer, followed, chat, bound)
@@ -121,7 +122,7 @@ impl TargetState {
         }
     }
 
-    /// Adds what every session holds back to the windows (before a snapshot).
+    /// Adds what every session holds back to the windows (before a snapshot or a dump).
     pub fn release_stages(&mut self) {
         for s in self.sessions.values_mut() {
             stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
@@ -353,71 +354,50 @@ impl TargetState {
             }
         }
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
+        let ctx = RowContext {
+            node,
+            kind: target.kind,
+            target: &target.id,
+            channel,
+        };
         self.ticks.pop_closed(close_before, |t, acc| {
             if !acc.is_empty() {
-                out.ticks
-                    .push(acc.to_row(node, target.kind, &target.id, channel, t));
+                out.ticks.push(acc.to_row(&ctx, t));
             }
         });
         self.minutes
             .pop_closed(close_before, &mut env.viewer_minutes, |m, viewers| {
                 // In viewer order: the rows then need no sorting after this target's.
                 for (viewer, acc) in by_id(viewers.iter()) {
-                    out.viewer_minutes.push(acc.to_row(
-                        node,
-                        target.kind,
-                        &target.id,
-                        channel,
-                        m,
-                        viewer,
-                    ));
+                    out.viewer_minutes.push(acc.to_row(&ctx, m, viewer));
                 }
             });
-        let ctx = RowContext {
-            node,
-            kind: target.kind,
-            target: &target.id,
-            channel,
-        };
         self.qoe.close(close_before, &ctx, &mut out.qoe_minutes);
     }
 
-    /// Rows of every open window (provisional output).
-    pub fn dump(&self, env: &Env, p: &mut crate::sinks::Provisional) {
-        let (ticks, minutes) = (&mut p.ticks, &mut p.viewer_minutes);
+    /// Rows of every open window (provisional output). What sessions hold back is part
+    /// of the open minutes, so it is released into the windows first (the engine dumps
+    /// a scratch copy of its state).
+    pub fn dump(&mut self, env: &Env, p: &mut crate::sinks::Provisional) {
+        self.release_stages();
         let (target, channel, node) = (&self.target, &self.channel, &env.params.node);
-        for (t, acc) in self.ticks.iter() {
-            if !acc.is_empty() {
-                ticks.push(acc.to_row(node, target.kind, &target.id, channel, t));
-            }
-        }
-        // What sessions hold back is part of the open minutes: the engine releases it
-        // into its scratch copy first; otherwise the rows come from copies of the two
-        // windows with every stage added.
-        let held;
-        let (minute_window, qoe_window) = if self.sessions.values().any(|s| !s.stage.is_empty()) {
-            let (mut m, mut q) = (self.minutes.clone(), self.qoe.clone());
-            for s in self.sessions.values() {
-                let mut st = s.stage;
-                stage::release(&mut st, &s.viewer, &mut m, &mut q);
-            }
-            held = (m, q);
-            (&held.0, &held.1)
-        } else {
-            (&self.minutes, &self.qoe)
-        };
-        for (m, viewers) in minute_window.iter() {
-            for (viewer, acc) in viewers.iter() {
-                minutes.push(acc.to_row(node, target.kind, &target.id, channel, *m, viewer));
-            }
-        }
         let ctx = RowContext {
             node,
             kind: target.kind,
             target: &target.id,
             channel,
         };
-        qoe_window.dump(&ctx, &mut p.qoe_minutes);
+        for (t, acc) in self.ticks.iter() {
+            if !acc.is_empty() {
+                p.ticks.push(acc.to_row(&ctx, t));
+            }
+        }
+        for (m, viewers) in self.minutes.iter() {
+            for (viewer, acc) in viewers.iter() {
+                p.viewer_minutes.push(acc.to_row(&ctx, *m, viewer));
+            }
+        }
+        self.qoe.dump(&ctx, &mut p.qoe_minutes);
     }
 
     /// Ends every open session by timeout (end of a replay: nothing more will come).

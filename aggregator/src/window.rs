@@ -10,8 +10,9 @@
 //! something nonzero. Startup times stay raw (`Vec<u32>`) until the row is built.
 
 use crate::histogram::encode_startups;
+use crate::qoe::RowContext;
 use crate::session::Interval;
-use pulse_schemas::{Id, TargetKind, TickRow};
+use pulse_schemas::TickRow;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -67,19 +68,12 @@ impl TickAcc {
     }
 
     /// The `stream_ticks` row (builds the startup histogram).
-    pub fn to_row(
-        &self,
-        node: &Id,
-        kind: TargetKind,
-        target: &Id,
-        channel: &Id,
-        t: i64,
-    ) -> TickRow {
+    pub fn to_row(&self, ctx: &RowContext<'_>, t: i64) -> TickRow {
         TickRow {
-            node: node.clone(),
-            kind,
-            target: target.clone(),
-            channel: channel.clone(),
+            node: ctx.node.clone(),
+            kind: ctx.kind,
+            target: ctx.target.clone(),
+            channel: ctx.channel.clone(),
             t,
             viewers: self.viewers,
             events: self.events,
