@@ -18,22 +18,18 @@
 use crate::histogram::encode_startups;
 use crate::session::{Step, ViewSession};
 use crate::window::{MINUTE_MS, window_start};
-use pulse_schemas::qoe_tables::{OTHER, UNKNOWN};
+use pulse_schemas::qoe_tables::{Label, OTHER, UNKNOWN};
 use pulse_schemas::{Id, QoeMinuteRow, TargetKind};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-/// The dimensions of one group, as shared strings: every row of the group clones them
-/// (a reference count, no copy). Written as three strings in a snapshot.
+/// The dimensions of one group ([`Label`]s: every row of the group copies them, inline
+/// when short). Written as three strings in a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GroupKey {
-    #[serde(with = "shared_str")]
-    pub device: Arc<str>,
-    #[serde(with = "shared_str")]
-    pub country: Arc<str>,
-    #[serde(with = "shared_str")]
-    pub player: Arc<str>,
+    pub device: Label,
+    pub country: Label,
+    pub player: Label,
 }
 
 impl GroupKey {
@@ -50,7 +46,7 @@ impl GroupKey {
         [&*self.device, &*self.country, &*self.player] == parts
     }
 
-    fn shared(&self) -> [Arc<str>; 3] {
+    fn labels(&self) -> [Label; 3] {
         [
             self.device.clone(),
             self.country.clone(),
@@ -352,7 +348,7 @@ impl QoeWindow {
             if *acc == QoeAcc::default() {
                 continue; // a group that booked nothing in this minute
             }
-            let Some([device, country, player]) = self.keys.get(g).map(GroupKey::shared) else {
+            let Some([device, country, player]) = self.keys.get(g).map(GroupKey::labels) else {
                 continue;
             };
             out.push(QoeMinuteRow {
@@ -374,20 +370,6 @@ impl QoeWindow {
                 failures: acc.failures,
             });
         }
-    }
-}
-
-/// An `Arc<str>` written and read as a plain string (serde's `rc` feature is not on).
-mod shared_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::sync::Arc;
-
-    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
-        Ok(Arc::from(String::deserialize(d)?))
     }
 }
 
