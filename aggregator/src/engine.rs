@@ -12,7 +12,7 @@
 
 use crate::ahead::Ahead;
 use crate::config::AggregatorConfig;
-use crate::pending::{Due, DueBuffers, Pending, give_back};
+use crate::pending::{Due, DueBuffers, Pass, Pending, give_back};
 use crate::row_order::{sort_rows, sort_sessions, target_key};
 use crate::sinks::Provisional;
 use crate::target::{Counters, Env, Params, TargetState};
@@ -173,6 +173,16 @@ impl Core {
             self.next_sample = Some(window_start(e.ts, tick) + tick);
         }
         state.apply(e, &mut self.env, graves, out);
+    }
+
+    /// Starts loading the session `e` will be committed to.
+    #[inline]
+    fn prefetch(&self, e: &Event) {
+        if let Some(session) = &e.session
+            && let Some(state) = self.targets.get(&e.target)
+        {
+            state.sessions.prefetch(session);
+        }
     }
 
     /// Samples every tick end `T ≤ limit` not sampled yet (all events before `T` are
@@ -402,8 +412,10 @@ impl Aggregator {
         self.pending
             .due(self.ahead, to, &mut order, &mut self.due_buffers);
         let (core, graves) = (&mut self.core, &mut self.graves);
-        self.pending
-            .each_in(&mut order, |e| core.commit(e, graves, out));
+        self.pending.each_in(&mut order, |e, pass| match pass {
+            Pass::Ahead => core.prefetch(e),
+            Pass::Commit => core.commit(e, graves, out),
+        });
         self.look.since_mark += order.len() as u64;
         order.clear();
         self.order = order;
@@ -463,8 +475,10 @@ impl Aggregator {
         let mut order = std::mem::take(&mut self.order);
         self.pending
             .due(self.ahead, w, &mut order, &mut self.due_buffers);
-        self.pending
-            .each_in(&mut order, |e| core.commit(e, &mut graves, &mut closed));
+        self.pending.each_in(&mut order, |e, pass| match pass {
+            Pass::Ahead => core.prefetch(e),
+            Pass::Commit => core.commit(e, &mut graves, &mut closed),
+        });
         order.clear();
         self.order = order;
         core.sample_through(w, &mut graves, &mut closed);

@@ -93,18 +93,16 @@ fn identical(a: &Event, b: &Event) -> bool {
         && *platform == b.platform
 }
 
-/// Events read ahead of their commit by [`Pending::each_in`].
+/// Events [`Pending::each_in`] prefetches and passes ahead at a time.
 const WARM: usize = 16;
 
-/// Reads the parts of an event a commit reads (time, type, the ids' lengths): a
-/// warm-up with no effect but on the cache.
-fn warm(e: &Event) -> usize {
-    (e.ts as usize)
-        ^ (e.kind as usize)
-        ^ e.target.id.as_str().len()
-        ^ e.viewer.as_str().len()
-        ^ e.channel.as_str().len()
-        ^ e.session.as_ref().map_or(0, |s| s.as_str().len())
+/// Which pass of [`Pending::each_in`] an event is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Before its block commits: start loading what its commit will read.
+    Ahead,
+    /// Its commit, in the commit order.
+    Commit,
 }
 
 const SIGN: u64 = 1 << 63;
@@ -254,25 +252,26 @@ impl Pending {
     /// flush's due events are megabytes, evicted in between; the check alone was 29 %
     /// of the aggregator thread in a saturated `frames` run).
     ///
-    /// The events sit in arrival order, so the commit order jumps through the buffer:
-    /// each block of [`WARM`] events is first read in one tight pass whose cache misses
-    /// overlap, instead of one miss after another between two commits (two thirds of
-    /// the commit loop's own time).
-    pub fn each_in(&self, order: &mut [Due], mut f: impl FnMut(&Event)) {
+    /// The events sit in arrival order, so the commit order jumps through the buffer,
+    /// and each commit jumps to its session in a table of megabytes: read one after
+    /// another, both were a miss between two commits (about a third of the aggregator's
+    /// time together). So the commits go by blocks of [`WARM`] events: while one block
+    /// commits, the next block's events are already asked for ([`crate::prefetch`]),
+    /// and before a block commits, `f` sees each of its events with [`Pass::Ahead`]
+    /// (the engine asks for its session then), so the misses of a block overlap and
+    /// are mostly over when the commits ([`Pass::Commit`]) read the lines.
+    pub fn each_in(&self, order: &mut [Due], mut f: impl FnMut(&Event, Pass)) {
         let n = order.len();
         // Runs of equal keys are settled up to here.
         let mut settled = 0;
         let mut start = 0;
+        self.prefetch_events(&order[..WARM.min(n)]);
         while start < n {
             let end = (start + WARM).min(n);
-            let mut sink = 0usize;
-            for &(_, i) in &order[start..end] {
-                sink ^= warm(self.get(i));
-            }
-            std::hint::black_box(sink);
-            // Every run that begins in this block, settled whole: after the warm-up,
-            // so the check mostly reads lines it loaded (the warm-up reads what a
-            // commit reads, not every field; a run's part past the block is cold).
+            self.prefetch_events(&order[end..(end + WARM).min(n)]);
+            // Every run that begins in this block, settled whole (so the block's order
+            // is final): the check reads the events, asked for a block ago (a run's
+            // part past the block is asked for with the next block).
             while settled < end {
                 let key = order[settled].0;
                 let mut run = settled + 1;
@@ -285,9 +284,18 @@ impl Pending {
                 settled = run;
             }
             for &(_, i) in &order[start..end] {
-                f(self.get(i));
+                f(self.get(i), Pass::Ahead);
+            }
+            for &(_, i) in &order[start..end] {
+                f(self.get(i), Pass::Commit);
             }
             start = end;
+        }
+    }
+
+    fn prefetch_events(&self, block: &[Due]) {
+        for &(_, i) in block {
+            crate::prefetch::whole(self.get(i));
         }
     }
 
@@ -514,7 +522,11 @@ mod tests {
         let mut order = Vec::new();
         p.due(i64::MIN, 7, &mut order, &mut DueBuffers::default());
         let mut got = Vec::new();
-        p.each_in(&mut order, |e| got.push(e.clone()));
+        p.each_in(&mut order, |e, pass| {
+            if pass == Pass::Commit {
+                got.push(e.clone())
+            }
+        });
         assert_eq!(got, list[..4]);
         p.drop_before(7);
         assert_eq!(p.len(), 2);
@@ -599,7 +611,21 @@ mod tests {
             let mut order = Vec::new();
             p.due(applied, w, &mut order, &mut bufs);
             let mut got: Vec<Event> = Vec::new();
-            p.each_in(&mut order, |e| got.push(e.clone()));
+            let mut ahead: Vec<Event> = Vec::new();
+            p.each_in(&mut order, |e, pass| {
+                match pass {
+                    Pass::Ahead => ahead.push(e.clone()),
+                    Pass::Commit => got.push(e.clone()),
+                }
+                // Every event is passed ahead before its commit, at most a block before.
+                assert!(got.len() <= ahead.len() && ahead.len() - got.len() <= WARM);
+            });
+            let text = |list: &[Event]| {
+                let mut t: Vec<String> = list.iter().map(|e| format!("{e:?}")).collect();
+                t.sort();
+                t
+            };
+            assert_eq!(text(&ahead), text(&got), "each event passed ahead once");
             let mut want: Vec<Event> = left
                 .iter()
                 .filter(|e| e.ts >= applied && e.ts < w)

@@ -129,6 +129,9 @@ pub struct ViewSession {
     #[serde(skip)]
     pub stage: Stage,
     pub viewer: Id,
+    /// Its id: what its target's table finds it by ([`crate::session_table`]), first in
+    /// the third line, beside the stage and the viewer read next.
+    pub session: Id,
     /// Time of the `viewstart` of a counted view; `None` for a session first seen mid-way.
     pub viewstart_ts: Option<i64>,
     pub startup_ms: Option<i64>,
@@ -137,13 +140,13 @@ pub struct ViewSession {
     /// How and when it ended (`end_ts` is the last event for a timeout).
     #[serde(with = "end_as_text")]
     pub end: Option<(i64, EndReason)>,
-    pub session: Id,
 }
 
 // The stage and the viewer it is compared with share the second line (see above).
 const _: () = assert!(
     std::mem::offset_of!(ViewSession, stage) >= 64
         && std::mem::offset_of!(ViewSession, viewer) + std::mem::size_of::<Id>() <= 128
+        && std::mem::offset_of!(ViewSession, session) + std::mem::size_of::<Id>() <= 192
 );
 
 impl ViewSession {

@@ -14,6 +14,7 @@ use crate::minute::MinuteWindow;
 use crate::qoe::{QoeWindow, RowContext};
 use crate::row_order::by_id;
 use crate::session::{Step, ViewSession};
+use crate::session_table::SessionTable;
 use crate::stage;
 use crate::tombstones::Graves;
 use crate::window::{Bound, TickWindow};
@@ -62,7 +63,7 @@ pub struct TargetState {
     pub target: Target,
     /// Channel of the first event seen for the target (written on every row).
     pub channel: Id,
-    pub sessions: foldhash::HashMap<Id, ViewSession>,
+    pub sessions: SessionTable,
     pub ticks: TickWindow,
     pub minutes: MinuteWindow,
     /// Playback quality per minute and (device, country, player) group.
@@ -259,7 +260,7 @@ impl TargetState {
                     chat,
                     env,
                 );
-                self.sessions.insert(session.clone(), s);
+                self.sessions.insert_new(s);
                 (step, booked)
             }
         };
@@ -316,13 +317,13 @@ impl TargetState {
             env.params.max_qoe_groups,
             &mut env.counters.qoe_groups_overflowed,
         );
-        self.sessions.retain(|id, s| {
+        self.sessions.retain(|s| {
             if s.timed_out_at(t, timeout) {
                 s.expire();
                 stage::release(&mut s.stage, &s.viewer, minutes, qoe);
                 out.sessions
                     .push(s.to_row(node, target.kind, &target.id, channel));
-                graves.bury(target, id, s.last_ts);
+                graves.bury(target, &s.session, s.last_ts);
                 expired += 1;
                 false
             } else {
@@ -407,7 +408,7 @@ impl TargetState {
         graves: &mut G,
         out: &mut ClosedWindows,
     ) {
-        let ids: Vec<Id> = self.sessions.keys().cloned().collect();
+        let ids: Vec<Id> = self.sessions.values().map(|s| s.session.clone()).collect();
         for id in ids {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.expire();
