@@ -136,7 +136,7 @@
 //! - **Commits ask for their memory a block ahead.** The commit order jumps through
 //!   the pending buffer (arrival order) and from session to session across megabytes,
 //!   so most commits began with two cache misses, each waited for in turn. Commits go
-//!   by blocks of 16 events: the next block's events are prefetched while one block
+//!   by blocks of 8 events: the next block's events are prefetched while one block
 //!   commits, and each block's sessions just before it commits (a hash probe that
 //!   compares no key), so the misses overlap instead of adding up (+25 % events/s in
 //!   the aggregator bench; `load-tests/RESULTS.md`). A prefetch is a hint: a wrong or

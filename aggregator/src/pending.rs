@@ -94,7 +94,7 @@ fn identical(a: &Event, b: &Event) -> bool {
 }
 
 /// Events [`Pending::each_in`] prefetches and passes ahead at a time.
-const WARM: usize = 16;
+const WARM: usize = 8;
 
 /// Which pass of [`Pending::each_in`] an event is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
