@@ -25,6 +25,7 @@
 //! task and thread is joined before the process exits. A restart on the same data
 //! directory restores the snapshot and carries on as if never stopped.
 
+#![forbid(unsafe_code)]
 pub mod access;
 pub mod config;
 pub mod demo;

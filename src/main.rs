@@ -1,5 +1,6 @@
 //! The `pulse` command line: serve, ingest, query, replay, loadgen.
 
+#![forbid(unsafe_code)]
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pulse::Config;

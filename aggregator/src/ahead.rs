@@ -208,7 +208,7 @@ impl Aggregator {
     }
 
     /// Moves the state ahead of the watermark as far as stragglers allow (see
-    /// [`crate::ahead`]), holding the rows that closes and marking the way (after a
+    /// `crate::ahead`), holding the rows that closes and marking the way (after a
     /// rewind, if an event came behind it). This is commit work `advance` would do
     /// later anyway (the live loop calls it, in steps, at every flush, before
     /// [`Aggregator::provisional`], whose scratch part alone is rationed, and in single

@@ -174,8 +174,8 @@ mod tests {
     }
 
     /// Keeps order through append, swap and truncate. That the heap events are freed,
-    /// not leaked, is not checked here (the crate forbids the `unsafe` a counting
-    /// allocator needs); it was checked when this was written with `valgrind
+    /// not leaked, is not checked here (a counting allocator needs `unsafe`, which the
+    /// crate keeps to its prefetch hints); it was checked when this was written with `valgrind
     /// --leak-check=full <lib test binary> chunk_events`: nothing lost, and 252 bytes
     /// definitely lost with the drop in `truncate` replaced by a `forget`.
     #[test]

@@ -6,7 +6,7 @@
 //!   [`event_order`], samples every tick end `T ≤ W`, expires silent sessions and
 //!   returns the windows closed at `W`;
 //! - `move_ahead(now)` applies pending events ahead of `W` (kept, with marks to rewind
-//!   to; see [`crate::ahead`]); `provisional(now)` runs the same code on a scratch copy
+//!   to; see `crate::ahead`); `provisional(now)` runs the same code on a scratch copy
 //!   from there to `now` to show open windows;
 //! - `finish()` commits everything and closes every window (end of a replay).
 
@@ -413,7 +413,7 @@ impl Aggregator {
             .due(self.ahead, to, &mut order, &mut self.due_buffers);
         let (core, graves) = (&mut self.core, &mut self.graves);
         self.pending.each_in(&mut order, |e, pass| match pass {
-            Pass::Ahead => core.prefetch(e),
+            Pass::Prefetch => core.prefetch(e),
             Pass::Commit => core.commit(e, graves, out),
         });
         self.look.since_mark += order.len() as u64;
@@ -476,7 +476,7 @@ impl Aggregator {
         self.pending
             .due(self.ahead, w, &mut order, &mut self.due_buffers);
         self.pending.each_in(&mut order, |e, pass| match pass {
-            Pass::Ahead => core.prefetch(e),
+            Pass::Prefetch => core.prefetch(e),
             Pass::Commit => core.commit(e, &mut graves, &mut closed),
         });
         order.clear();

@@ -6,8 +6,9 @@
 //! - [`session_table`]: `SessionTable`, one target's open sessions in a hash table of
 //!   the sessions themselves, found by the id each carries (no separate key line).
 //! - `prefetch` (private): cache prefetch hints, the crate's only `unsafe` (the
-//!   workspace denies `unsafe_code` and this module alone allows it: `_mm_prefetch`
-//!   is an `unsafe fn` though it cannot fault or change memory).
+//!   workspace denies `unsafe_code`, every other crate forbids it at its root, and
+//!   only this module's one function allows it: `_mm_prefetch` is an `unsafe fn`,
+//!   as it takes a raw pointer, though it cannot fault or change memory).
 //! - [`window`]: tick accumulators (`TickWindow` → `TickRow`), time split at tick
 //!   boundaries; [`minute`]: viewer-minute accumulators (`MinuteWindow` →
 //!   `ViewerMinuteRow`, with the 5-second slices of the minute in which the viewer had
@@ -138,9 +139,11 @@
 //!   so most commits began with two cache misses, each waited for in turn. Commits go
 //!   by blocks of 8 events: the next block's events are prefetched while one block
 //!   commits, and each block's sessions just before it commits (a hash probe that
-//!   compares no key), so the misses overlap instead of adding up (+25 % events/s in
-//!   the aggregator bench; `load-tests/RESULTS.md`). A prefetch is a hint: a wrong or
-//!   stale address (a table grown in between) costs a useless load, never a wrong row.
+//!   reads the table's tag bytes but compares no key, so it waits for no session), so
+//!   the misses overlap instead of adding up (+33 % events/s in the aggregator bench;
+//!   `load-tests/RESULTS.md`). A prefetch is a hint: a wrong address (another entry
+//!   whose 7-bit tag matches first, a session not in the table yet, a table grown in
+//!   between) costs a useless load, never a wrong row.
 //! - **Viewers** are sampled at each tick end `T` (every event before `T` applied):
 //!   sessions alive, with an event in `[T − 30 s, T)`, not paused, not rebuffering for
 //!   more than 5 min. A session silent for more than 30 s ends at its last event.

@@ -93,14 +93,14 @@ fn identical(a: &Event, b: &Event) -> bool {
         && *platform == b.platform
 }
 
-/// Events [`Pending::each_in`] prefetches and passes ahead at a time.
-const WARM: usize = 8;
+/// Events [`Pending::each_in`] prefetches and commits at a time.
+const BLOCK: usize = 8;
 
 /// Which pass of [`Pending::each_in`] an event is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
     /// Before its block commits: start loading what its commit will read.
-    Ahead,
+    Prefetch,
     /// Its commit, in the commit order.
     Commit,
 }
@@ -254,21 +254,22 @@ impl Pending {
     ///
     /// The events sit in arrival order, so the commit order jumps through the buffer,
     /// and each commit jumps to its session in a table of megabytes: read one after
-    /// another, both were a miss between two commits (about a third of the aggregator's
-    /// time together). So the commits go by blocks of [`WARM`] events: while one block
-    /// commits, the next block's events are already asked for ([`crate::prefetch`]),
-    /// and before a block commits, `f` sees each of its events with [`Pass::Ahead`]
-    /// (the engine asks for its session then), so the misses of a block overlap and
-    /// are mostly over when the commits ([`Pass::Commit`]) read the lines.
+    /// another, both were a miss between two commits (about a quarter of the
+    /// aggregator's time together). So the commits go by blocks of [`BLOCK`] events:
+    /// while one block commits, the next block's events are already asked for (the
+    /// crate's `prefetch` hints), and before a block commits, `f` sees each of its
+    /// events with [`Pass::Prefetch`] (the engine asks for its session then), so the
+    /// misses of a block overlap and are mostly over when the commits
+    /// ([`Pass::Commit`]) read the lines.
     pub fn each_in(&self, order: &mut [Due], mut f: impl FnMut(&Event, Pass)) {
         let n = order.len();
         // Runs of equal keys are settled up to here.
         let mut settled = 0;
         let mut start = 0;
-        self.prefetch_events(&order[..WARM.min(n)]);
+        self.prefetch_events(&order[..BLOCK.min(n)]);
         while start < n {
-            let end = (start + WARM).min(n);
-            self.prefetch_events(&order[end..(end + WARM).min(n)]);
+            let end = (start + BLOCK).min(n);
+            self.prefetch_events(&order[end..(end + BLOCK).min(n)]);
             // Every run that begins in this block, settled whole (so the block's order
             // is final): the check reads the events, asked for a block ago (a run's
             // part past the block is asked for with the next block).
@@ -284,7 +285,7 @@ impl Pending {
                 settled = run;
             }
             for &(_, i) in &order[start..end] {
-                f(self.get(i), Pass::Ahead);
+                f(self.get(i), Pass::Prefetch);
             }
             for &(_, i) in &order[start..end] {
                 f(self.get(i), Pass::Commit);
@@ -492,170 +493,5 @@ impl Pending {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_order_like_time_then_rank() {
-        let e = |ts: i64, kind| {
-            let mut e = pulse_schemas::parse_event(
-                r#"{"type":"viewstart","ts":1000,"viewer":"u","session":"s","stream":"st","channel":"c"}"#,
-            )
-            .expect("valid");
-            e.ts = ts;
-            e.kind = kind;
-            e
-        };
-        use pulse_schemas::EventKind as K;
-        let list = [
-            e(i64::MIN, K::Viewend),
-            e(-5, K::Viewstart),
-            e(0, K::Viewstart),
-            e(0, K::Viewend),
-            e(7, K::Playing),
-            e(i64::MAX, K::Viewstart),
-        ];
-        for w in list.windows(2) {
-            assert!(order_key(&w[0]) < order_key(&w[1]), "{w:?}");
-        }
-        let mut p = Pending::from_events(list.to_vec());
-        let mut order = Vec::new();
-        p.due(i64::MIN, 7, &mut order, &mut DueBuffers::default());
-        let mut got = Vec::new();
-        p.each_in(&mut order, |e, pass| {
-            if pass == Pass::Commit {
-                got.push(e.clone())
-            }
-        });
-        assert_eq!(got, list[..4]);
-        p.drop_before(7);
-        assert_eq!(p.len(), 2);
-        assert_eq!(p.events().next().map(|e| e.ts), Some(7));
-    }
-
-    /// `identical` answers exactly what `event_order` does (−0.0 and 0.0 differ there).
-    #[test]
-    fn identical_is_event_order_equal() {
-        let base = pulse_schemas::parse_event(
-            r#"{"type":"heartbeat","ts":5,"viewer":"u","session":"s","stream":"st","channel":"c","state":"playing","pos":0.0}"#,
-        )
-        .expect("valid");
-        let mut variants = vec![base.clone()];
-        let mut v = base.clone();
-        v.pos = Some(-0.0);
-        variants.push(v);
-        let mut v = base.clone();
-        v.pos = None;
-        variants.push(v);
-        let mut v = base.clone();
-        v.platform = Some("web".into());
-        variants.push(v);
-        let mut v = base.clone();
-        v.channel = pulse_schemas::Id::new_unchecked("c2");
-        variants.push(v);
-        let mut v = base.clone();
-        v.count = Some(2);
-        variants.push(v);
-        for a in &variants {
-            for b in &variants {
-                assert_eq!(identical(a, b), event_order(a, b) == Ordering::Equal);
-            }
-        }
-    }
-
-    /// Many chunks, arrival out of time order and stragglers far behind: every flush
-    /// gives exactly the due events of its stretch `[from, to)` in key order (events
-    /// below `from` are applied but kept: forgetting lags two flushes behind, as the
-    /// engine's base lags its frontier), and what stays is the rest, in arrival order,
-    /// through frees and compactions.
-    #[test]
-    fn chunks_commit_exactly_the_due_events_in_order() {
-        let base = pulse_schemas::parse_event(
-            r#"{"type":"heartbeat","ts":0,"viewer":"u","session":"s","stream":"st","channel":"c","state":"playing"}"#,
-        )
-        .expect("valid");
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
-        let mut all = Vec::new();
-        for i in 0..6 * CHUNK as i64 {
-            let mut e = base.clone();
-            // Mostly near arrival time; one in 500 far in the future (a straggler
-            // that keeps its chunk alive until much later).
-            e.ts = i + rnd(300) as i64 + if rnd(500) == 0 { 20_000 } else { 0 };
-            e.viewer = pulse_schemas::Id::new_unchecked(&format!("v{}", rnd(50)));
-            // Events of one identity and millisecond: mostly identical, some differing
-            // in a field the key does not cover (runs sorted in full or left as they are).
-            if rnd(4) == 0 {
-                e.pos = Some(rnd(3) as f64);
-            }
-            all.push(e);
-        }
-        let mut p = Pending::default();
-        let mut bufs = DueBuffers::default();
-        let mut left: Vec<Event> = Vec::new();
-        let mut fed = 0;
-        let mut w = 0;
-        let mut applied = i64::MIN;
-        while fed < all.len() || p.len() > 0 {
-            for e in all.iter().skip(fed).take(1_000) {
-                p.push(e.clone());
-                left.push(e.clone());
-            }
-            fed = (fed + 1_000).min(all.len());
-            w += 700;
-            let mut order = Vec::new();
-            p.due(applied, w, &mut order, &mut bufs);
-            let mut got: Vec<Event> = Vec::new();
-            let mut ahead: Vec<Event> = Vec::new();
-            p.each_in(&mut order, |e, pass| {
-                match pass {
-                    Pass::Ahead => ahead.push(e.clone()),
-                    Pass::Commit => got.push(e.clone()),
-                }
-                // Every event is passed ahead before its commit, at most a block before.
-                assert!(got.len() <= ahead.len() && ahead.len() - got.len() <= WARM);
-            });
-            let text = |list: &[Event]| {
-                let mut t: Vec<String> = list.iter().map(|e| format!("{e:?}")).collect();
-                t.sort();
-                t
-            };
-            assert_eq!(text(&ahead), text(&got), "each event passed ahead once");
-            let mut want: Vec<Event> = left
-                .iter()
-                .filter(|e| e.ts >= applied && e.ts < w)
-                .cloned()
-                .collect();
-            want.sort_by(|a, b| {
-                order_key(a)
-                    .cmp(&order_key(b))
-                    .then_with(|| identity_fingerprint(a).cmp(&identity_fingerprint(b)))
-                    .then_with(|| event_order(a, b))
-            });
-            assert_eq!(got, want, "due in [{applied}, {w})");
-            applied = w;
-            let base = w - 1_400;
-            p.drop_before(base);
-            left.retain(|e| e.ts >= base);
-            // Stragglers hold their own size, not a chunk each.
-            let held: usize = p.chunks.iter().map(|c| c.events.capacity()).sum();
-            assert!(
-                held <= 2 * p.len() + 3 * CHUNK,
-                "{held} slots held for {} pending events in {} chunks at {w}",
-                p.len(),
-                p.chunks.len()
-            );
-            assert_eq!(p.len(), left.len());
-            assert!(
-                p.events().eq(left.iter()),
-                "the rest, in arrival order, at {w}"
-            );
-        }
-        assert!(p.chunks.len() <= 1, "emptied chunks are freed");
-    }
-}
+#[path = "pending_tests.rs"]
+mod tests;

@@ -2,10 +2,10 @@
 //!
 //! A prefetch asks the processor to start loading a cache line and goes on without
 //! waiting; it never faults, whatever the address, and changes no value any load
-//! later returns. Rust has it only as the `_mm_prefetch` intrinsic, which is an
-//! `unsafe fn` (every `target_feature` intrinsic is); so the workspace denies
-//! `unsafe_code` rather than forbidding it, and this module alone allows it. On other
-//! architectures the hints do nothing.
+//! later returns. Stable Rust has it only as the `_mm_prefetch` intrinsic, an `unsafe
+//! fn` because it takes a raw pointer; so the workspace denies `unsafe_code` rather
+//! than forbidding it, and [`line`] alone allows it (every other crate forbids it at
+//! its root). On other architectures the hints do nothing.
 
 use crate::session::ViewSession;
 

@@ -15,7 +15,7 @@
 //! alive; a session first seen mid-way starts in the state its event implies
 //! (a heartbeat's `state`, else playing) and is not a counted view.
 //!
-//! The caller (the target's window state) owns the map of sessions, checks the
+//! The caller (the target's window state) owns the table of sessions, checks the
 //! timeout before [`ViewSession::apply`], and books the returned [`Step`] into ticks.
 
 use crate::stage::Stage;
@@ -95,14 +95,16 @@ pub struct Step {
 /// - line 1: what the concurrency sample reads at every tick end (times, QoE group,
 ///   state) and what most events change (watch and rebuffer time);
 /// - line 2: what every event reads for the target's minute windows (the stage, the
-///   viewer it is compared with: see [`crate::stage`]);
+///   viewer it is compared with: see [`crate::stage`]), then the session's id, which
+///   runs into line 3 (bytes 120–143; the lookup compares it, and a prefetch asks for
+///   lines 1 to 3: see [`crate::session_table`]);
 /// - then what only some events (startup), attributes, the end and the row read.
 ///
 /// The sample visits every open session at every tick end, and the default layout
 /// spread what it reads over the whole struct; in the aggregator bench, the sample
 /// fields in one line removed 10 % of the first-level read misses (simulated by
-/// callgrind). The cost: the struct is 256 bytes instead of 224, and an entry of its
-/// target's map (id and session) 320 instead of 248, 72 bytes more a session.
+/// callgrind). The cost: the struct is 256 bytes instead of 224 (an entry of its
+/// target's table is the session alone, which carries its id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[repr(C, align(64))]
 pub struct ViewSession {
@@ -129,8 +131,8 @@ pub struct ViewSession {
     #[serde(skip)]
     pub stage: Stage,
     pub viewer: Id,
-    /// Its id: what its target's table finds it by ([`crate::session_table`]), first in
-    /// the third line, beside the stage and the viewer read next.
+    /// Its id: what its target's table finds it by ([`crate::session_table`]); never
+    /// changed once the session is in a table (the table would no longer find it).
     pub session: Id,
     /// Time of the `viewstart` of a counted view; `None` for a session first seen mid-way.
     pub viewstart_ts: Option<i64>,
@@ -142,7 +144,8 @@ pub struct ViewSession {
     pub end: Option<(i64, EndReason)>,
 }
 
-// The stage and the viewer it is compared with share the second line (see above).
+// The stage and the viewer it is compared with share the second line, and the id ends
+// within the third (see above).
 const _: () = assert!(
     std::mem::offset_of!(ViewSession, stage) >= 64
         && std::mem::offset_of!(ViewSession, viewer) + std::mem::size_of::<Id>() <= 128

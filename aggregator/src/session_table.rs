@@ -6,11 +6,14 @@
 //! a fifth line of its own (an entry is 256 bytes, not 320).
 //!
 //! [`SessionTable::prefetch`] asks for the lines of a session that is about to be
-//! committed without waiting for them ([`crate::prefetch`]): the commit order jumps
-//! from session to session across megabytes, and finding the session was the
-//! aggregator's largest stall, one miss after another. It finds the first entry whose
-//! hash tag matches (no key compared, so nothing waits), which is the session in all
-//! but rare collisions, where a wrong line is fetched and nothing else happens.
+//! committed without waiting for them (the crate's `prefetch` hints): the commit
+//! order jumps from session to session across megabytes, and finding the session was
+//! the aggregator's largest stall, one miss after another. It takes the first entry
+//! whose 7-bit hash tag matches: it reads the table's tag bytes but compares no key,
+//! so it waits for no session. That entry is the session but in a few percent of
+//! probes (another entry's tag matching first, about 1 in 128 per full slot probed
+//! before it) and for a session not in the table yet: then a useless line is
+//! fetched, and nothing else happens.
 //!
 //! Written to a snapshot as a map from id to session (as before), so snapshots of
 //! either form read back the same.
@@ -55,6 +58,7 @@ impl SessionTable {
 
     /// Adds a session whose id is not in the table (the caller looked it up).
     pub fn insert_new(&mut self, s: ViewSession) {
+        debug_assert!(self.get(&s.session).is_none(), "{} twice", s.session);
         let h = self.hash(&s.session);
         let hasher = &self.hasher;
         self.table

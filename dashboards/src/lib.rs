@@ -29,6 +29,8 @@
 //!   number comes from the API with the cookie, and a 401 there shows a sign-in prompt.
 //! - **Build output in `OUT_DIR`**, not a committed or source-tree `dist/` (see build.rs).
 
+#![forbid(unsafe_code)]
+
 pub mod assets;
 pub mod config;
 pub mod error;

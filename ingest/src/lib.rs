@@ -65,6 +65,7 @@
 //!   `RejectReason` (a too-large frame or body counts once as `frame_too_large` /
 //!   `body_too_large`); closes by code; `queue_depth` is sampled after each send.
 
+#![forbid(unsafe_code)]
 pub mod beacons;
 pub mod clock_skew;
 pub mod config;

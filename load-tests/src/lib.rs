@@ -38,6 +38,7 @@
 //! - Viewers present no token (real players, rate-limited like any); `frames` and
 //!   `batched` present `--token` (`PULSE_INGEST_TOKEN`), the server's `trusted_token`.
 
+#![forbid(unsafe_code)]
 pub mod baseline;
 pub mod client;
 pub mod counters;

@@ -211,6 +211,7 @@
 //!   the store is read. Request ids are validated (`Id::parse`) and bound as SQL
 //!   parameters, never spliced into SQL text.
 
+#![forbid(unsafe_code)]
 pub mod breakdown;
 pub mod cached_series;
 pub mod catalog;

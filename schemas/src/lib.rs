@@ -61,6 +61,7 @@
 //!   always show the current table. First such columns: `viewer_minutes.seen_mask` and
 //!   `follow_mask`, the 5-second slices of the minute with an event and with a follow.
 
+#![forbid(unsafe_code)]
 pub mod access;
 pub mod clickhouse;
 pub mod embedded;
