@@ -7,30 +7,26 @@
 //! than forbidding it, and [`line`] alone allows it (every other crate forbids it at
 //! its root). On other architectures the hints do nothing.
 
-use crate::session::ViewSession;
-
-/// Starts loading the lines of `s` a commit reads: the first (state, times) and the
-/// two after it (the stage and viewer; the id a lookup compares).
-#[inline(always)]
-pub fn session(s: &ViewSession) {
-    let p = std::ptr::from_ref(s).cast::<u8>();
-    line(p);
-    line(p.wrapping_add(64));
-    line(p.wrapping_add(128));
-}
-
 /// Starts loading every line of `v`.
 #[inline(always)]
 pub fn whole<T>(v: &T) {
+    first_bytes(v, std::mem::size_of::<T>());
+}
+
+/// Starts loading the lines of the first `bytes` bytes of `v` (a value that starts on
+/// a line, as a cache-aligned session does, needs one per 64 bytes; another one more).
+#[inline(always)]
+pub fn first_bytes<T>(v: &T, bytes: usize) {
     let p = std::ptr::from_ref(v).cast::<u8>();
-    let size = std::mem::size_of::<T>();
     let mut at = 0;
-    while at < size {
+    while at < bytes {
         line(p.wrapping_add(at));
         at += 64;
     }
-    // The last line, when `v` does not start on a line.
-    line(p.wrapping_add(size.saturating_sub(1)));
+    if !(p as usize).is_multiple_of(64) {
+        // The last line, when `v` does not start on a line.
+        line(p.wrapping_add(bytes.saturating_sub(1)));
+    }
 }
 
 #[inline(always)]

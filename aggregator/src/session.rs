@@ -144,12 +144,17 @@ pub struct ViewSession {
     pub end: Option<(i64, EndReason)>,
 }
 
+/// The leading bytes of a session that a commit reads (lines 1 to 3, see above): what
+/// a prefetch asks for.
+pub const READ_BY_A_COMMIT: usize = 192;
+
 // The stage and the viewer it is compared with share the second line, and the id ends
 // within the third (see above).
 const _: () = assert!(
     std::mem::offset_of!(ViewSession, stage) >= 64
         && std::mem::offset_of!(ViewSession, viewer) + std::mem::size_of::<Id>() <= 128
-        && std::mem::offset_of!(ViewSession, session) + std::mem::size_of::<Id>() <= 192
+        && std::mem::offset_of!(ViewSession, session) + std::mem::size_of::<Id>()
+            <= READ_BY_A_COMMIT
 );
 
 impl ViewSession {

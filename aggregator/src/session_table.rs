@@ -77,6 +77,11 @@ impl SessionTable {
         self.table.retain(|s| keep(s));
     }
 
+    /// Empties the table, handing its sessions over.
+    pub fn take_all(&mut self) -> Vec<ViewSession> {
+        self.table.drain().collect()
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &ViewSession> {
         self.table.iter()
     }
@@ -89,7 +94,7 @@ impl SessionTable {
     #[inline]
     pub fn prefetch(&self, id: &Id) {
         if let Some(s) = self.table.find(self.hash(id), |_| true) {
-            crate::prefetch::session(s);
+            crate::prefetch::first_bytes(s, crate::session::READ_BY_A_COMMIT);
         }
     }
 }

@@ -277,16 +277,28 @@ impl TargetState {
         graves: &mut G,
         out: &mut ClosedWindows,
     ) {
-        if let Some(mut s) = self.sessions.remove(session) {
-            stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
-            env.sessions.release(1);
-            out.sessions.push(self.session_row(&s, env));
-            graves.bury(
-                &self.target,
-                session,
-                s.end.map_or(s.last_ts, |(end, _)| end),
-            );
+        if let Some(s) = self.sessions.remove(session) {
+            self.close_session(s, env, graves, out);
         }
+    }
+
+    /// Books what an ended session (out of the table) still holds, writes its row and
+    /// buries it.
+    fn close_session<G: Graves>(
+        &mut self,
+        mut s: ViewSession,
+        env: &mut Env,
+        graves: &mut G,
+        out: &mut ClosedWindows,
+    ) {
+        stage::release(&mut s.stage, &s.viewer, &mut self.minutes, &mut self.qoe);
+        env.sessions.release(1);
+        out.sessions.push(self.session_row(&s, env));
+        graves.bury(
+            &self.target,
+            &s.session,
+            s.end.map_or(s.last_ts, |(end, _)| end),
+        );
     }
 
     fn session_row(&self, s: &ViewSession, env: &Env) -> SessionRow {
@@ -408,12 +420,9 @@ impl TargetState {
         graves: &mut G,
         out: &mut ClosedWindows,
     ) {
-        let ids: Vec<Id> = self.sessions.values().map(|s| s.session.clone()).collect();
-        for id in ids {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.expire();
-            }
-            self.end_session(&id, env, graves, out);
+        for mut s in self.sessions.take_all() {
+            s.expire();
+            self.close_session(s, env, graves, out);
         }
     }
 }
