@@ -90,7 +90,14 @@ pub struct QoeWindow {
     /// Viewers per group of the concurrency sample being taken (scratch, kept zeroed
     /// between samples).
     #[serde(skip)]
-    viewers: Vec<i64>,
+    viewers: Vec<i32>,
+    /// Viewer ticks per group sampled in the minute starting at `sampled_minute` and not
+    /// yet added to its accumulators: added once, when its last tick end is sampled
+    /// (or before it closes, a dump or a snapshot), instead of at every tick end.
+    #[serde(default)]
+    sampled: Vec<i64>,
+    #[serde(default)]
+    sampled_minute: i64,
     /// Start of `minutes[0]`.
     base: i64,
     /// Open minutes, oldest first; each holds its accumulators indexed by group id
@@ -99,8 +106,9 @@ pub struct QoeWindow {
 }
 
 impl QoeWindow {
+    /// No open minute and no viewer tick waiting to be booked into one.
     pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty()
+        self.minutes.is_empty() && self.sampled.iter().all(|&n| n == 0)
     }
 
     /// The session's group id (interned on first use; the session caches it).
@@ -287,6 +295,7 @@ impl QoeWindow {
     }
 
     /// Counts one viewer of `group` for the concurrency sample being taken.
+    #[inline]
     pub fn count_viewer(&mut self, group: u32) {
         let g = group as usize;
         if self.viewers.len() <= g {
@@ -296,19 +305,42 @@ impl QoeWindow {
     }
 
     /// Books the viewers counted since the last sample as the sample at the tick end
-    /// `t` (into the minute holding `t − 1`): one booking per group, not per viewer.
+    /// `t`, in the minute holding `t − 1`: summed per group over the minute (a dense
+    /// vector of the target's groups) and added to the minute's accumulators when its
+    /// last tick end is sampled, so the accumulators are visited once a minute, not at
+    /// every tick end.
     pub fn sample(&mut self, t: i64) {
-        let Some(last) = self.viewers.iter().rposition(|&n| n > 0) else {
+        let minute = window_start(t - 1, MINUTE_MS);
+        if minute != self.sampled_minute {
+            self.book_sampled();
+            self.sampled_minute = minute;
+        }
+        if self.sampled.len() < self.viewers.len() {
+            self.sampled.resize(self.viewers.len(), 0);
+        }
+        for (sum, n) in self.sampled.iter_mut().zip(self.viewers.iter_mut()) {
+            *sum += i64::from(*n);
+            *n = 0;
+        }
+        if t == minute + MINUTE_MS {
+            self.book_sampled();
+        }
+    }
+
+    /// Adds the viewer ticks summed so far to their minute's accumulators.
+    fn book_sampled(&mut self) {
+        let Some(last) = self.sampled.iter().rposition(|&n| n != 0) else {
             return;
         };
         // Open the minute (sized for the highest group counted), then book every group
         // into it directly.
-        self.at(t - 1, last as u32);
-        let i = ((window_start(t - 1, MINUTE_MS) - self.base) / MINUTE_MS) as usize;
+        let minute = self.sampled_minute;
+        self.at(minute, last as u32);
+        let i = ((minute - self.base) / MINUTE_MS) as usize;
         let Some(accs) = self.minutes.get_mut(i) else {
             return;
         };
-        for (acc, n) in accs.iter_mut().zip(self.viewers.iter_mut()) {
+        for (acc, n) in accs.iter_mut().zip(self.sampled.iter_mut()) {
             acc.viewer_ticks += *n;
             *n = 0;
         }
@@ -316,12 +348,24 @@ impl QoeWindow {
 
     /// True when [`Self::close`] with `close_before` would close a minute.
     pub fn closes_any(&self, close_before: i64) -> bool {
-        !self.minutes.is_empty() && self.base + MINUTE_MS <= close_before
+        let first = if self.minutes.is_empty() {
+            // Nothing open but, maybe, viewer ticks still summed.
+            match self.sampled.iter().any(|&n| n != 0) {
+                true => self.sampled_minute,
+                false => return false,
+            }
+        } else {
+            self.base
+        };
+        first + MINUTE_MS <= close_before
     }
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.
     pub fn close(&mut self, close_before: i64, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
         self.rebuild();
+        if self.sampled_minute + MINUTE_MS <= close_before {
+            self.book_sampled();
+        }
         while !self.minutes.is_empty() && self.base + MINUTE_MS <= close_before {
             if let Some(groups) = self.minutes.pop_front() {
                 self.rows(self.base, &groups, row, out);
@@ -330,8 +374,10 @@ impl QoeWindow {
         }
     }
 
-    /// Rows of every open minute (provisional output).
-    pub fn dump(&self, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
+    /// Rows of every open minute (provisional output; viewer ticks summed so far are
+    /// added first).
+    pub fn dump(&mut self, row: &RowContext<'_>, out: &mut Vec<QoeMinuteRow>) {
+        self.book_sampled();
         for (i, groups) in self.minutes.iter().enumerate() {
             self.rows(self.base + i as i64 * MINUTE_MS, groups, row, out);
         }
@@ -445,6 +491,56 @@ mod tests {
         assert_eq!((rows[0].watch_ms, rows[0].views), (10_000, 1));
         assert_eq!((&*rows[1].device, &*rows[1].player), (OTHER, OTHER));
         assert!(w.is_empty());
+    }
+
+    /// Viewer ticks are summed over a minute and booked once: a window holding only
+    /// such sums is not empty, a dump and a snapshot in mid-minute keep them, and the
+    /// closed row has every tick end's viewers.
+    #[test]
+    fn viewer_ticks_summed_in_a_minute_are_shown_kept_and_closed() {
+        let mut w = QoeWindow::default();
+        let mut over = 0;
+        let g = w.group_of(&mut session(None), 5, &mut over);
+        for t in [65_000, 70_000] {
+            w.count_viewer(g);
+            w.count_viewer(g);
+            w.sample(t);
+        }
+        assert!(!w.is_empty(), "two samples are waiting to be booked");
+        assert!(!w.closes_any(119_999) && w.closes_any(120_000));
+        let node = Id::new_unchecked("n");
+        let (t, ch) = (Id::new_unchecked("st"), Id::new_unchecked("c"));
+        let ctx = RowContext {
+            node: &node,
+            kind: TargetKind::Stream,
+            target: &t,
+            channel: &ch,
+        };
+        let mut shown = Vec::new();
+        w.clone().dump(&ctx, &mut shown);
+        assert_eq!(
+            (shown.len(), shown[0].minute, shown[0].viewer_ticks),
+            (1, 60_000, 4)
+        );
+        let json = serde_json::to_string(&w).expect("json");
+        let mut back: QoeWindow = serde_json::from_str(&json).expect("back");
+        back.count_viewer(g);
+        back.sample(120_000); // the minute's last tick end: booked now
+        back.count_viewer(g);
+        back.sample(125_000); // the next minute
+        let mut rows = Vec::new();
+        back.close(120_000, &ctx, &mut rows);
+        assert_eq!(
+            (rows.len(), rows[0].minute, rows[0].viewer_ticks),
+            (1, 60_000, 5)
+        );
+        rows.clear();
+        back.close(i64::MAX, &ctx, &mut rows);
+        assert_eq!(
+            (rows.len(), rows[0].minute, rows[0].viewer_ticks),
+            (1, 120_000, 1)
+        );
+        assert!(back.is_empty());
     }
 
     #[test]
