@@ -113,7 +113,12 @@ pub struct QoeWindow {
 impl QoeWindow {
     /// No open minute and no viewer tick waiting to be booked into one.
     pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty() && self.sampled.iter().all(|&n| n == 0)
+        self.minutes.is_empty() && !self.summing()
+    }
+
+    /// Viewer ticks are summed and not booked yet.
+    fn summing(&self) -> bool {
+        self.sampled.iter().any(|&n| n != 0)
     }
 
     /// The session's group id (interned on first use; the session caches it).
@@ -353,16 +358,9 @@ impl QoeWindow {
 
     /// True when [`Self::close`] with `close_before` would close a minute.
     pub fn closes_any(&self, close_before: i64) -> bool {
-        let first = if self.minutes.is_empty() {
-            // Nothing open but, maybe, viewer ticks still summed.
-            match self.sampled.iter().any(|&n| n != 0) {
-                true => self.sampled_minute,
-                false => return false,
-            }
-        } else {
-            self.base
-        };
-        first + MINUTE_MS <= close_before
+        let closes = |minute: i64| minute + MINUTE_MS <= close_before;
+        (!self.minutes.is_empty() && closes(self.base))
+            || (self.summing() && closes(self.sampled_minute))
     }
 
     /// Removes the minutes ending at or before `close_before`, writing their rows.
@@ -447,6 +445,20 @@ mod tests {
         s
     }
 
+    /// Node, target and channel ids for a [`RowContext`] ([`ctx`]).
+    fn names() -> [Id; 3] {
+        ["n", "st", "c"].map(Id::new_unchecked)
+    }
+
+    fn ctx(names: &[Id; 3]) -> RowContext<'_> {
+        RowContext {
+            node: &names[0],
+            kind: TargetKind::Stream,
+            target: &names[1],
+            channel: &names[2],
+        }
+    }
+
     #[test]
     fn intervals_split_at_minutes_and_groups_are_bounded() {
         let mut w = QoeWindow::default();
@@ -474,14 +486,8 @@ mod tests {
         assert_eq!(over, 1);
         w.count_viewer(gc);
         w.sample(65_000);
-        let node = Id::new_unchecked("n");
-        let (t, ch) = (Id::new_unchecked("st"), Id::new_unchecked("c"));
-        let ctx = RowContext {
-            node: &node,
-            kind: TargetKind::Stream,
-            target: &t,
-            channel: &ch,
-        };
+        let names = names();
+        let ctx = ctx(&names);
         let mut rows = Vec::new();
         w.close(60_000, &ctx, &mut rows);
         assert_eq!(rows.len(), 2, "{rows:?}");
@@ -513,14 +519,8 @@ mod tests {
         }
         assert!(!w.is_empty(), "two samples are waiting to be booked");
         assert!(!w.closes_any(119_999) && w.closes_any(120_000));
-        let node = Id::new_unchecked("n");
-        let (t, ch) = (Id::new_unchecked("st"), Id::new_unchecked("c"));
-        let ctx = RowContext {
-            node: &node,
-            kind: TargetKind::Stream,
-            target: &t,
-            channel: &ch,
-        };
+        let names = names();
+        let ctx = ctx(&names);
         let mut shown = Vec::new();
         w.clone().dump(&ctx, &mut shown);
         assert_eq!(
